@@ -1,0 +1,70 @@
+# changelake — every target installs what it needs; only Python 3.11 and make are assumed.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION ?= 0.13.9
+# Use a uv already on PATH, else bootstrap one from PyPI into .tools/ (no curl|sh, no root).
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+PYTHON ?= python3
+export UV_PYTHON ?= 3.11
+export UV_PYTHON_DOWNLOADS ?= never
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) scripts/install_kclpy_nojars.py | $(UV)
+	$(UV) sync --all-packages --inexact --frozen
+	$(UV) run --no-sync python scripts/install_kclpy_nojars.py
+	@touch $@
+
+.PHONY: install
+install: .venv/.synced ## Install uv (if missing) and sync the workspace
+	@true
+
+.PHONY: demo
+demo: install ## Run the end-to-end demo on the embedded local stack (no Docker, no AWS)
+	$(UV) run --no-sync changelake demo
+
+.PHONY: test
+test: install ## Lint, type-check and run the whole test suite
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync mypy libs/changelake/src services/*/src cli/src
+	$(UV) run --no-sync python scripts/run_pytest.py
+
+.PHONY: unit
+unit: install ## Only the fast unit tests
+	$(UV) run --no-sync pytest -m unit -q
+
+.PHONY: lint
+lint: install ## ruff lint + format check + mypy
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync mypy libs/changelake/src services/*/src cli/src
+
+.PHONY: fmt
+fmt: install ## Format and auto-fix
+	$(UV) run --no-sync ruff format .
+	$(UV) run --no-sync ruff check --fix .
+
+.PHONY: up
+up: install ## Start the local stack (emulator + all services) on 127.0.0.1:4566
+	$(UV) run --no-sync changelake local up --port 4566
+
+.PHONY: bench
+bench: install ## Run every benchmark at full size and print the tables
+	$(UV) run --no-sync changelake bench all
+
+.PHONY: lock
+lock: | $(UV) ## Re-resolve uv.lock after a dependency change
+	$(UV) lock
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

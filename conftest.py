@@ -1,0 +1,65 @@
+"""Repository-wide pytest fixtures: safe AWS environment, a moto server over real HTTP, fixtures dir.
+
+Every test runs with fake credentials and no route to real AWS. Tests that need AWS use the
+``aws_endpoint`` fixture: a real moto server on a free loopback port, reached by real boto3
+clients through the standard ``AWS_ENDPOINT_URL`` variable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+
+# Never let a test reach real AWS or read a developer's profile.
+for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_var, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's fake credentials
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ["AWS_REGION"] = "us-east-1"
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The golden fixtures folder (tests/fixtures)."""
+    return ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 for the whole session; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point every boto3 client at the session's moto server, reset to an empty state."""
+    import urllib.request
+
+    urllib.request.urlopen(  # noqa: S310 - loopback moto admin API
+        urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10
+    ).read()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    yield moto_server

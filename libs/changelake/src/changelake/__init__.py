@@ -1,0 +1,8 @@
+"""changelake shared library: the contracts every service imports.
+
+Pure core (no AWS SDK): :mod:`wire`, :mod:`ddb_json`, :mod:`events`, :mod:`layout`,
+:mod:`timeutil`, :mod:`settings`, :mod:`ports`. Adapters (boto3 allowed): :mod:`aws`,
+:mod:`s3_store`. Test fakes: :mod:`changelake.testing`.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,35 @@
+"""Settings: environment variables with the one prefix ``CHANGELAKE_``, validated and frozen.
+
+AWS endpoints are *not* settings: every client honours the standard ``AWS_ENDPOINT_URL`` and
+``AWS_ENDPOINT_URL_<SERVICE>`` variables (boto3 reads them itself), so the same code runs
+against AWS and the local emulator.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CHANGELAKE_"
+
+
+class ChangelakeSettings(BaseSettings):
+    """Settings every service shares; services subclass and add their own fields."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
+    )
+
+    region: str = Field("us-east-1", description="AWS region of every resource")
+    table_name: str = Field("persons", description="DynamoDB table whose changes are captured")
+    stream_name: str = Field("changelake-persons", description="Kinesis stream of the changes")
+    lake_bucket: str = Field("changelake-lake", description="S3 bucket of the lake")
+    database: str = Field("changelake", description="Glue database of the lake's tables")
+    catalog_queue: str = Field(
+        "changelake-catalog", description="SQS queue fed by the lake's ObjectCreated events"
+    )
+    firehose_name: str = Field(
+        "changelake-raw", description="Firehose delivery stream writing the raw prefix"
+    )
+    log_level: str = Field("INFO", description="Log level (stderr, JSON lines)")
+    metrics: str = Field("log", description="Metrics sink: 'log' or 'emf' (CloudWatch EMF)")

@@ -1,0 +1,1 @@
+"""Test helpers shipped with the package: in-memory fakes and record builders."""

@@ -1,0 +1,66 @@
+"""The Kinesis-for-DynamoDB record exactly as AWS emits it (see shared/AWS_BEHAVIOUR.md).
+
+Field names are AWS's own. Images stay DynamoDB JSON here (``dict[str, Any]``): the strict
+codec in :mod:`changelake.ddb_json` validates them once, column-wise, further in; validating
+whole images with pydantic per record would double the cost of the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EventName = Literal["INSERT", "MODIFY", "REMOVE"]
+Precision = Literal["MILLISECOND", "MICROSECOND"]
+
+TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow", strict=False)
+
+
+class UserIdentity(_Wire):
+    """Who made the change; ``Service``/``dynamodb.amazonaws.com`` marks a TTL delete."""
+
+    type: str
+    principalId: str  # noqa: N815 - AWS field name
+
+
+class StreamPayload(_Wire):
+    """The ``dynamodb`` member of the record."""
+
+    ApproximateCreationDateTime: int = Field(ge=0)  # noqa: N815
+    ApproximateCreationDateTimePrecision: Precision | None = None  # noqa: N815
+    Keys: dict[str, Any]  # noqa: N815
+    NewImage: dict[str, Any] | None = None  # noqa: N815
+    OldImage: dict[str, Any] | None = None  # noqa: N815
+    SizeBytes: int = Field(ge=0)  # noqa: N815
+
+
+class KinesisDynamoRecord(_Wire):
+    """One DynamoDB change as put on the Kinesis stream by the streaming destination.
+
+    Has no ``SequenceNumber``, ``StreamViewType`` or ``eventVersion`` (DynamoDB *Streams*
+    fields); the Kinesis sequence number lives on the Kinesis record around it.
+    """
+
+    awsRegion: str  # noqa: N815
+    eventID: str = Field(min_length=1)  # noqa: N815
+    eventName: EventName  # noqa: N815
+    userIdentity: UserIdentity | None = None  # noqa: N815
+    recordFormat: str = "application/json"  # noqa: N815
+    tableName: str = Field(min_length=1)  # noqa: N815
+    eventSource: Literal["aws:dynamodb"] = "aws:dynamodb"  # noqa: N815
+    dynamodb: StreamPayload
+
+    @property
+    def is_ttl_delete(self) -> bool:
+        """True for a REMOVE made by DynamoDB's TTL process."""
+        return (
+            self.eventName == "REMOVE"
+            and self.userIdentity is not None
+            and self.userIdentity.type == "Service"
+            and self.userIdentity.principalId == TTL_PRINCIPAL
+        )
