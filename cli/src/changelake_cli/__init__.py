@@ -1,0 +1,1 @@
+"""The ``changelake`` command: demo, local stack, produce, consumer, catalog, query, bench."""

@@ -1,0 +1,30 @@
+"""Entry point of the ``changelake`` command; each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from changelake_cli import (
+    bench_cmd,
+    catalog_cmd,
+    consumer_cmd,
+    demo_cmd,
+    local_cmd,
+    produce_cmd,
+    query_cmd,
+)
+
+app = typer.Typer(
+    name="changelake",
+    help="Every DynamoDB change, queryable with plain SQL (Athena on AWS, DuckDB locally).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in (demo_cmd, local_cmd, produce_cmd, consumer_cmd, catalog_cmd, query_cmd, bench_cmd):
+    _module.register(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,28 @@
+"""The background services the embedded local stack runs, and the factories that build them.
+
+Every service the stack runs implements :class:`BackgroundService`. ``local up`` and ``demo``
+start them in this order after the emulator has bootstrapped the resources, and stop them in
+reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+
+class BackgroundService(Protocol):
+    """A service running in background threads of the local-stack process."""
+
+    name: str
+
+    def start(self) -> None:
+        """Start work in background threads; return at once."""
+        ...
+
+    def stop(self) -> None:
+        """Stop, flush what must be flushed, join threads; idempotent."""
+        ...
+
+
+ServiceFactory = Callable[[], BackgroundService]

@@ -1,0 +1,1 @@
+"""changelake emulator service."""

@@ -1,0 +1,1 @@
+"""changelake producer service."""

@@ -1,0 +1,1 @@
+"""changelake transform service."""
