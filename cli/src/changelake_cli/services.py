@@ -26,3 +26,16 @@ class BackgroundService(Protocol):
 
 
 ServiceFactory = Callable[[], BackgroundService]
+
+
+def default_factories() -> list[ServiceFactory]:
+    """Factories of the services ``local up`` runs after the emulator, in start order.
+
+    Each service package exposes one factory returning a :class:`BackgroundService` built from
+    its own settings (environment, prefix ``CHANGELAKE_``); the emulator's integrations are
+    started by the emulator itself. Imports are lazy so a broken service names itself.
+    """
+    factories: list[ServiceFactory] = []
+    # consumer (issue 4): changelake_consumer.local_runner.local_service
+    # catalog (issue 5): changelake_catalog.service.local_service
+    return factories
