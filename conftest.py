@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent
 for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
     os.environ.pop(_var, None)
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's fake credentials
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["AWS_REGION"] = "us-east-1"
 os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -58,7 +58,7 @@ def aws_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """Point every boto3 client at the session's moto server, reset to an empty state."""
     import urllib.request
 
-    urllib.request.urlopen(  # noqa: S310 - loopback moto admin API
+    urllib.request.urlopen(
         urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10
     ).read()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)

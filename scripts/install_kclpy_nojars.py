@@ -36,14 +36,14 @@ def _sdist_bytes() -> bytes:
         data = CACHE.read_bytes()
         if hashlib.sha256(data).hexdigest() == SHA256:
             return data
-    with urllib.request.urlopen(INDEX, timeout=60) as resp:  # noqa: S310 - fixed https index
+    with urllib.request.urlopen(INDEX, timeout=60) as resp:
         page = resp.read().decode()
     name = f"amazon_kclpy-{VERSION}.tar.gz"
     links = [u for u in re.findall(r'href="([^"]+)"', page) if name in u]
     if not links:
         raise SystemExit(f"{name} not found on {INDEX}")
     url = links[0].split("#", 1)[0]
-    with urllib.request.urlopen(url, timeout=120) as resp:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=120) as resp:
         data = resp.read()
     digest = hashlib.sha256(data).hexdigest()
     if digest != SHA256:
