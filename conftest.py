@@ -1,4 +1,4 @@
-"""Repository-wide pytest fixtures: safe AWS environment, a moto server over real HTTP, fixtures dir.
+"""Repository-wide pytest fixtures: safe AWS env, a moto server over real HTTP, fixtures dir.
 
 Every test runs with fake credentials and no route to real AWS. Tests that need AWS use the
 ``aws_endpoint`` fixture: a real moto server on a free loopback port, reached by real boto3
@@ -54,7 +54,7 @@ def moto_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def aws_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point every boto3 client at the session's moto server, reset to an empty state."""
     import urllib.request
 
@@ -62,4 +62,4 @@ def aws_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10
     ).read()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    yield moto_server
+    return moto_server
