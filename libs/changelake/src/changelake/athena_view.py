@@ -46,7 +46,7 @@ def encode_presto_view(view: ViewDefinition) -> str:
 
 
 def decode_presto_view(original_text: str) -> ViewDefinition:
-    """Parse ``ViewOriginalText`` back into a :class:`ViewDefinition` (``ValueError`` if not one)."""
+    """Parse ``ViewOriginalText`` into a :class:`ViewDefinition` (``ValueError`` if not one)."""
     match = _PREFIX_RE.match(original_text.strip())
     if not match:
         raise ValueError("not an Athena (Presto) view definition")

@@ -37,7 +37,10 @@ from typing import Any
 
 import orjson
 
-# DynamoDB numbers: up to 38 significant digits, exponent range -130..+125.
+# DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 .. 9.99…E+125 (and zero).
+# The context mirrors boto3's; parsing itself is exact and checks the limits explicitly, because
+# the context would also reject exact values DynamoDB accepts (e.g. 38 digits near 1E-130, or
+# a 39+ character integer whose extra digits are trailing zeros).
 DDB_CONTEXT = decimal.Context(
     prec=38,
     rounding=decimal.ROUND_HALF_EVEN,
@@ -46,8 +49,21 @@ DDB_CONTEXT = decimal.Context(
     traps=[decimal.Clamped, decimal.Overflow, decimal.Inexact, decimal.Rounded, decimal.Underflow],
 )
 
-# A DynamoDB number as it appears on the wire: optional sign, digits, fraction, exponent.
-_NUMBER_RE = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+MAX_DIGITS = 38
+MIN_ADJUSTED_EXPONENT = -130
+MAX_ADJUSTED_EXPONENT = 125
+# Longest N text accepted: 38 digits plus generous room for sign, point, zeros and exponent.
+_MAX_NUMBER_TEXT = 400
+# DynamoDB documents 32 levels of nesting; allow twice that so an off-by-one in how levels
+# are counted can never reject a real item.
+MAX_DEPTH = 64
+
+# A DynamoDB number as it appears on the wire: optional '-', ASCII digits with an optional
+# fraction, optional exponent. DynamoDB itself emits normalized numbers ("12", "-0.5"); the
+# looser forms '5.', '.5' and '1e5' are still accepted because clients may write them and an
+# exact value is never at risk; a leading '+', whitespace, '_' and non-ASCII digits are not
+# (Python's Decimal would silently take all of those).
+_NUMBER_RE = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
 TYPE_KEYS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 
@@ -68,12 +84,27 @@ def parse_number(text: object, path: str = "$") -> Decimal:
     """Parse a DynamoDB ``N`` string exactly; reject NaN, Infinity, junk and >38 digits."""
     if not isinstance(text, str):
         raise DdbJsonError(path, f"N must be a string, got {type(text).__name__}")
-    if not _NUMBER_RE.match(text):
+    if len(text) > _MAX_NUMBER_TEXT or not _NUMBER_RE.match(text):
         raise DdbJsonError(path, f"malformed number {text[:40]!r}")
     try:
-        value = DDB_CONTEXT.create_decimal(text)
-    except decimal.DecimalException as exc:
+        value = Decimal(text)  # exact: construction from a string never rounds
+    except (decimal.DecimalException, ValueError, OverflowError) as exc:
         raise DdbJsonError(path, f"number {text[:40]!r} out of DynamoDB range: {exc!r}") from exc
+    if value.is_zero():
+        return value
+    digits = "".join(map(str, value.as_tuple().digits)).strip("0")
+    if len(digits) > MAX_DIGITS:
+        raise DdbJsonError(
+            path,
+            f"number {text[:40]!r} out of DynamoDB range: {len(digits)} significant digits"
+            f" (max {MAX_DIGITS})",
+        )
+    if not MIN_ADJUSTED_EXPONENT <= value.adjusted() <= MAX_ADJUSTED_EXPONENT:
+        raise DdbJsonError(
+            path,
+            f"number {text[:40]!r} out of DynamoDB range: magnitude must be within"
+            f" 1E{MIN_ADJUSTED_EXPONENT} .. 9.99…E+{MAX_ADJUSTED_EXPONENT}",
+        )
     return value
 
 
@@ -88,6 +119,14 @@ def _b64(text: object, path: str) -> bytes:
 
 def deserialize_value(av: object, path: str = "$") -> Value:
     """Decode one DynamoDB-JSON attribute value; raise :class:`DdbJsonError` on any defect."""
+    return _decode(av, path, 0)
+
+
+def _decode(av: object, path: str, depth: int) -> Value:
+    if depth > MAX_DEPTH:
+        # DynamoDB nests at most 32 levels; the bound also keeps hostile input from
+        # exhausting the interpreter's recursion limit (a RecursionError is not a value).
+        raise DdbJsonError(path, f"nested deeper than {MAX_DEPTH} levels")
     if not isinstance(av, dict):
         raise DdbJsonError(path, f"attribute value must be an object, got {type(av).__name__}")
     if len(av) != 1:
@@ -113,13 +152,11 @@ def deserialize_value(av: object, path: str = "$") -> Value:
     if tag == "M":
         if not isinstance(raw, dict):
             raise DdbJsonError(path, f"M must be an object, got {type(raw).__name__}")
-        return {
-            _check_name(k, path): deserialize_value(v, f"{path}.{k}") for k, v in raw.items()
-        }
+        return {_check_name(k, path): _decode(v, f"{path}.{k}", depth + 1) for k, v in raw.items()}
     if tag == "L":
         if not isinstance(raw, list):
             raise DdbJsonError(path, f"L must be an array, got {type(raw).__name__}")
-        return [deserialize_value(v, f"{path}[{i}]") for i, v in enumerate(raw)]
+        return [_decode(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(raw)]
     if tag == "B":
         return _b64(raw, path)
     if tag in ("SS", "NS", "BS"):
@@ -155,11 +192,24 @@ def _deserialize_set(tag: str, raw: object, path: str) -> set[Any]:
     return members
 
 
+def _check_top_level_name(name: object, path: str) -> str:
+    # DynamoDB requires attribute names of at least one character. Keys of nested maps are
+    # left alone: DynamoDB's rule there is not documented as clearly, and rejecting a record
+    # DynamoDB itself emitted would quarantine a real change (see docs/adr/0002).
+    name = _check_name(name, path)
+    if not name:
+        raise DdbJsonError(path, "empty attribute name")
+    return name
+
+
 def deserialize_image(image: object, path: str = "$") -> dict[str, Value]:
-    """Decode an item image (a map of attribute name → attribute value)."""
+    """Decode an item image (a map of attribute name → attribute value); names must be non-empty."""
     if not isinstance(image, dict):
         raise DdbJsonError(path, f"image must be an object, got {type(image).__name__}")
-    return {_check_name(k, path): deserialize_value(v, f"{path}.{k}") for k, v in image.items()}
+    return {
+        _check_top_level_name(k, path): deserialize_value(v, f"{path}.{k}")
+        for k, v in image.items()
+    }
 
 
 def _format_number(value: Decimal) -> str:
@@ -206,8 +256,10 @@ def _serialize_set(value: set[Any] | frozenset[Any], path: str) -> dict[str, Any
 
 
 def serialize_image(item: Mapping[str, Value]) -> dict[str, dict[str, Any]]:
-    """Encode a whole item as a DynamoDB-JSON image."""
-    return {str(k): serialize_value(v, f"$.{k}") for k, v in item.items()}
+    """Encode a whole item as a DynamoDB-JSON image (attribute names must be non-empty)."""
+    return {
+        _check_top_level_name(str(k), "$"): serialize_value(v, f"$.{k}") for k, v in item.items()
+    }
 
 
 class _RawNumber(str):

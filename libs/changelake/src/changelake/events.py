@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -98,7 +99,9 @@ def decode_record(
 
     Strict: the envelope must match :class:`~changelake.wire.KinesisDynamoRecord`, every image
     value must be valid DynamoDB JSON, INSERT must have a NewImage and no OldImage, REMOVE an
-    OldImage and no NewImage, MODIFY both, and the keys must be present in the image.
+    OldImage and no NewImage, MODIFY both; ``Keys`` must hold one or two non-empty S, N or B
+    values, and a key attribute that also appears in the image must have the same value there.
+    Never raises for bad data (any ``ValueError`` from the data becomes a failure value).
     """
     try:
         payload = orjson.loads(raw)
@@ -109,7 +112,9 @@ def decode_record(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "$"
-        return DecodeFailure(f"not a Kinesis-for-DynamoDB record: {where}: {first['msg']}", raw, position)
+        return DecodeFailure(
+            f"not a Kinesis-for-DynamoDB record: {where}: {first['msg']}", raw, position
+        )
     if expected_table is not None and record.tableName != expected_table:
         return DecodeFailure(
             f"record of table {record.tableName!r} on the stream of {expected_table!r}",
@@ -145,8 +150,9 @@ def _event_from_record(
         )
     except ValueError as exc:  # DdbJsonError is a ValueError
         return DecodeFailure(str(exc), raw, position, record.tableName)
-    if not keys:
-        return DecodeFailure("$.dynamodb.Keys: no key attributes", raw, position, record.tableName)
+    key_error = _keys_error(keys)
+    if key_error:
+        return DecodeFailure(key_error, raw, position, record.tableName)
     image = new if new is not None else old
     assert image is not None
     for k, v in keys.items():
@@ -169,6 +175,23 @@ def _event_from_record(
         size_bytes=ddb.SizeBytes,
         position=position,
     )
+
+
+def _keys_error(keys: dict[str, Any]) -> str | None:
+    # A DynamoDB primary key is a partition key and an optional sort key, each a non-empty
+    # scalar S, N or B (DynamoDB rejects empty key values): anything else is not a real record.
+    if not keys:
+        return "$.dynamodb.Keys: no key attributes"
+    if len(keys) > 2:
+        return f"$.dynamodb.Keys: {len(keys)} key attributes (a DynamoDB key has 1 or 2)"
+    for name, value in keys.items():
+        if isinstance(value, Decimal):
+            continue
+        if not isinstance(value, str | bytes):
+            return f"$.dynamodb.Keys.{name}: key attribute must be S, N or B"
+        if not value:
+            return f"$.dynamodb.Keys.{name}: key attribute must not be empty"
+    return None
 
 
 def _shape_error(name: EventName, has_new: bool, has_old: bool) -> str | None:

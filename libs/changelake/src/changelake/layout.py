@@ -116,9 +116,7 @@ def parse_change_object_key(key: str) -> ChangeObject | None:
     match = _CHANGE_KEY_RE.match(key)
     if not match:
         return None
-    return ChangeObject(
-        match["table"], Partition(match["dt"], match["hour"]), match["name"]
-    )
+    return ChangeObject(match["table"], Partition(match["dt"], match["hour"]), match["name"])
 
 
 def raw_prefix(table: str) -> str:
@@ -151,7 +149,7 @@ def errors_prefix(source: str, table: str | None = None) -> str:
     return f"{ERRORS}/{source}/" + (f"{check_table_name(table)}/" if table else "_unknown/")
 
 
-def error_object_key(
+def error_object_key(  # noqa: PLR0917 - public signature used positionally by services
     source: str,
     table: str | None,
     partition: Partition,

@@ -17,9 +17,7 @@ class ObjectStore(Protocol):
     Putting the same key again replaces the object (this is what makes replays idempotent).
     """
 
-    def put(
-        self, key: str, data: bytes, content_type: str = "application/octet-stream"
-    ) -> None:
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Store ``data`` under ``key`` durably, or raise."""
         ...
 

@@ -33,7 +33,9 @@ class S3ObjectStore:
                 resp = self._s3.get_object(Bucket=self.bucket, Key=key)
             else:
                 start, end = byte_range
-                resp = self._s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}")
+                resp = self._s3.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}"
+                )
         except self._s3.exceptions.NoSuchKey as exc:
             raise KeyError(key) from exc
         return resp["Body"].read()

@@ -11,6 +11,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS_MIN = 10**12
 _US_MIN = 10**15
 _S_MIN = 10**9
+# The last µs a datetime can hold (9999-12-31T23:59:59.999999Z): anything later would make
+# every downstream datetime/partition computation overflow, so it is rejected here as data.
+_US_MAX = 253_402_300_799_999_999
 
 
 def normalize_epoch_us(value: int, precision: str | None = None) -> int:
@@ -23,18 +26,22 @@ def normalize_epoch_us(value: int, precision: str | None = None) -> int:
     if value < 0:
         raise ValueError(f"negative timestamp {value}")
     if precision == "MICROSECOND":
-        return value
-    if precision == "MILLISECOND":
-        return value * 1000
-    if precision is not None:
+        us = value
+    elif precision == "MILLISECOND":
+        us = value * 1000
+    elif precision is not None:
         raise ValueError(f"unknown ApproximateCreationDateTimePrecision {precision!r}")
-    if value >= _US_MIN:
-        return value
-    if value >= _MS_MIN:
-        return value * 1000
-    if value >= _S_MIN:
-        return value * 1_000_000
-    raise ValueError(f"timestamp {value} is not a plausible epoch value")
+    elif value >= _US_MIN:
+        us = value
+    elif value >= _MS_MIN:
+        us = value * 1000
+    elif value >= _S_MIN:
+        us = value * 1_000_000
+    else:
+        raise ValueError(f"timestamp {value} is not a plausible epoch value")
+    if us > _US_MAX:
+        raise ValueError(f"timestamp {value} is beyond year 9999")
+    return us
 
 
 def us_to_datetime(us: int) -> datetime:

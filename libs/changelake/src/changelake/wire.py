@@ -31,12 +31,13 @@ class UserIdentity(_Wire):
 class StreamPayload(_Wire):
     """The ``dynamodb`` member of the record."""
 
-    ApproximateCreationDateTime: int = Field(ge=0)  # noqa: N815
-    ApproximateCreationDateTimePrecision: Precision | None = None  # noqa: N815
-    Keys: dict[str, Any]  # noqa: N815
-    NewImage: dict[str, Any] | None = None  # noqa: N815
-    OldImage: dict[str, Any] | None = None  # noqa: N815
-    SizeBytes: int = Field(ge=0)  # noqa: N815
+    # Strict ints: a quoted or boolean timestamp is not what AWS emits, so it is not coerced.
+    ApproximateCreationDateTime: int = Field(ge=0, strict=True)
+    ApproximateCreationDateTimePrecision: Precision | None = None
+    Keys: dict[str, Any]
+    NewImage: dict[str, Any] | None = None
+    OldImage: dict[str, Any] | None = None
+    SizeBytes: int = Field(ge=0, strict=True)
 
 
 class KinesisDynamoRecord(_Wire):
@@ -50,7 +51,7 @@ class KinesisDynamoRecord(_Wire):
     eventID: str = Field(min_length=1)  # noqa: N815
     eventName: EventName  # noqa: N815
     userIdentity: UserIdentity | None = None  # noqa: N815
-    recordFormat: str = "application/json"  # noqa: N815
+    recordFormat: Literal["application/json"] = "application/json"  # noqa: N815
     tableName: str = Field(min_length=1)  # noqa: N815
     eventSource: Literal["aws:dynamodb"] = "aws:dynamodb"  # noqa: N815
     dynamodb: StreamPayload

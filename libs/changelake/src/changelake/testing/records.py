@@ -25,10 +25,7 @@ def kinesis_dynamodb_record(
     ttl_delete: bool = False,
 ) -> dict[str, Any]:
     """One record dict exactly as the streaming destination emits it (images from plain values)."""
-    if precision == "MICROSECOND":
-        stamp = event_time_us
-    else:
-        stamp = event_time_us // 1000
+    stamp = event_time_us if precision == "MICROSECOND" else event_time_us // 1000
     payload: dict[str, Any] = {
         "ApproximateCreationDateTime": stamp,
         "Keys": ddb_json.serialize_image(keys),
