@@ -1,0 +1,72 @@
+"""Table columns and the additive merge rule (schema evolution). Pure.
+
+Rules (ADR 0008): a column, once cataloged, keeps its name and type for ever; a new column is
+appended; a column is never dropped; names compare case-insensitively (Glue and Athena fold
+case) and the first spelling wins; the partition keys ``dt``/``hour`` are never data columns.
+When an object brings a column whose type differs from the table's, the table keeps its type
+(never narrowed, never flipped) and the conflict is reported, not raised: drift must not stop
+the pipeline, and the consumer's type policy already routes drifted values to companion
+columns (``<name>__s``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+from changelake.glue_schema import glue_type
+from changelake.layout import PARTITION_KEYS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A Glue column: name and Glue/Hive type name."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """The merged column list, the columns it added, and type conflicts left as they were."""
+
+    columns: tuple[Column, ...]
+    added: tuple[Column, ...]
+    conflicts: tuple[tuple[Column, Column], ...]
+
+
+def columns_of(schema: pa.Schema) -> tuple[Column, ...]:
+    """Glue columns of a Parquet file's Arrow schema (uncatalogable types are left out)."""
+    out: list[Column] = []
+    for field in schema:
+        if field.name.lower() in PARTITION_KEYS:
+            continue
+        hive = glue_type(field.type)
+        if hive is None:
+            log.debug(
+                "column not cataloged", extra={"column": field.name, "arrow": str(field.type)}
+            )
+            continue
+        out.append(Column(field.name, hive))
+    return tuple(out)
+
+
+def merge_columns(existing: Sequence[Column], incoming: Iterable[Column]) -> MergeResult:
+    """Existing columns in their order, then new incoming ones in arrival order (additive)."""
+    merged = list(existing)
+    by_name = {c.name.lower(): c for c in merged}
+    added: list[Column] = []
+    conflicts: list[tuple[Column, Column]] = []
+    for column in incoming:
+        known = by_name.get(column.name.lower())
+        if known is None:
+            merged.append(column)
+            added.append(column)
+            by_name[column.name.lower()] = column
+        elif known.type.replace(" ", "").lower() != column.type.replace(" ", "").lower():
+            conflicts.append((known, column))
+    return MergeResult(tuple(merged), tuple(added), tuple(conflicts))

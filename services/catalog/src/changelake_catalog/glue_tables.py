@@ -1,0 +1,207 @@
+"""Glue ``TableInput``/``PartitionInput`` documents for the lake's tables. Pure (no SDK calls).
+
+* ``<table>_changes``: Parquet under ``changes/<table>/``, partition keys ``dt``, ``hour``
+  (strings), registered partitions (no projection: every engine sees the same partitions).
+* ``<table>_raw``: Firehose's JSON lines under ``raw/<table>/``, partition projection on
+  ``dt`` (date ``yyyy-MM-dd``) and ``hour`` (integer 0-23, two digits) with a
+  ``storage.location.template``, so Athena can query it without any partition registration.
+* ``<table>_current``: an Athena view (``VIRTUAL_VIEW``, Presto view text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from changelake.athena_view import EXPANDED_TEXT, encode_presto_view
+from changelake.layout import (
+    PARTITION_KEYS,
+    Partition,
+    changes_partition_prefix,
+    changes_prefix,
+    changes_table_name,
+    current_view_name,
+    raw_prefix,
+    raw_table_name,
+)
+
+from changelake_catalog.columns import Column
+from changelake_catalog.views import RANK_COLUMN, current_view_definition
+
+PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
+TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
+RAW_PROJECTION_START = "2020-01-01"
+SOURCE_PARAMETER = "changelake.source_table"
+
+# Glue returns these with a table; TableInput must not carry them.
+_READ_ONLY = {
+    "DatabaseName",
+    "CreateTime",
+    "UpdateTime",
+    "CreatedBy",
+    "IsRegisteredWithLakeFormation",
+    "CatalogId",
+    "VersionId",
+    "FederatedTable",
+    "IsMultiDialectView",
+    "Status",
+    "LastAccessTime",
+    "LastAnalyzedTime",
+    "IsMaterializedView",
+}
+
+# The Kinesis-for-DynamoDB record as the OpenX JSON SerDe reads it (names case-folded);
+# nested DynamoDB-JSON objects are declared string and read back as JSON text.
+RAW_COLUMNS: tuple[Column, ...] = (
+    Column("awsregion", "string"),
+    Column("eventid", "string"),
+    Column("eventname", "string"),
+    Column("useridentity", "struct<type:string,principalid:string>"),
+    Column("recordformat", "string"),
+    Column("tablename", "string"),
+    Column("eventsource", "string"),
+    Column(
+        "dynamodb",
+        "struct<approximatecreationdatetime:bigint,approximatecreationdatetimeprecision:string,"
+        "keys:string,newimage:string,oldimage:string,sizebytes:bigint>",
+    ),
+)
+
+
+def glue_columns(columns: Sequence[Column]) -> list[dict[str, str]]:
+    """Glue ``Columns`` entries."""
+    return [{"Name": c.name, "Type": c.type} for c in columns]
+
+
+def columns_from_glue(entries: Sequence[Mapping[str, Any]]) -> tuple[Column, ...]:
+    """Columns back from a Glue ``StorageDescriptor``."""
+    return tuple(Column(str(e["Name"]), str(e["Type"])) for e in entries)
+
+
+def _partition_keys() -> list[dict[str, str]]:
+    return [{"Name": k, "Type": "string"} for k in PARTITION_KEYS]
+
+
+def s3_url(bucket: str, key: str) -> str:
+    """``s3://bucket/key``."""
+    return f"s3://{bucket}/{key}"
+
+
+def _parquet_descriptor(location: str, columns: Sequence[Column]) -> dict[str, Any]:
+    return {
+        "Columns": glue_columns(columns),
+        "Location": location,
+        "InputFormat": PARQUET_INPUT,
+        "OutputFormat": PARQUET_OUTPUT,
+        "Compressed": False,
+        "SerdeInfo": {
+            "SerializationLibrary": PARQUET_SERDE,
+            "Parameters": {"serialization.format": "1"},
+        },
+        "StoredAsSubDirectories": False,
+    }
+
+
+def changes_table_input(table: str, bucket: str, columns: Sequence[Column]) -> dict[str, Any]:
+    """``TableInput`` of ``<table>_changes``."""
+    return {
+        "Name": changes_table_name(table),
+        "Description": f"Every change of DynamoDB table {table} (changelake)",
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {
+            "classification": "parquet",
+            "EXTERNAL": "TRUE",
+            "typeOfData": "file",
+            SOURCE_PARAMETER: table,
+        },
+        "PartitionKeys": _partition_keys(),
+        "StorageDescriptor": _parquet_descriptor(s3_url(bucket, changes_prefix(table)), columns),
+    }
+
+
+def with_columns(table_input: Mapping[str, Any], columns: Sequence[Column]) -> dict[str, Any]:
+    """A copy of a ``TableInput`` with its storage descriptor's columns replaced."""
+    new = dict(table_input)
+    new["StorageDescriptor"] = {
+        **table_input["StorageDescriptor"],
+        "Columns": glue_columns(columns),
+    }
+    return new
+
+
+def table_input_from(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``TableInput`` that recreates a table returned by ``GetTable`` (read-only fields out)."""
+    return {k: v for k, v in table.items() if k not in _READ_ONLY}
+
+
+def partition_input(
+    table: str, bucket: str, partition: Partition, columns: Sequence[Column]
+) -> dict[str, Any]:
+    """``PartitionInput`` of one (dt, hour) partition, with exactly the table's columns."""
+    location = s3_url(bucket, changes_partition_prefix(table, partition))
+    return {
+        "Values": partition.values,
+        "StorageDescriptor": _parquet_descriptor(location, columns),
+        "Parameters": {"classification": "parquet"},
+    }
+
+
+def raw_table_input(table: str, bucket: str) -> dict[str, Any]:
+    """``TableInput`` of ``<table>_raw`` with partition projection on dt/hour."""
+    location = s3_url(bucket, raw_prefix(table))
+    return {
+        "Name": raw_table_name(table),
+        "Description": f"Original Kinesis records of DynamoDB table {table} (Firehose, JSON lines)",
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {
+            "classification": "json",
+            "EXTERNAL": "TRUE",
+            SOURCE_PARAMETER: table,
+            "projection.enabled": "true",
+            "projection.dt.type": "date",
+            "projection.dt.format": "yyyy-MM-dd",
+            "projection.dt.range": f"{RAW_PROJECTION_START},NOW",
+            "projection.dt.interval": "1",
+            "projection.dt.interval.unit": "DAYS",
+            "projection.hour.type": "integer",
+            "projection.hour.range": "0,23",
+            "projection.hour.digits": "2",
+            "storage.location.template": location + "dt=${dt}/hour=${hour}/",
+        },
+        "PartitionKeys": _partition_keys(),
+        "StorageDescriptor": {
+            "Columns": glue_columns(RAW_COLUMNS),
+            "Location": location,
+            "InputFormat": TEXT_INPUT,
+            "OutputFormat": TEXT_OUTPUT,
+            "Compressed": False,
+            "SerdeInfo": {
+                "SerializationLibrary": JSON_SERDE,
+                "Parameters": {"ignore.malformed.json": "true", "case.insensitive": "true"},
+            },
+            "StoredAsSubDirectories": False,
+        },
+    }
+
+
+def view_table_input(table: str, columns: Sequence[Column], database: str) -> dict[str, Any]:
+    """``TableInput`` of the ``<table>_current`` view in Athena's (Presto) view format."""
+    view = current_view_definition(table, columns, database)
+    return {
+        "Name": current_view_name(table),
+        "Description": f"Latest live image of each item of DynamoDB table {table} (changelake)",
+        "TableType": "VIRTUAL_VIEW",
+        "Parameters": {"presto_view": "true", "comment": "Presto View", SOURCE_PARAMETER: table},
+        "PartitionKeys": [],
+        "StorageDescriptor": {
+            "Columns": glue_columns([c for c in columns if c.name != RANK_COLUMN]),
+            "Location": "",
+            "SerdeInfo": {},
+        },
+        "ViewOriginalText": encode_presto_view(view),
+        "ViewExpandedText": EXPANDED_TEXT,
+    }

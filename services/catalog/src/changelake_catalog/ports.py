@@ -1,0 +1,94 @@
+"""Ports of the catalog service: the queue it drains and the catalog it maintains."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from changelake.layout import Partition
+
+from changelake_catalog.columns import Column
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMessage:
+    """One received message: id, receipt handle, body, and how often it was received."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int = 1
+
+
+class MessageQueue(Protocol):
+    """An at-least-once queue with a visibility timeout and a dead-letter redrive policy.
+
+    A received message stays invisible for the visibility timeout; ``delete`` acknowledges it
+    (call it only after its work succeeded); an undeleted message comes back, and after the
+    queue's ``maxReceiveCount`` receives the queue moves it to its dead-letter queue.
+    """
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[QueueMessage]:
+        """Long-poll up to ``max_messages`` messages (returns at once when some are there)."""
+        ...
+
+    def delete(self, messages: Sequence[QueueMessage]) -> None:
+        """Acknowledge messages whose work is done."""
+        ...
+
+    def retry_later(self, messages: Sequence[QueueMessage], delay_seconds: int) -> None:
+        """Make failed messages visible again after ``delay_seconds`` (their next attempt)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TableState:
+    """The ``<table>_changes`` columns after a merge: created? which columns were added?"""
+
+    columns: tuple[Column, ...]
+    created: bool
+    added: tuple[Column, ...] = ()
+    conflicts: tuple[tuple[Column, Column], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionResult:
+    """Partitions registered by a call, and those that already existed (both success)."""
+
+    added: int
+    existing: int
+    calls: int
+
+
+class CatalogRegistry(Protocol):
+    """The lake's catalog (Glue): tables, columns, partitions and the current-state view.
+
+    Every method is idempotent and safe against concurrent workers: table changes use
+    optimistic concurrency (re-read and retry on a version conflict), columns only grow.
+    Methods take the *DynamoDB* table name; Glue names come from :mod:`changelake.layout`.
+    """
+
+    def ensure_database(self) -> None:
+        """Create the database if it is missing."""
+        ...
+
+    def merge_changes_table(self, table: str, incoming: Sequence[Column]) -> TableState:
+        """Create ``<table>_changes`` with ``incoming`` columns, or add the missing ones."""
+        ...
+
+    def ensure_raw_table(self, table: str) -> bool:
+        """Create ``<table>_raw`` if missing; whether it was created."""
+        ...
+
+    def ensure_current_view(self, table: str) -> bool:
+        """(Re)write ``<table>_current`` over the table's current columns; whether written."""
+        ...
+
+    def existing_partitions(self, table: str) -> set[Partition]:
+        """Every partition registered on ``<table>_changes``."""
+        ...
+
+    def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
+        """Register partitions with exactly the table's current columns (existing = success)."""
+        ...

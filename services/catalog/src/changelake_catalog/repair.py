@@ -1,0 +1,123 @@
+"""``changelake catalog repair``: reconcile Glue with everything under ``changes/`` in one pass.
+
+One listing of the prefix finds every change object; their footers are read in parallel
+(ranged GETs) for the columns; each table is created or widened once; the registered
+partitions are read once (paginated GetPartitions) and only the missing ones are created,
+100 per call. Unlike ``MSCK REPAIR TABLE`` nothing is checked partition by partition against
+S3, and re-running it is idempotent: the second run adds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import pyarrow as pa
+from changelake.layout import CHANGES, Partition, changes_prefix, parse_change_object_key
+from changelake.ports import ObjectStore
+
+from changelake_catalog.notifications import ObjectRef
+from changelake_catalog.ports import CatalogRegistry
+from changelake_catalog.service import incoming_columns, read_schemas
+from changelake_catalog.settings import CatalogSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairSummary:
+    """What a repair found and changed."""
+
+    tables: tuple[str, ...]
+    objects: int
+    invalid_objects: int
+    partitions_found: int
+    partitions_added: int
+    columns_added: int
+    tables_created: int
+    seconds: float
+
+
+class Repairer:
+    """Lists the lake and registers every missing table, column, view and partition."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        registry: CatalogRegistry,
+        workers: int = 8,
+        footer_bytes: int = 65536,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._workers = workers
+        self._footer_bytes = footer_bytes
+
+    def run(self, table: str | None = None) -> RepairSummary:
+        """Repair one DynamoDB table's catalog, or every table under ``changes/``."""
+        started = time.monotonic()
+        prefix = changes_prefix(table) if table else f"{CHANGES}/"
+        objects: dict[str, list[ObjectRef]] = defaultdict(list)
+        for key in self._store.list(prefix):
+            parsed = parse_change_object_key(key)
+            if parsed is not None and (table is None or parsed.table == table):
+                objects[parsed.table].append(ObjectRef(parsed.table, parsed.partition, key))
+        invalid = found = added = columns = created = 0
+        self._registry.ensure_database()
+        for name in sorted(objects):
+            refs = objects[name]
+            schemas = read_schemas(self._store, refs, self._workers, self._footer_bytes)
+            good = [s for s in schemas.values() if isinstance(s, pa.Schema)]
+            for key, value in schemas.items():
+                if isinstance(value, Exception):
+                    log.warning(
+                        "unreadable object skipped", extra={"key": key, "error": str(value)}
+                    )
+            invalid += sum(isinstance(v, Exception) for v in schemas.values())
+            partitions: set[Partition] = {
+                r.partition for r in refs if isinstance(schemas.get(r.key), pa.Schema)
+            }
+            if not good:
+                continue
+            state = self._registry.merge_changes_table(name, incoming_columns(good))
+            created += int(state.created)
+            columns += len(state.added)
+            self._registry.ensure_raw_table(name)
+            self._registry.ensure_current_view(name)
+            missing = partitions - self._registry.existing_partitions(name)
+            found += len(partitions)
+            added += self._registry.add_partitions(name, sorted(missing)).added
+        summary = RepairSummary(
+            tables=tuple(sorted(objects)),
+            objects=sum(len(v) for v in objects.values()),
+            invalid_objects=invalid,
+            partitions_found=found,
+            partitions_added=added,
+            columns_added=columns,
+            tables_created=created,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        log.info("repair done", extra={"summary": summary.__repr__()})
+        return summary
+
+
+def repair(
+    settings: CatalogSettings,
+    table: str | None = None,
+    *,
+    store: ObjectStore | None = None,
+    registry: CatalogRegistry | None = None,
+) -> RepairSummary:
+    """Repair the catalog of ``table`` (or of every table) from the lake described by settings."""
+    if store is None or registry is None:
+        from changelake.s3_store import S3ObjectStore
+
+        from changelake_catalog.__main__ import build_registry
+
+        store = store or S3ObjectStore(settings.lake_bucket)
+        registry = registry or build_registry(settings)
+    return Repairer(store, registry, settings.catalog_workers, settings.catalog_footer_bytes).run(
+        table
+    )

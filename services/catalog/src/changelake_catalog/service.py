@@ -1,0 +1,275 @@
+"""The catalog service: S3 ObjectCreated events (via SQS) → Glue tables, columns, partitions, views.
+
+One poll handles a batch of messages:
+
+1. parse each body into change objects (test events and other prefixes are ignored; an
+   unparseable body fails its message);
+2. read each new object's Parquet footer with ranged GETs, in parallel (a missing object is
+   skipped — nothing to catalog; an unreadable one fails its message);
+3. per DynamoDB table: merge new columns into ``<table>_changes`` (creating it, and
+   ``<table>_raw``, on first sight), re-write ``<table>_current`` when columns changed, then
+   register the batch's new partitions, coalesced (many objects, one partition, one entry);
+4. delete exactly the messages whose work succeeded; failed ones are made visible again after
+   ``catalog_retry_delay_seconds`` and, after the queue's maxReceiveCount receives, SQS moves
+   them to the dead-letter queue. Everything is idempotent, so redelivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from changelake.layout import Partition
+from changelake.ports import Metrics, ObjectStore
+
+from changelake_catalog.columns import Column, columns_of
+from changelake_catalog.exceptions import InvalidNotificationError
+from changelake_catalog.footer import read_parquet_schema
+from changelake_catalog.notifications import ObjectRef, parse_notification
+from changelake_catalog.ports import CatalogRegistry, MessageQueue, QueueMessage
+
+log = logging.getLogger(__name__)
+
+_PARTITION_CACHE_LIMIT = 100_000
+_METRICS_FLUSH_S = 60.0
+_ERROR_PAUSE_S = 1.0
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did: messages deleted / failed, objects cataloged, catalog changes."""
+
+    deleted: int = 0
+    failed: int = 0
+    objects: int = 0
+    partitions_added: int = 0
+    columns_added: int = 0
+    tables_created: list[str] = field(default_factory=list)
+
+
+def read_schemas(
+    store: ObjectStore, refs: Sequence[ObjectRef], workers: int, tail_bytes: int
+) -> dict[str, pa.Schema | Exception | None]:
+    """Footer schema of each object, by key: a schema, ``None`` if gone, or the error (a value)."""
+
+    def one(ref: ObjectRef) -> pa.Schema | Exception | None:
+        try:
+            return read_parquet_schema(store, ref.key, ref.size, tail_bytes)
+        except KeyError:
+            return None
+        except Exception as exc:  # returned as a value: its message fails
+            return exc
+
+    unique = list({ref.key: ref for ref in refs}.values())
+    if len(unique) <= 1:
+        return {ref.key: one(ref) for ref in unique}
+    with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
+        return dict(zip((r.key for r in unique), pool.map(one, unique), strict=True))
+
+
+def incoming_columns(schemas: Sequence[pa.Schema]) -> list[Column]:
+    """Union of the objects' columns, first appearance first (case-insensitive names)."""
+    seen: dict[str, Column] = {}
+    for schema in schemas:
+        for column in columns_of(schema):
+            seen.setdefault(column.name.lower(), column)
+    return list(seen.values())
+
+
+class CatalogService:
+    """Drains the catalog queue and keeps Glue in step with the lake (see module doc)."""
+
+    def __init__(
+        self,
+        queue: MessageQueue,
+        store: ObjectStore,
+        registry: CatalogRegistry,
+        metrics: Metrics,
+        *,
+        bucket: str | None = None,
+        batch_size: int = 10,
+        wait_seconds: int = 5,
+        retry_delay_seconds: int = 5,
+        workers: int = 8,
+        footer_bytes: int = 65536,
+    ) -> None:
+        self._queue = queue
+        self._store = store
+        self._registry = registry
+        self._metrics = metrics
+        self._bucket = bucket
+        self._batch_size = batch_size
+        self._wait_seconds = wait_seconds
+        self._retry_delay = retry_delay_seconds
+        self._workers = workers
+        self._footer_bytes = footer_bytes
+        self._known_columns: dict[str, frozenset[str]] = {}
+        self._known_partitions: dict[str, set[Partition]] = defaultdict(set)
+
+    def poll_once(self) -> BatchOutcome:
+        """Receive one batch (long poll) and handle it."""
+        messages = self._queue.receive(self._batch_size, self._wait_seconds)
+        if not messages:
+            return BatchOutcome()
+        return self.handle(messages)
+
+    def handle(self, messages: Sequence[QueueMessage]) -> BatchOutcome:
+        """Handle received messages; delete those whose work succeeded, retry the others."""
+        outcome = BatchOutcome()
+        failed: set[str] = set()
+        refs_by_message: dict[str, list[ObjectRef]] = {}
+        for message in messages:
+            try:
+                refs_by_message[message.message_id] = parse_notification(message.body, self._bucket)
+            except InvalidNotificationError as exc:
+                log.warning(
+                    "invalid notification",
+                    extra={
+                        "message_id": message.message_id,
+                        "error": str(exc),
+                        "receive_count": message.receive_count,
+                    },
+                )
+                failed.add(message.message_id)
+        all_refs = [ref for refs in refs_by_message.values() for ref in refs]
+        schemas = read_schemas(self._store, all_refs, self._workers, self._footer_bytes)
+        bad_keys = {key for key, value in schemas.items() if isinstance(value, Exception)}
+        gone = {key for key, value in schemas.items() if value is None}
+        for key in gone:
+            log.info("object gone before it was read; nothing to catalog", extra={"key": key})
+        for key in bad_keys:
+            log.warning("unreadable object", extra={"key": key, "error": str(schemas[key])})
+        by_table: dict[str, list[ObjectRef]] = defaultdict(list)
+        for refs in refs_by_message.values():
+            for ref in refs:
+                if ref.key not in bad_keys and ref.key not in gone:
+                    by_table[ref.table].append(ref)
+        failed_tables: set[str] = set()
+        for table, refs in by_table.items():
+            table_schemas = [s for r in refs if isinstance(s := schemas[r.key], pa.Schema)]
+            if not table_schemas:
+                continue
+            try:
+                self._catalog_table(table, refs, table_schemas, outcome)
+            except Exception:
+                # Not swallowed: the table's messages are left undeleted and come back.
+                log.exception("catalog update failed", extra={"table": table})
+                failed_tables.add(table)
+        for message_id, refs in refs_by_message.items():
+            if any(r.key in bad_keys or r.table in failed_tables for r in refs):
+                failed.add(message_id)
+        done = [m for m in messages if m.message_id not in failed]
+        retry = [m for m in messages if m.message_id in failed]
+        if done:
+            self._queue.delete(done)
+        if retry:
+            self._queue.retry_later(retry, self._retry_delay)
+        outcome.deleted, outcome.failed = len(done), len(retry)
+        outcome.objects = sum(len(refs_by_message[m.message_id]) for m in done)
+        self._metrics.count("catalog_messages_deleted", outcome.deleted)
+        self._metrics.count("catalog_messages_failed", outcome.failed)
+        self._metrics.count("catalog_objects", outcome.objects)
+        return outcome
+
+    def _catalog_table(
+        self,
+        table: str,
+        refs: Sequence[ObjectRef],
+        schemas: Sequence[pa.Schema],
+        outcome: BatchOutcome,
+    ) -> None:
+        incoming = incoming_columns(schemas)
+        known = self._known_columns.get(table)
+        if known is None or any(c.name.lower() not in known for c in incoming):
+            state = self._registry.merge_changes_table(table, incoming)
+            for ours, theirs in state.conflicts:
+                log.warning(
+                    "column type conflict: table keeps its type",
+                    extra={
+                        "table": table,
+                        "column": ours.name,
+                        "table_type": ours.type,
+                        "object_type": theirs.type,
+                    },
+                )
+                self._metrics.count("catalog_type_conflicts", 1, {"table": table})
+            if known is None or state.created:
+                # First sight in this process: make sure the siblings exist (idempotent).
+                self._registry.ensure_raw_table(table)
+            if known is None or state.created or state.added:
+                self._registry.ensure_current_view(table)
+            if state.created:
+                outcome.tables_created.append(table)
+            outcome.columns_added += len(state.added)
+            self._metrics.count("catalog_columns_added", len(state.added), {"table": table})
+            self._known_columns[table] = frozenset(c.name.lower() for c in state.columns)
+        partitions = {r.partition for r in refs} - self._known_partitions[table]
+        if partitions:
+            result = self._registry.add_partitions(table, sorted(partitions))
+            outcome.partitions_added += result.added
+            self._metrics.count("catalog_partitions_added", result.added, {"table": table})
+            known_parts = self._known_partitions[table]
+            if len(known_parts) > _PARTITION_CACHE_LIMIT:
+                known_parts.clear()  # a cache only: Glue's AlreadyExists keeps it correct
+            known_parts.update(partitions)
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set; an error pauses and retries, it never ends the loop."""
+        last_flush = time.monotonic()
+        log.info("catalog service running")
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("catalog poll failed; retrying")
+                stop.wait(_ERROR_PAUSE_S)
+            if time.monotonic() - last_flush > _METRICS_FLUSH_S:
+                self._metrics.flush()
+                last_flush = time.monotonic()
+        self._metrics.flush()
+        log.info("catalog service stopped")
+
+
+class CatalogRunner:
+    """:class:`~changelake_cli.services.BackgroundService` running the catalog in a thread."""
+
+    name = "catalog"
+
+    def __init__(self, build: Callable[[], CatalogService], join_timeout: float = 60.0) -> None:
+        self._build = build
+        self._join_timeout = join_timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Build the service (resolves the queue) and start polling in a daemon thread."""
+        if self._thread is not None:
+            return
+        service = self._build()
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=service.run, args=(self._stop,), name="changelake-catalog", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling (at most one long-poll wait) and join the thread; idempotent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self._join_timeout)
+            self._thread = None
+
+
+def local_service() -> CatalogRunner:
+    """The catalog as a background service of the local stack, built from env settings."""
+    from changelake_catalog.__main__ import build_service
+    from changelake_catalog.settings import CatalogSettings
+
+    settings = CatalogSettings()
+    return CatalogRunner(lambda: build_service(settings), settings.catalog_wait_seconds + 30.0)

@@ -1,0 +1,40 @@
+"""Catalog service settings: environment variables with the prefix ``CHANGELAKE_``."""
+
+from __future__ import annotations
+
+from changelake.settings import ChangelakeSettings
+from pydantic import Field
+
+
+class CatalogSettings(ChangelakeSettings):
+    """What the catalog service needs beyond the shared settings (all optional)."""
+
+    catalog_batch_size: int = Field(
+        10, ge=1, le=10, description="SQS messages received per call (SQS allows at most 10)"
+    )
+    catalog_wait_seconds: int = Field(
+        5,
+        ge=0,
+        le=20,
+        description="SQS long-poll wait; a receive returns at once when a message is there, so "
+        "this bounds only idle polling and how long stop() takes",
+    )
+    catalog_retry_delay_seconds: int = Field(
+        5,
+        ge=0,
+        le=900,
+        description="Visibility timeout set on a message whose work failed (its next attempt); "
+        "after the queue's maxReceiveCount attempts SQS moves it to the dead-letter queue",
+    )
+    catalog_footer_bytes: int = Field(
+        65536, ge=1024, description="Bytes of an object's tail fetched first to read its footer"
+    )
+    catalog_workers: int = Field(
+        8, ge=1, le=64, description="Parallel Parquet footer reads (service and repair)"
+    )
+    catalog_glue_attempts: int = Field(
+        6, ge=1, le=20, description="Attempts for a throttled Glue call or failed partitions"
+    )
+    catalog_glue_backoff_seconds: float = Field(
+        0.2, ge=0, le=10, description="First backoff delay of Glue retries (doubles, jittered)"
+    )
