@@ -11,11 +11,10 @@ import botocore.session
 import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore import parsers, serialize
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from changelake import ddb_json
 from changelake.ddb_json import DdbJsonError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 from changelake import ddb_json, layout
 from changelake.events import (
     ChangeEvent,
@@ -91,7 +90,8 @@ def test_decode_record_yields_expected_event_for_valid_golden(
     partition = layout.partition_for_us(event.event_time_us)
     assert (partition.dt, partition.hour) == (fixture.dt, fixture.hour)
     assert partition.start() <= event.event_time < partition.end()
-    assert event.event_time.utcoffset() is not None and not event.event_time.utcoffset()
+    assert event.event_time.utcoffset() is not None
+    assert not event.event_time.utcoffset()
     if "new_image_json" in fixture.expected:
         assert ddb_json.image_to_json(event.new_image) == fixture.expected["new_image_json"]
     if "old_image_json" in fixture.expected:
@@ -187,7 +187,8 @@ def test_decode_record_rejects_other_table_when_expected_table_given() -> None:
     result = decode_record(fixture.raw, fixture.position, expected_table="orders")
 
     assert isinstance(result, DecodeFailure)
-    assert "'persons'" in result.reason and "'orders'" in result.reason
+    assert "'persons'" in result.reason
+    assert "'orders'" in result.reason
     assert result.table == "persons"
 
 

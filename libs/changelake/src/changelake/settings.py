@@ -7,10 +7,14 @@ against AWS and the local emulator.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from changelake.layout import check_table_name
+
 ENV_PREFIX = "CHANGELAKE_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+METRICS_SINKS = ("log", "emf")
 
 
 class ChangelakeSettings(BaseSettings):
@@ -33,3 +37,24 @@ class ChangelakeSettings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level (stderr, JSON lines)")
     metrics: str = Field("log", description="Metrics sink: 'log' or 'emf' (CloudWatch EMF)")
+
+    # Fail at start-up with the variable's name, not later deep inside a service.
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics_sink(cls, value: str) -> str:
+        if value not in METRICS_SINKS:
+            raise ValueError(f"metrics must be one of {', '.join(METRICS_SINKS)}")
+        return value
+
+    @field_validator("table_name")
+    @classmethod
+    def _valid_table_name(cls, value: str) -> str:
+        return check_table_name(value)
