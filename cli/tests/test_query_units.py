@@ -1,0 +1,148 @@
+"""Pure parts of the query package: types, parameters, pruning, projection, named-query files."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+import sqlglot
+from changelake_cli.query import pruning, transpile
+from changelake_cli.query.hive_types import json_value, to_arrow
+from changelake_cli.query.model import Column, QueryError, TableDef
+from changelake_cli.query.named import load_all, parse_named, sql_literal
+from changelake_cli.query.projection import projection_of
+from sqlglot import exp
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("hive", "arrow"),
+    [
+        ("string", pa.string()),
+        ("varchar(20)", pa.string()),
+        ("decimal(38,9)", pa.decimal128(38, 9)),
+        ("timestamp", pa.timestamp("us")),
+        ("array<string>", pa.list_(pa.string())),
+        ("map<string,bigint>", pa.map_(pa.string(), pa.int64())),
+        (
+            "struct<a:int,b:array<struct<c:double>>>",
+            pa.struct([("a", pa.int32()), ("b", pa.list_(pa.struct([("c", pa.float64())])))]),
+        ),
+    ],
+)
+def test_hive_types_to_arrow_maps_glue_types(hive: str, arrow: pa.DataType) -> None:
+    assert to_arrow(hive) == arrow
+
+
+def test_hive_types_unknown_type_raises() -> None:
+    with pytest.raises(QueryError, match="unsupported"):
+        to_arrow("uniontype<int,string>")
+
+
+def test_json_value_follows_openx_serde_rules() -> None:
+    struct = to_arrow("struct<keys:string,n:bigint,ok:boolean>")
+    got = json_value({"Keys": {"pk": {"S": "a"}}, "N": 5, "ok": "yes"}, struct)
+    assert got == {"keys": '{"pk":{"S":"a"}}', "n": 5, "ok": None}
+    assert json_value("12.50", to_arrow("decimal(10,2)")) == Decimal("12.50")
+
+
+def test_bind_parameters_replaces_only_real_placeholders() -> None:
+    sql = "SELECT '?' AS q FROM t WHERE a = ? -- ?\n AND b = ?"
+    assert transpile.bind_parameters(sql, ["'x''y'", "2"]) == (
+        "SELECT '?' AS q FROM t WHERE a = 'x''y' -- ?\n AND b = 2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "sql_type", "literal"),
+    [
+        ("o'k", "string", "'o''k'"),
+        ("42", "bigint", "42"),
+        ("2024-05-01T10:00:00Z", "timestamp", "TIMESTAMP '2024-05-01 10:00:00'"),
+        ("2024-05-01", "date", "DATE '2024-05-01'"),
+        ("true", "boolean", "TRUE"),
+        ("12345678901234567890123456789.5", "decimal", "12345678901234567890123456789.5"),
+    ],
+)
+def test_sql_literal_renders_typed_literals(value: str, sql_type: str, literal: str) -> None:
+    assert sql_literal(value, sql_type) == literal
+
+
+def test_sql_literal_rejects_injection_into_numbers() -> None:
+    with pytest.raises(QueryError, match="not a valid bigint"):
+        sql_literal("1 OR 1=1", "bigint")
+
+
+def test_named_query_files_declare_one_param_per_placeholder() -> None:
+    for name, query in load_all().items():
+        marks = transpile.bind_parameters  # the tokenizer decides what a placeholder is
+        sql = query.sql("persons")
+        literals = ["NULL"] * len(query.params)
+        bound = marks(sql, literals)
+        assert "${table}" not in sql, name
+        assert query.description, name
+        transpile.parse_query(bound)
+
+
+def test_named_query_missing_parameter_names_it() -> None:
+    query = parse_named("q", "-- param: who string\nSELECT ?")
+    with pytest.raises(QueryError, match="--param who="):
+        query.execution_parameters({})
+    with pytest.raises(QueryError, match="no parameter"):
+        query.execution_parameters({"who": "a", "what": "b"})
+
+
+def _table_ref(sql: str) -> exp.Table:
+    tree = sqlglot.parse_one(sql, read="athena")
+    return next(tree.find_all(exp.Table))
+
+
+def test_pruning_conjunctive_literals_only() -> None:
+    ref = _table_ref(
+        "SELECT * FROM t WHERE dt >= '2024-05-01' AND (hour = '10' OR hour = '11') AND x = 1"
+    )
+    preds = pruning.predicates_for(ref, ["dt", "hour"])
+    assert preds == [pruning.Predicate("dt", ">=", ("2024-05-01",))]
+    assert pruning.partition_matches(["dt", "hour"], ["2024-05-01", "23"], preds)
+    assert not pruning.partition_matches(["dt", "hour"], ["2024-04-30", "10"], preds)
+
+
+def test_pruning_event_time_bounds_partition_span() -> None:
+    ref = _table_ref("SELECT * FROM t WHERE TIMESTAMP '2024-05-01 10:30:00' < event_time")
+    preds = pruning.predicates_for(ref, ["dt", "hour", "event_time"])
+    assert pruning.partition_matches(["dt", "hour"], ["2024-05-01", "10"], preds)
+    assert not pruning.partition_matches(["dt", "hour"], ["2024-05-01", "09"], preds)
+
+
+def test_pruning_ignores_other_tables_in_a_join() -> None:
+    ref = _table_ref("SELECT * FROM t JOIN u ON t.k = u.k WHERE u.dt = 'x' AND dt = 'y'")
+    assert pruning.predicates_for(ref, ["dt"]) == []
+
+
+def test_projection_matches_template_within_domain() -> None:
+    table = TableDef(
+        database="db",
+        name="raw",
+        table_type="EXTERNAL_TABLE",
+        columns=(Column("a", "string"),),
+        partition_keys=(Column("dt", "string"), Column("hour", "string")),
+        parameters={
+            "projection.enabled": "true",
+            "projection.dt.type": "date",
+            "projection.dt.format": "yyyy-MM-dd",
+            "projection.dt.range": "2024-01-01,NOW",
+            "projection.hour.type": "integer",
+            "projection.hour.range": "0,23",
+            "projection.hour.digits": "2",
+            "storage.location.template": "s3://b/raw/t/dt=${dt}/hour=${hour}/",
+        },
+    )
+    proj = projection_of(table)
+    assert proj.list_prefix == "s3://b/raw/t/dt="
+    assert proj.match("s3://b/raw/t/dt=2024-05-01/hour=07/f.json") == ("2024-05-01", "07")
+    assert proj.match("s3://b/raw/t/dt=2024-05-01/hour=7/f.json") is None
+    assert proj.match("s3://b/raw/t/dt=2024-05-01/hour=24/f.json") is None
+    assert proj.match("s3://b/raw/t/dt=2023-12-31/hour=07/f.json") is None
+    assert proj.match("s3://b/raw/t/other/f.json") is None
