@@ -1,0 +1,171 @@
+"""Column-wise rows of the change table: events are appended straight into per-column lists
+(no row dicts), and a batch becomes one Arrow table with the types of :mod:`changelake.schema`.
+"""
+
+from __future__ import annotations
+
+import base64
+import decimal
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from changelake import schema
+from changelake.events import ChangeEvent
+
+_Q9 = Decimal(1).scaleb(-schema.NUMBER_SCALE)
+_FIT_CONTEXT = decimal.Context(prec=schema.NUMBER_PRECISION, traps=[decimal.InvalidOperation])
+_MAX_INT_DIGITS = schema.NUMBER_PRECISION - schema.NUMBER_SCALE
+
+SYSTEM_NAMES = tuple(name for name, _ in schema.SYSTEM_COLUMNS)
+
+
+def number_fits(value: Decimal) -> bool:
+    """Whether ``value`` is exactly representable as decimal(38, 9) (else: the text column)."""
+    if value.is_zero():
+        return True
+    if value.adjusted() >= _MAX_INT_DIGITS:
+        return False
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -schema.NUMBER_SCALE:
+        return True
+    try:
+        return value.quantize(_Q9, context=_FIT_CONTEXT) == value
+    except decimal.InvalidOperation:
+        return False
+
+
+def _plain(value: Any) -> Any:
+    # JSON-ready form of a decoded value; numbers are raw fragments so they stay exact.
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is Decimal:
+        return orjson.Fragment(str(value))
+    if kind is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if kind is list:
+        return [_plain(v) for v in value]
+    if kind is bytes:
+        return base64.b64encode(value).decode("ascii")
+    if kind is set or kind is frozenset:
+        return [_plain(v) for v in sorted(value)]
+    raise TypeError(f"not a decoded DynamoDB value: {kind.__name__}")
+
+
+def image_json(image: Mapping[str, Any] | None) -> str | None:
+    """Same text as :func:`changelake.ddb_json.image_to_json`, rendered by orjson in one call."""
+    if image is None:
+        return None
+    return orjson.dumps({k: _plain(v) for k, v in image.items()}).decode()
+
+
+def value_json(value: Any) -> str:
+    """Same text as :func:`changelake.ddb_json.value_to_json`."""
+    return orjson.dumps(_plain(value)).decode()
+
+
+class ChangeColumns:
+    """Rows of one batch, held column by column; ``to_table`` makes the Arrow table."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.system: dict[str, list[Any]] = {name: [] for name in SYSTEM_NAMES}
+        self.attributes: dict[str, list[Any]] = {}
+        self.number_text_values = 0
+        self.collisions = 0
+
+    def append(self, event: ChangeEvent) -> None:
+        """Add one decoded event as a row."""
+        s = self.system
+        pos = event.position
+        s["event_id"].append(event.event_id)
+        s["event_name"].append(event.event_name.value)
+        s["event_time"].append(event.event_time_us)
+        s["item_key"].append(event.item_key)
+        s["new_image"].append(image_json(event.new_image))
+        s["old_image"].append(image_json(event.old_image))
+        s["changed_attributes"].append(list(event.changed_attributes))
+        s["is_ttl_delete"].append(event.is_ttl_delete)
+        s["size_bytes"].append(event.size_bytes)
+        s["shard_id"].append(pos.shard_id)
+        s["sequence_number"].append(pos.sequence_number)
+        s["arrival_time"].append(pos.arrival_time_us)
+        self._flatten(event.image, (), 0)
+        self.rows += 1
+
+    def _flatten(self, image: Mapping[str, Any], prefix: tuple[str, ...], depth: int) -> None:
+        for name, value in image.items():
+            path = (*prefix, name)
+            kind = type(value)
+            if kind is str:
+                self._set(schema.column_name(path, "S"), value)
+            elif kind is Decimal:
+                if number_fits(value):
+                    self._set(schema.column_name(path, "N"), str(value))
+                else:
+                    self.number_text_values += 1
+                    self._set(schema.number_text_column(path), str(value))
+            elif kind is bool:
+                self._set(schema.column_name(path, "BOOL"), value)
+            elif value is None:
+                continue
+            elif kind is dict:
+                if depth < schema.MAX_FLATTEN_DEPTH:
+                    self._flatten(value, path, depth + 1)
+                else:
+                    self._set(schema.column_name(path, "M"), value_json(value))
+            elif kind is list:
+                self._set(schema.column_name(path, "L"), value_json(value))
+            elif kind is bytes:
+                self._set(schema.column_name(path, "B"), value)
+            else:  # a non-empty set: its members say which set type it is
+                members = sorted(value)
+                first = members[0]
+                if isinstance(first, str):
+                    self._set(schema.column_name(path, "SS"), members)
+                elif isinstance(first, Decimal):
+                    self._set(schema.column_name(path, "NS"), [str(m) for m in members])
+                else:
+                    self._set(
+                        schema.column_name(path, "BS"),
+                        [base64.b64encode(m).decode("ascii") for m in members],
+                    )
+
+    def _set(self, column: str, value: Any) -> None:
+        row = self.rows
+        values = self.attributes.get(column)
+        if values is None:
+            values = self.attributes[column] = [None] * row
+        elif len(values) < row:
+            values.extend([None] * (row - len(values)))
+        elif len(values) > row:
+            # Two attributes of this item map to one column (e.g. "a_b" and a.b): the first
+            # keeps it; the other stays exact in the image. Counted, never an error.
+            self.collisions += 1
+            return
+        values.append(value)
+
+    def to_table(self) -> pa.Table:
+        """The batch as an Arrow table: system columns, then attribute columns by name."""
+        n = self.rows
+        arrays: list[pa.Array] = []
+        fields: list[pa.Field] = []
+        for field in schema.SYSTEM_SCHEMA:
+            arrays.append(pa.array(self.system[field.name], type=field.type))
+            fields.append(field)
+        for column in sorted(self.attributes):
+            values = self.attributes[column]
+            if len(values) < n:
+                values.extend([None] * (n - len(values)))
+            arrow_type = schema.arrow_type_for_column(column)
+            if arrow_type == schema.NUMBER_TYPE:
+                array = pc.cast(pa.array(values, type=pa.string()), arrow_type)
+            else:
+                array = pa.array(values, type=arrow_type)
+            arrays.append(array)
+            fields.append(pa.field(column, arrow_type))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))

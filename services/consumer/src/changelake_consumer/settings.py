@@ -1,0 +1,67 @@
+"""Consumer settings: environment variables with the prefix ``CHANGELAKE_`` (frozen, validated)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from changelake.settings import ChangelakeSettings
+from pydantic import Field
+
+
+class ConsumerSettings(ChangelakeSettings):
+    """Everything the consumer reads from the environment (README: consumer settings table)."""
+
+    application_name: str = Field(
+        "changelake-consumer",
+        description="KCL application name (also the KCL lease table name)",
+    )
+    checkpoint_table: str = Field(
+        "changelake-consumer-checkpoints",
+        description="DynamoDB table of the local runner's shard checkpoints (created if missing)",
+    )
+    initial_position: Literal["TRIM_HORIZON", "LATEST"] = Field(
+        "TRIM_HORIZON", description="Where a shard without a checkpoint starts"
+    )
+    flush_rows: int = Field(20_000, ge=1, description="Flush a partition buffer at this many rows")
+    flush_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Flush a partition buffer at this many input bytes"
+    )
+    flush_age_s: float = Field(
+        2.0, gt=0, description="Flush a partition buffer this many seconds after its first record"
+    )
+    max_buffered_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=1024,
+        description="Flush the oldest buffers when a shard holds more input bytes than this",
+    )
+    max_open_partitions: int = Field(
+        48, ge=1, description="Flush the oldest buffer when a shard has more partitions open"
+    )
+    get_records_per_s: float = Field(
+        2.0,
+        gt=0,
+        le=5,
+        description="GetRecords calls per shard per second (Kinesis allows 5, Firehose uses ~1)",
+    )
+    get_records_limit: int = Field(
+        10_000, ge=1, le=10_000, description="Max records per GetRecords call"
+    )
+    write_attempts: int = Field(
+        5, ge=1, description="Attempts of one S3 write (with backoff) before the consumer exits"
+    )
+    write_backoff_s: float = Field(
+        0.5, ge=0, description="First backoff between S3 write attempts (doubles, max 8 s)"
+    )
+    shard_sync_s: float = Field(
+        5.0, gt=0, description="How often the local runner lists shards (resharding)"
+    )
+    kcl_java: str = Field("java", description="Java executable running the MultiLangDaemon")
+    kcl_jars_dir: str | None = Field(
+        None, description="Folder of the KCL jars (default: amazon_kclpy's jars folder)"
+    )
+    kcl_properties_path: str | None = Field(
+        None, description="Where `consumer run --runner kcl` writes the .properties file"
+    )
+    kcl_max_leases_for_worker: int | None = Field(
+        None, ge=1, description="KCL maxLeasesForWorker (unset: KCL default)"
+    )

@@ -1,0 +1,1 @@
+"""Consumer test configuration (builders live in changelake_consumer.testing)."""
