@@ -1,10 +1,242 @@
-"""`changelake bench` (being built; see the open issue that owns it)."""
+"""`changelake bench {consumer,query,freshness,catalog,all}`: speed measured against peers.
+
+Each bench prints a rich table (metric, ours, baseline, ratio, target, pass) to stdout, or with
+``--format json`` exactly one JSON object (``all``: a JSON array of them). Progress goes to
+stderr so JSON output stays clean. Targets are goals reported as pass/fail, never exit codes.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+
+from changelake_cli.bench.report import BenchResult, machine_info, render
+
+bench_app = typer.Typer(
+    name="bench",
+    help="Benchmarks against peer designs, measured side by side in the same run.",
+    no_args_is_help=True,
+)
+
+_err = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    """How results are printed."""
+
+    table = "table"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", help="table (rich) or json (one object per bench)")
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the generated records")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr")]
+
+
+def _progress(quiet: bool) -> Any:
+    if quiet:
+        return None
+    return lambda msg: _err.print(f"[dim]{msg}[/]")
+
+
+def _emit(results: list[BenchResult], fmt: OutputFormat, as_array: bool) -> None:
+    machine = machine_info()
+    if fmt is OutputFormat.json:
+        docs = [r.to_json(machine) for r in results]
+        sys.stdout.write(json.dumps(docs if as_array else docs[0], default=str) + "\n")
+        sys.stdout.flush()
+        return
+    console = Console()
+    console.print(
+        f"[dim]machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, "
+        f"{machine['platform']}, load {machine['load_avg_at_start']}[/]"
+    )
+    for result in results:
+        render(result, console)
+
+
+def _consumer(
+    *, records: int, batch: int, reps: int, seed: int, profile_dir: Path | None, quiet: bool
+) -> BenchResult:
+    from changelake_cli.bench import consumer
+
+    return consumer.run(
+        count=records,
+        batch=batch,
+        reps=reps,
+        seed=seed,
+        progress=_progress(quiet),
+        profile_dir=profile_dir,
+    )
+
+
+def _query(
+    *,
+    changes: int,
+    days: int,
+    file_minutes: int,
+    reps: int,
+    seed: int,
+    cache_dir: Path,
+    quiet: bool,
+) -> BenchResult:
+    from changelake_cli.bench import query
+
+    return query.run(
+        changes=changes,
+        days=days,
+        file_minutes=file_minutes,
+        reps=reps,
+        seed=seed,
+        cache_dir=cache_dir,
+        progress=_progress(quiet),
+    )
+
+
+def _freshness(*, rate: int, seconds: float, quiet: bool) -> BenchResult:
+    from changelake_cli.bench import freshness
+
+    return freshness.run(rate=rate, seconds=seconds, progress=_progress(quiet))
+
+
+def _catalog(*, partitions: int, objects: int, quiet: bool) -> BenchResult:
+    from changelake_cli.bench import catalog
+
+    return catalog.run(
+        partitions=partitions, objects_per_partition=objects, progress=_progress(quiet)
+    )
+
+
+@bench_app.command("consumer")
+def consumer_cmd(
+    *,
+    records: Annotated[int, typer.Option(help="Records per repetition")] = 100_000,
+    batch: Annotated[int, typer.Option(help="Records per Parquet object")] = 10_000,
+    reps: Annotated[int, typer.Option(help="Repetitions (best is kept) after a warm-up")] = 3,
+    seed: SeedOpt = 7,
+    profile_dir: Annotated[
+        Path | None, typer.Option(help="Write a pyinstrument profile of ours here")
+    ] = None,
+    fmt: FormatOpt = OutputFormat.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Records → Parquet bytes, single core: ours vs naive vs awswrangler (and via amazon_kclpy)."""
+    _emit(
+        [
+            _consumer(
+                records=records,
+                batch=batch,
+                reps=reps,
+                seed=seed,
+                profile_dir=profile_dir,
+                quiet=quiet,
+            )
+        ],
+        fmt,
+        as_array=False,
+    )
+
+
+@bench_app.command("query")
+def query_cmd(
+    *,
+    changes: Annotated[int, typer.Option(help="Changes in the seeded lake")] = 1_000_000,
+    days: Annotated[int, typer.Option(help="Days the changes span")] = 30,
+    file_minutes: Annotated[int, typer.Option(help="Minutes per object, both layouts")] = 15,
+    reps: Annotated[int, typer.Option(help="Runs per query (best is kept)")] = 3,
+    seed: SeedOpt = 7,
+    cache_dir: Annotated[Path, typer.Option(help="Where generated lakes are cached")] = Path(
+        ".cache/bench"
+    ),
+    fmt: FormatOpt = OutputFormat.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Our Parquet lake vs Firehose JSON lines on DuckDB: bytes read and seconds."""
+    _emit(
+        [
+            _query(
+                changes=changes,
+                days=days,
+                file_minutes=file_minutes,
+                reps=reps,
+                seed=seed,
+                cache_dir=cache_dir,
+                quiet=quiet,
+            )
+        ],
+        fmt,
+        False,
+    )
+
+
+@bench_app.command("freshness")
+def freshness_cmd(
+    *,
+    rate: Annotated[int, typer.Option(help="Changes per second written to DynamoDB")] = 1000,
+    seconds: Annotated[float, typer.Option(help="How long to write")] = 30.0,
+    fmt: FormatOpt = OutputFormat.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Embedded pipeline: DynamoDB write → visible in <table>_current, p50/p95/max."""
+    _emit([_freshness(rate=rate, seconds=seconds, quiet=quiet)], fmt, as_array=False)
+
+
+@bench_app.command("catalog")
+def catalog_cmd(
+    *,
+    partitions: Annotated[int, typer.Option(help="New partitions to register")] = 50,
+    objects: Annotated[int, typer.Option(help="Objects per partition")] = 4,
+    fmt: FormatOpt = OutputFormat.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Catalog service: object written → partition visible in Glue, and Glue calls per partition."""
+    _emit([_catalog(partitions=partitions, objects=objects, quiet=quiet)], fmt, as_array=False)
+
+
+@bench_app.command("all")
+def all_cmd(
+    *,
+    records: Annotated[int, typer.Option(help="consumer: records per repetition")] = 100_000,
+    reps: Annotated[int, typer.Option(help="consumer and query: repetitions")] = 3,
+    changes: Annotated[int, typer.Option(help="query: changes in the lake")] = 1_000_000,
+    days: Annotated[int, typer.Option(help="query: days the changes span")] = 30,
+    rate: Annotated[int, typer.Option(help="freshness: changes per second")] = 1000,
+    seconds: Annotated[float, typer.Option(help="freshness: seconds of writing")] = 30.0,
+    partitions: Annotated[int, typer.Option(help="catalog: new partitions")] = 50,
+    cache_dir: Annotated[Path, typer.Option(help="query: lake cache")] = Path(".cache/bench"),
+    seed: SeedOpt = 7,
+    fmt: FormatOpt = OutputFormat.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Every bench, one after the other (never in parallel: they would disturb each other)."""
+    batch = max(1, min(10_000, records))
+    results = [
+        _consumer(
+            records=records, batch=batch, reps=reps, seed=seed, profile_dir=None, quiet=quiet
+        ),
+        _query(
+            changes=changes,
+            days=days,
+            file_minutes=15,
+            reps=reps,
+            seed=seed,
+            cache_dir=cache_dir,
+            quiet=quiet,
+        ),
+        _freshness(rate=rate, seconds=seconds, quiet=quiet),
+        _catalog(partitions=partitions, objects=4, quiet=quiet),
+    ]
+    _emit(results, fmt, as_array=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI (nothing yet)."""
-    del app
+    """Add ``changelake bench …`` to the CLI."""
+    app.add_typer(bench_app, name="bench")

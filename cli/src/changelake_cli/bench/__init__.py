@@ -1,0 +1,1 @@
+"""`changelake bench`: consumer, query, freshness and catalog benchmarks against peer designs."""

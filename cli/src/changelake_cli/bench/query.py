@@ -1,0 +1,351 @@
+"""Query bench: the same lake in our layout and in the Firehose-to-JSON layout, on DuckDB.
+
+Two questions analysts ask every day:
+
+* **current** — current state of the items changed in the last 3 days (latest change per
+  item, duplicates removed by event id, REMOVE hides the item);
+* **per_hour** — changes per hour on one day.
+
+Ours reads only the partitions the predicate selects (as Athena does with registered
+partitions). The Firehose layout has no Hive partitions, so the table over its prefix reads
+every object, as Athena would. Bytes read are the sizes of the files a query touches; for ours
+the Parquet column chunks it needs (footer + referenced columns, what Athena bills) are
+reported too. Both layouts must return the same answer: the bench checks it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from changelake.layout import Partition
+from changelake.timeutil import datetime_to_us, us_to_datetime
+
+from changelake_cli.bench.lake import Lake, LakeSpec, build
+from changelake_cli.bench.report import BenchResult, Progress, Row, Target, ratio
+
+_US_PER_HOUR = 3_600_000_000
+
+CURRENT_OURS = """
+WITH c AS (
+  SELECT pk, item_key, event_name, new_image, event_time, sequence_number, event_id
+  FROM read_parquet({files}, hive_partitioning = true, union_by_name = true)
+  WHERE event_time >= TIMESTAMPTZ '{cutoff}'
+), d AS (
+  SELECT * FROM c QUALIFY row_number() OVER (PARTITION BY event_id) = 1
+), l AS (
+  SELECT *, row_number() OVER (
+    PARTITION BY item_key
+    ORDER BY event_time DESC, length(sequence_number) DESC, sequence_number DESC) AS rn
+  FROM d
+)
+SELECT pk, new_image FROM l WHERE rn = 1 AND event_name <> 'REMOVE'
+"""
+
+CURRENT_FIREHOSE = """
+WITH raw AS (
+  SELECT eventID, eventName, dynamodb
+  FROM read_json({files}, format = 'newline_delimited',
+                 columns = {{eventID: 'VARCHAR', eventName: 'VARCHAR', dynamodb: 'JSON'}})
+), c AS (
+  SELECT eventID AS event_id, eventName AS event_name,
+         dynamodb->'$.Keys'->'$.pk'->>'$.S' AS pk,
+         dynamodb->'$.NewImage' AS new_image,
+         make_timestamp(
+           CASE WHEN dynamodb->>'$.ApproximateCreationDateTimePrecision' = 'MICROSECOND'
+                THEN CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT)
+                ELSE CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT) * 1000
+           END) AS event_time
+  FROM raw
+), d AS (
+  SELECT * FROM c WHERE event_time >= TIMESTAMP '{cutoff_naive}'
+  QUALIFY row_number() OVER (PARTITION BY event_id) = 1
+), l AS (
+  SELECT *, row_number() OVER (PARTITION BY pk ORDER BY event_time DESC) AS rn FROM d
+)
+SELECT pk, new_image FROM l WHERE rn = 1 AND event_name <> 'REMOVE'
+"""
+
+PER_HOUR_OURS = """
+SELECT hour(event_time AT TIME ZONE 'UTC') AS h, count(DISTINCT event_id) AS changes
+FROM read_parquet({files}, hive_partitioning = true, union_by_name = true)
+WHERE event_time >= TIMESTAMPTZ '{day_start}' AND event_time < TIMESTAMPTZ '{day_end}'
+GROUP BY 1 ORDER BY 1
+"""
+
+PER_HOUR_FIREHOSE = """
+WITH raw AS (
+  SELECT eventID, dynamodb
+  FROM read_json({files}, format = 'newline_delimited',
+                 columns = {{eventID: 'VARCHAR', dynamodb: 'JSON'}})
+), c AS (
+  SELECT eventID,
+         make_timestamp(
+           CASE WHEN dynamodb->>'$.ApproximateCreationDateTimePrecision' = 'MICROSECOND'
+                THEN CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT)
+                ELSE CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT) * 1000
+           END) AS event_time
+  FROM raw
+)
+SELECT hour(event_time) AS h, count(DISTINCT eventID) AS changes FROM c
+WHERE event_time >= TIMESTAMP '{day_start_naive}' AND event_time < TIMESTAMP '{day_end_naive}'
+GROUP BY 1 ORDER BY 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One query on one layout: best seconds, bytes read and the rows it returned."""
+
+    seconds: float
+    seconds_all: list[float]
+    files: int
+    bytes_files: int
+    rows: list[tuple[Any, ...]]
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _partitions(lake: Lake) -> dict[Partition, list[Path]]:
+    # The registered partitions: every dt=/hour= directory of the table (what the catalog
+    # service registers in Glue), with their objects.
+    out: dict[Partition, list[Path]] = {}
+    for dt_dir in sorted(lake.ours.glob("dt=*")):
+        for hour_dir in sorted(dt_dir.glob("hour=*")):
+            part = Partition(dt_dir.name[3:], hour_dir.name[5:])
+            out[part] = sorted(hour_dir.glob("*.parquet"))
+    return out
+
+
+def _prune(parts: dict[Partition, list[Path]], start_us: int, end_us: int) -> list[Path]:
+    files: list[Path] = []
+    for part, paths in parts.items():
+        p_start = datetime_to_us(part.start())
+        if p_start < end_us and p_start + _US_PER_HOUR > start_us:
+            files.extend(paths)
+    return files
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, files: list[Path], reps: int) -> Measured:
+    times = []
+    rows: list[tuple[Any, ...]] = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        rows = con.execute(sql).fetchall()
+        times.append(time.perf_counter() - start)
+    return Measured(
+        seconds=round(min(times), 4),
+        seconds_all=[round(t, 4) for t in times],
+        files=len(files),
+        bytes_files=sum(p.stat().st_size for p in files),
+        rows=rows,
+    )
+
+
+def _column_bytes(files: list[Path], columns: set[str]) -> int:
+    """Footer plus compressed chunks of ``columns``: what a columnar engine must read."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in files:
+        meta = pq.ParquetFile(path).metadata
+        total += meta.serialized_size + 8
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                col = group.column(c)
+                if col.path_in_schema.split(".")[0] in columns:
+                    total += col.total_compressed_size
+    return total
+
+
+def run(
+    *,
+    changes: int = 1_000_000,
+    days: int = 30,
+    seed: int = 7,
+    file_minutes: int = 15,
+    reps: int = 3,
+    threads: int = 2,
+    cache_dir: Path = Path(".cache/bench"),
+    progress: Progress | None = None,
+) -> BenchResult:
+    """Build (or reuse) the lake and time both questions on both layouts."""
+    say: Callable[[str], None] = progress or (lambda _m: None)
+    spec = LakeSpec(changes=changes, days=days, seed=seed, file_minutes=file_minutes)
+    lake = build(spec, cache_dir, say)
+    parts = _partitions(lake)
+    fh_files = sorted(p for p in lake.firehose.rglob("*") if p.is_file())
+
+    cutoff_us = spec.end_us - 3 * 86_400 * 1_000_000
+    day_start_us = spec.end_us - (min(days, 2)) * 86_400 * 1_000_000  # a full day inside the window
+    day_end_us = day_start_us + 86_400 * 1_000_000
+    cutoff, day_start, day_end = (us_to_datetime(x) for x in (cutoff_us, day_start_us, day_end_us))
+
+    con = duckdb.connect(config={"threads": threads})
+    results: dict[str, dict[str, Measured]] = {"current": {}, "per_hour": {}}
+
+    ours_current = _prune(parts, cutoff_us, spec.end_us)
+    ours_hourly = _prune(parts, day_start_us, day_end_us)
+    say(f"query: current state, ours ({len(ours_current)} files)")
+    results["current"]["ours"] = _run(
+        con,
+        CURRENT_OURS.format(files=_sql_list(ours_current), cutoff=cutoff.isoformat()),
+        ours_current,
+        reps,
+    )
+    say(f"query: current state, firehose-json ({len(fh_files)} files)")
+    results["current"]["firehose"] = _run(
+        con,
+        CURRENT_FIREHOSE.format(
+            files=_sql_list(fh_files), cutoff_naive=cutoff.replace(tzinfo=None).isoformat()
+        ),
+        fh_files,
+        reps,
+    )
+    say(f"query: changes per hour, ours ({len(ours_hourly)} files)")
+    results["per_hour"]["ours"] = _run(
+        con,
+        PER_HOUR_OURS.format(
+            files=_sql_list(ours_hourly),
+            day_start=day_start.isoformat(),
+            day_end=day_end.isoformat(),
+        ),
+        ours_hourly,
+        reps,
+    )
+    say(f"query: changes per hour, firehose-json ({len(fh_files)} files)")
+    results["per_hour"]["firehose"] = _run(
+        con,
+        PER_HOUR_FIREHOSE.format(
+            files=_sql_list(fh_files),
+            day_start_naive=day_start.replace(tzinfo=None).isoformat(),
+            day_end_naive=day_end.replace(tzinfo=None).isoformat(),
+        ),
+        fh_files,
+        reps,
+    )
+    con.close()
+
+    col_bytes = {
+        "current": _column_bytes(
+            ours_current,
+            {
+                "pk",
+                "item_key",
+                "event_name",
+                "new_image",
+                "event_time",
+                "sequence_number",
+                "event_id",
+            },
+        ),
+        "per_hour": _column_bytes(ours_hourly, {"event_time", "event_id"}),
+    }
+    notes = []
+    same_current = _same_current(
+        results["current"]["ours"].rows, results["current"]["firehose"].rows
+    )
+    same_hourly = results["per_hour"]["ours"].rows == results["per_hour"]["firehose"].rows
+    if not same_current:
+        notes.append("MISMATCH: 'current' returned different items on the two layouts")
+    if not same_hourly:
+        notes.append("MISMATCH: 'per_hour' returned different counts on the two layouts")
+    if lake.manifest.get("writer") != "consumer":
+        notes.append("our layout written by the pyarrow fallback (consumer writer not available)")
+
+    ours: dict[str, Any] = {}
+    baseline: dict[str, Any] = {}
+    ratios: dict[str, Any] = {}
+    rows: list[Row] = []
+    for q in ("current", "per_hour"):
+        o, b = results[q]["ours"], results[q]["firehose"]
+        ours[q] = {
+            "seconds": o.seconds,
+            "seconds_all": o.seconds_all,
+            "files": o.files,
+            "bytes_read": o.bytes_files,
+            "bytes_columns": col_bytes[q],
+            "rows": len(o.rows),
+        }
+        baseline[q] = {
+            "seconds": b.seconds,
+            "seconds_all": b.seconds_all,
+            "files": b.files,
+            "bytes_read": b.bytes_files,
+            "rows": len(b.rows),
+        }
+        ratios[f"{q}_fewer_bytes"] = ratio(b.bytes_files, o.bytes_files)
+        ratios[f"{q}_fewer_bytes_columns"] = ratio(b.bytes_files, col_bytes[q])
+        ratios[f"{q}_faster"] = ratio(b.seconds, o.seconds)
+        rows += [
+            Row(
+                f"{q}: bytes read (files touched)",
+                o.bytes_files,
+                b.bytes_files,
+                ratios[f"{q}_fewer_bytes"],
+                Target(f"{q}_fewer_bytes", ">=", 50, "x"),
+                ratios[f"{q}_fewer_bytes"],
+            ),
+            Row(
+                f"{q}: bytes read (Parquet columns needed)",
+                col_bytes[q],
+                b.bytes_files,
+                ratios[f"{q}_fewer_bytes_columns"],
+            ),
+            Row(
+                f"{q}: seconds (best of {reps})",
+                o.seconds,
+                b.seconds,
+                ratios[f"{q}_faster"],
+                Target(f"{q}_faster", ">=", 10, "x"),
+                ratios[f"{q}_faster"],
+            ),
+            Row(
+                f"{q}: rows returned (same answer: "
+                f"{same_current if q == 'current' else same_hourly})",
+                len(o.rows),
+                len(b.rows),
+            ),
+        ]
+    m = lake.manifest
+    return BenchResult(
+        bench="query",
+        params={
+            "changes": changes,
+            "days": days,
+            "seed": seed,
+            "file_minutes": file_minutes,
+            "reps": reps,
+            "duckdb_threads": threads,
+            "duckdb": duckdb.__version__,
+            "lake": str(lake.root),
+            "lake_build_seconds": m.get("seconds_to_build"),
+            "ours_files": m.get("ours_files"),
+            "ours_bytes": m.get("ours_bytes"),
+            "firehose_files": m.get("firehose_files"),
+            "firehose_bytes": m.get("firehose_bytes"),
+            "writer": m.get("writer"),
+            "cutoff": cutoff.isoformat(),
+            "day": day_start.date().isoformat(),
+        },
+        ours=ours,
+        baseline=baseline,
+        ratio=ratios,
+        rows=rows,
+        notes=notes,
+    )
+
+
+def _same_current(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
+    # Images are the same item in two JSON spellings (plain vs DynamoDB JSON): compare keys.
+    return sorted(str(r[0]) for r in a) == sorted(str(r[0]) for r in b)
+
+
+__all__ = ["LakeSpec", "run"]
