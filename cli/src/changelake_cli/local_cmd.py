@@ -1,10 +1,69 @@
-"""`changelake local` (being built; see the open issue that owns it)."""
+"""`changelake local up`: the whole pipeline on 127.0.0.1, no Docker, no AWS account."""
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Annotated, Literal
+
 import typer
+from changelake.logs import configure_logging
+from changelake.settings import ChangelakeSettings
+
+DEFAULT_PORT = 4566
+
+local_app = typer.Typer(help="Run the pipeline locally on the embedded AWS emulator.")
+
+
+@local_app.command("up")
+def up(
+    port: Annotated[int, typer.Option(help="Port of the local AWS endpoint")] = DEFAULT_PORT,
+    precision: Annotated[
+        str, typer.Option(help="ApproximateCreationDateTime precision: MILLISECOND|MICROSECOND")
+    ] = "MILLISECOND",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (0.0.0.0 only inside a container)")
+    ] = "127.0.0.1",
+) -> None:
+    """Start the emulator, create the resources, run every service until SIGINT/SIGTERM."""
+    from changelake_cli.local_stack import LocalStack
+
+    settings = ChangelakeSettings()
+    configure_logging(settings.log_level)
+    if precision not in ("MILLISECOND", "MICROSECOND"):
+        raise typer.BadParameter("use MILLISECOND or MICROSECOND", param_hint="--precision")
+    chosen: Literal["MILLISECOND", "MICROSECOND"] = (
+        "MICROSECOND" if precision == "MICROSECOND" else "MILLISECOND"
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del frame
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with LocalStack(port, settings=settings, precision=chosen, host=host) as stack:
+            names = ", ".join(s.name for s in stack.services) or "none registered"
+            print(
+                f"changelake local stack ready at {stack.endpoint}\n"
+                f"  export AWS_ENDPOINT_URL={stack.endpoint}\n"
+                f"  table {settings.table_name} -> stream {settings.stream_name} -> "
+                f"s3://{settings.lake_bucket} (raw/ via Firehose {settings.firehose_name}); "
+                f"services: {names}\n"
+                "  Ctrl-C to stop",
+                flush=True,
+            )
+            while not stop.wait(0.5):
+                pass
+            print("stopping…", file=sys.stderr, flush=True)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI (nothing yet)."""
-    del app
+    """Add ``changelake local`` to the CLI."""
+    app.add_typer(local_app, name="local")

@@ -1,10 +1,65 @@
-"""`changelake produce` (being built; see the open issue that owns it)."""
+"""`changelake produce`: write fake person changes to the table AWS_ENDPOINT_URL points at."""
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated
+
+import orjson
 import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def produce_command(
+    *,
+    count: Annotated[int | None, typer.Option(help="Changes to write")] = None,
+    duration: Annotated[float | None, typer.Option(help="Or: seconds to keep writing")] = None,
+    rate: Annotated[float | None, typer.Option(help="Target changes/s (default: max)")] = None,
+    mix: Annotated[
+        str, typer.Option(help="Weights, e.g. insert=0.6,update=0.3,delete=0.1")
+    ] = "insert=0.6,update=0.3,delete=0.1",
+    seed: Annotated[int, typer.Option(help="Seed of the fake data (same seed, same data)")] = 0,
+    output: Annotated[str, typer.Option("--format", help="Summary format: text or json")] = "text",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr")] = True,
+) -> None:
+    """Write inserts, updates and deletes of fake persons at a rate and mix."""
+    from changelake.logs import configure_logging
+    from changelake.settings import ChangelakeSettings
+    from changelake_producer import Mix, TableMissingError, produce
+
+    settings = ChangelakeSettings()
+    configure_logging(settings.log_level)
+    if count is None and duration is None:
+        raise typer.BadParameter("give --count or --duration", param_hint="--count")
+    if output not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--format")
+    try:
+        parsed = Mix.parse(mix)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mix") from exc
+    try:
+        summary = produce(
+            count=count,
+            duration=duration,
+            rate=rate,
+            mix=parsed,
+            seed=seed,
+            settings=settings,
+            progress=progress,
+        )
+    except TableMissingError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    if output == "json":
+        sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n")
+        return
+    table = Table(title=f"produced into {settings.table_name}", show_header=False)
+    for key, value in summary.to_dict(with_pks=False).items():
+        table.add_row(key, str(value))
+    Console().print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI (nothing yet)."""
-    del app
+    """Add ``changelake produce`` to the CLI."""
+    app.command("produce")(produce_command)

@@ -1,0 +1,225 @@
+"""The local AWS: a moto server on loopback plus the two integrations moto lacks.
+
+One :class:`Emulator` per process: moto keeps its state in process-wide backends, so
+:meth:`Emulator.start` resets them (the emulator always begins empty) and two emulators in one
+process would share tables. The emulator never touches ``os.environ``; its integrations use
+their own clients built with ``endpoint_url=self.endpoint``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import urllib.request
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from changelake import layout
+from changelake.settings import ChangelakeSettings
+from moto.server import ThreadedMotoServer
+
+from changelake_emulator.bootstrap import bootstrap, transform_lambda_arn
+from changelake_emulator.clients import emulator_client
+from changelake_emulator.faults import FaultConfig
+from changelake_emulator.firehose_bridge import FirehoseBridge, Handler
+from changelake_emulator.streaming_destination import StreamingDestination
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorStats:
+    """Counters of the integrations, for tests and the demo's summary."""
+
+    stream_records_read: int
+    records_forwarded: int
+    duplicates_injected: int
+    ttl_marked: int
+    out_of_order: int
+    firehose_records_read: int
+    firehose_ok: int
+    firehose_failed: int
+    firehose_dropped: int
+    firehose_invocations: int
+    firehose_objects: int
+    firehose_get_records_calls: int
+    errors: int
+
+
+class Emulator:
+    """moto server + DynamoDB→Kinesis streaming destination + Kinesis→Firehose→S3 bridge."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        settings: ChangelakeSettings | None = None,
+        faults: FaultConfig | None = None,
+        precision: Literal["MILLISECOND", "MICROSECOND"] = "MILLISECOND",
+        firehose_buffer_seconds: float = 1.0,
+        firehose_buffer_mb: float = 1.0,
+        shards: int = 2,
+        host: str = LOOPBACK,
+        firehose_poll_seconds: float = 1.0,
+        transform_handler: Handler | None = None,
+    ) -> None:
+        if precision not in ("MILLISECOND", "MICROSECOND"):
+            raise ValueError(f"precision must be MILLISECOND or MICROSECOND, got {precision!r}")
+        self.port = port
+        self.host = host
+        self.settings = settings or ChangelakeSettings()
+        self.faults = faults
+        self.precision: Literal["MILLISECOND", "MICROSECOND"] = precision
+        self.firehose_buffer_seconds = firehose_buffer_seconds
+        self.firehose_buffer_mb = firehose_buffer_mb
+        self.firehose_poll_seconds = firehose_poll_seconds
+        self.shards = shards
+        self._transform_handler = transform_handler
+        self._server: ThreadedMotoServer | None = None
+        self._endpoint: str | None = None
+        self.streaming: StreamingDestination | None = None
+        self.firehose: FirehoseBridge | None = None
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        """``http://host:port`` of the running server."""
+        if self._endpoint is None:
+            raise RuntimeError("emulator not started")
+        return self._endpoint
+
+    def _client(self, service: str) -> Any:
+        client = emulator_client(service, self.endpoint, self.settings.region)
+        self._clients.append(client)
+        return client
+
+    def start(self) -> Self:
+        """Start moto, reset its state, create the resources, start both integrations."""
+        with self._lock:
+            if self._server is not None:
+                return self
+            if self.port:
+                _check_port_free(self.host, self.port)
+            # moto's werkzeug request log would flood stderr with one line per API call.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+            server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+            server.start()
+            self._server = server
+            _, port = server.get_host_and_port()
+            connect_host = LOOPBACK if self.host in ("0.0.0.0", "") else self.host
+            self._endpoint = f"http://{connect_host}:{port}"
+            self.port = port
+        try:
+            self._reset()
+            bootstrap(
+                self.settings,
+                shards=self.shards,
+                endpoint_url=self.endpoint,
+                firehose_buffer_seconds=self.firehose_buffer_seconds,
+                firehose_buffer_mb=self.firehose_buffer_mb,
+            )
+            self._start_integrations()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("emulator ready", extra={"endpoint": self.endpoint})
+        return self
+
+    def _reset(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            resp.read()
+
+    def _start_integrations(self) -> None:
+        s = self.settings
+        self.streaming = StreamingDestination(
+            ddb=self._client("dynamodb"),
+            streams=self._client("dynamodbstreams"),
+            kinesis=self._client("kinesis"),
+            table=s.table_name,
+            stream_name=s.stream_name,
+            region=s.region,
+            precision=self.precision,
+            faults=self.faults,
+        )
+        handler = self._transform_handler
+        if handler is None:
+            from changelake_transform.handler import handler as transform_handler
+
+            handler = transform_handler
+        self.firehose = FirehoseBridge(
+            kinesis=self._client("kinesis"),
+            s3=self._client("s3"),
+            handler=handler,
+            stream_name=s.stream_name,
+            delivery_stream=s.firehose_name,
+            bucket=s.lake_bucket,
+            region=s.region,
+            prefix=layout.firehose_raw_prefix_expression(),
+            error_prefix=layout.firehose_error_prefix_expression(),
+            lambda_arn=transform_lambda_arn(s.region),
+            buffer_seconds=self.firehose_buffer_seconds,
+            buffer_mb=self.firehose_buffer_mb,
+            poll_seconds=self.firehose_poll_seconds,
+        )
+        self.streaming.start()
+        self.firehose.start()
+
+    def stats(self) -> EmulatorStats:
+        """A snapshot of the integration counters."""
+        sd, fh = self.streaming, self.firehose
+        return EmulatorStats(
+            stream_records_read=sd.records_read if sd else 0,
+            records_forwarded=sd.records_forwarded if sd else 0,
+            duplicates_injected=sd.injector.duplicates if sd else 0,
+            ttl_marked=sd.injector.ttl_marked if sd else 0,
+            out_of_order=sd.injector.out_of_order if sd else 0,
+            firehose_records_read=fh.records_read if fh else 0,
+            firehose_ok=fh.records_ok if fh else 0,
+            firehose_failed=fh.records_failed if fh else 0,
+            firehose_dropped=fh.records_dropped if fh else 0,
+            firehose_invocations=fh.invocations if fh else 0,
+            firehose_objects=fh.objects_written if fh else 0,
+            firehose_get_records_calls=fh.get_records_calls if fh else 0,
+            errors=(sd.errors if sd else 0) + (fh.errors if fh else 0),
+        )
+
+    def stop(self) -> None:
+        """Drain and stop the integrations (stream first), then the server; idempotent."""
+        with self._lock:
+            server, self._server = self._server, None
+            clients, self._clients = self._clients, []
+        # The integrations stay referenced so their counters remain readable after stop.
+        if self.streaming is not None:
+            self.streaming.stop()
+        if self.firehose is not None:
+            self.firehose.stop()
+        for client in clients:
+            client.close()
+        if server is not None:
+            server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    # ThreadedMotoServer.start() waits forever if its server cannot bind: fail fast instead.
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
