@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,21 @@ def aws_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     ).read()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     return moto_server
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A started changelake Emulator on a free loopback port; AWS_ENDPOINT_URL points at it.
+
+    moto's state is process-wide: the emulator resets it on start, so it begins empty (and
+    an ``aws_endpoint`` used in the same test would share its state).
+    """
+    from changelake_emulator.emulator import Emulator
+
+    emu = Emulator(0)
+    emu.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint)
+    try:
+        yield emu
+    finally:
+        emu.stop()

@@ -96,16 +96,16 @@ def kinesis_record(
         "ApproximateCreationDateTime": (
             event_time_us if precision == "MICROSECOND" else event_time_us // 1000
         ),
-        "Keys": wire_image(src["Keys"]),
     }
+    if precision == "MICROSECOND":
+        payload["ApproximateCreationDateTimePrecision"] = "MICROSECOND"
+    payload["Keys"] = wire_image(src["Keys"])
     # Kinesis-for-DynamoDB shape: INSERT has no OldImage, REMOVE no NewImage.
     if name != "REMOVE" and "NewImage" in src:
         payload["NewImage"] = wire_image(src["NewImage"])
     if name != "INSERT" and "OldImage" in src:
         payload["OldImage"] = wire_image(src["OldImage"])
     payload["SizeBytes"] = size_bytes(payload)
-    if precision == "MICROSECOND":
-        payload["ApproximateCreationDateTimePrecision"] = "MICROSECOND"
     return {
         "awsRegion": region,
         "eventID": event_id(str(stream_record["eventID"])),
