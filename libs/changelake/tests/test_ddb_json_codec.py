@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -414,3 +415,16 @@ def test_image_to_json_keeps_none_for_absent_image() -> None:
 
 def test_value_to_json_renders_a_single_value() -> None:
     assert ddb_json.value_to_json({"k": Decimal("1E+40")}) == '{"k":1E+40}'
+
+
+@pytest.mark.parametrize("value", [Decimal("NaN"), Decimal("-Infinity"), float("nan"), math.inf])
+def test_image_to_json_refuses_non_finite_numbers_instead_of_writing_invalid_json(
+    value: object,
+) -> None:
+    with pytest.raises(DdbJsonError, match="not finite"):
+        ddb_json.image_to_json({"x": value})
+
+
+def test_serialize_value_rejects_ints_beyond_the_digit_limit_as_codec_error() -> None:
+    with pytest.raises(DdbJsonError, match="out of DynamoDB range"):
+        ddb_json.serialize_value(10**5000 + 1)

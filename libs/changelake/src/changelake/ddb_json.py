@@ -7,7 +7,7 @@ Python values:
 type key    Python value
 ==========  =====================================================
 S           ``str``
-N           ``decimal.Decimal`` (38-digit context, never NaN/Infinity)
+N           ``decimal.Decimal`` (exact; ≤38 significant digits, never NaN/Infinity)
 B           ``bytes`` (strict base64)
 BOOL        ``bool``
 NULL        ``None`` (the value must be ``true``)
@@ -18,6 +18,8 @@ SS/NS/BS    ``set`` of str / Decimal / bytes (members kept, duplicates rejected)
 
 Every attribute value must be an object with exactly one known type key, or decoding raises
 :class:`DdbJsonError` carrying the JSON path of the bad value. Nothing is coerced silently.
+Top-level attribute names must be non-empty; nesting is bounded by :data:`MAX_DEPTH`.
+See docs/adr/0002-strict-dynamodb-json-codec.md for the choices.
 
 Encoding (`serialize_*`) is the inverse and round-trips: ``deserialize(serialize(v)) == v``.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import decimal
+import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -225,7 +228,11 @@ def serialize_value(value: Value, path: str = "$") -> dict[str, Any]:
     if isinstance(value, str):
         return {"S": value}
     if isinstance(value, int):
-        return {"N": _format_number(parse_number(str(value), path))}
+        try:
+            text = str(value)
+        except ValueError as exc:  # beyond Python's int→str digit limit: far past 38 digits
+            raise DdbJsonError(path, "number out of DynamoDB range") from exc
+        return {"N": _format_number(parse_number(text, path))}
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise DdbJsonError(path, f"number {value} is not finite")
@@ -269,7 +276,12 @@ class _RawNumber(str):
 def to_plain(value: Value) -> Any:
     """Map a decoded value onto JSON-ready plain data (sets sorted, bytes base64)."""
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            # NaN/Infinity are not JSON; writing them would corrupt the column.
+            raise DdbJsonError("$", f"number {value} is not finite")
         return _RawNumber(_format_number(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DdbJsonError("$", f"number {value} is not finite")  # orjson would write null
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):
