@@ -320,5 +320,5 @@ def create_view(glue: Any, name: str, sql: str, columns: tuple[tuple[str, str], 
 
 
 def moment(hms: str) -> datetime:
-    """A naive UTC datetime on the fixture day, as the engines return Hive timestamps."""
-    return _t(hms).astimezone(UTC).replace(tzinfo=None)
+    """An aware UTC datetime on the fixture day (engines return Hive timestamps so)."""
+    return _t(hms).astimezone(UTC)

@@ -32,6 +32,7 @@ from changelake_cli.query.model import (
     QueryResult,
     ScanStats,
     TableDef,
+    utc_value,
 )
 from changelake_cli.query.projection import projection_of
 from changelake_cli.query.s3_objects import S3Object, S3Objects
@@ -111,7 +112,7 @@ class LocalEngine:
         return QueryResult(
             columns=[str(d[0]) for d in description],
             types=[str(d[1]) for d in description],
-            rows=[tuple(r) for r in rows],
+            rows=[tuple(utc_value(v) for v in r) for r in rows],
             engine=self.name,
             stats=stats,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -82,3 +83,12 @@ class QueryResult:
     def records(self) -> list[dict[str, Any]]:
         """Rows as dicts keyed by column name."""
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def utc_value(value: Any) -> Any:
+    """Engines return Hive ``timestamp`` values (zone-less, UTC in this lake) as aware UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    if isinstance(value, list):
+        return [utc_value(v) for v in value]
+    return value
