@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from changelake import aws
 from changelake.s3_store import S3ObjectStore
@@ -19,7 +21,7 @@ def test_aws_factory_client_reaches_moto_through_aws_endpoint_url(aws_endpoint: 
 
 
 def test_aws_factory_applies_one_retry_and_timeout_policy(aws_endpoint: str) -> None:
-    config = aws.kinesis().meta.config
+    config: Any = aws.kinesis().meta.config  # botocore's Config attributes are dynamic
 
     # botocore counts max_attempts as retries after the first call.
     assert config.retries == {"mode": "adaptive", "total_max_attempts": aws.RETRY_ATTEMPTS + 1}

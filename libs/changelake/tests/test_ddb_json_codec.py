@@ -37,8 +37,10 @@ def wire_item(item: dict[str, Any]) -> dict[str, Any]:
 def boto3_read(wire: dict[str, Any]) -> dict[str, Any]:
     """What boto3 makes of a wire item: botocore's JSON parser, then TypeDeserializer."""
     body = json.dumps({"Item": wire}).encode()
+    shape = _GET.output_shape
+    assert shape is not None
     parsed = parsers.create_parser("json").parse(
-        {"body": body, "headers": {}, "status_code": 200}, _GET.output_shape
+        {"body": body, "headers": {}, "status_code": 200}, shape
     )
     return {k: _unwrap(TypeDeserializer().deserialize(v)) for k, v in parsed["Item"].items()}
 
@@ -46,7 +48,7 @@ def boto3_read(wire: dict[str, Any]) -> dict[str, Any]:
 def _unwrap(value: Any) -> Any:
     """boto3 wraps binary in ``Binary``; compare its bytes."""
     if isinstance(value, Binary):
-        return bytes(value.value)
+        return value.__bytes__()
     if isinstance(value, dict):
         return {k: _unwrap(v) for k, v in value.items()}
     if isinstance(value, list):
