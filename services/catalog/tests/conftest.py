@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -150,7 +150,7 @@ class Lake:
 
 
 @pytest.fixture
-def lake(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
+def lake(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Lake:
     """Bucket + catalog queue/DLQ + notification + Glue database, like the emulator's bootstrap."""
     bucket, queue, database = "changelake-lake", "changelake-catalog", "changelake"
     for name, value in {

@@ -230,7 +230,7 @@ class GlueRegistry:
                 "table written",
                 extra={
                     "table": changes_table_name(table),
-                    "created": state.created,
+                    "table_created": state.created,
                     "columns_added": [c.name for c in state.added],
                 },
             )
@@ -248,7 +248,7 @@ class GlueRegistry:
             if exc.code == ALREADY_EXISTS:
                 return False
             raise
-        log.info("table written", extra={"table": raw_table_name(table), "created": True})
+        log.info("table written", extra={"table": raw_table_name(table), "table_created": True})
         return True
 
     def ensure_current_view(self, table: str) -> bool:
