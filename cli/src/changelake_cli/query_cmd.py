@@ -1,10 +1,149 @@
-"""`changelake query` (being built; see the open issue that owns it)."""
+"""`changelake query`: Athena SQL on the local lake (DuckDB) or on Athena, ad hoc or named."""
 
 from __future__ import annotations
 
+import sys
+import time
+from enum import StrEnum
+from typing import Annotated
+
 import typer
+from changelake.logs import configure_logging
+from rich.console import Console
+
+from changelake_cli.query import render
+from changelake_cli.query.model import QueryError, QueryResult
+from changelake_cli.query.named import load, load_all
+from changelake_cli.query.settings import QuerySettings
+
+
+class Engine(StrEnum):
+    """Where the SQL runs."""
+
+    local = "local"
+    athena = "athena"
+
+
+class OutputFormat(StrEnum):
+    """How rows are printed on stdout."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def run_query(
+    *,
+    engine: Engine,
+    sql: str,
+    params: list[str],
+    database: str,
+    settings: QuerySettings,
+) -> QueryResult:
+    """Run ``sql`` (``params``: SQL literal texts, one per ``?``) on the chosen engine."""
+    if engine is Engine.athena:
+        from changelake_cli.query.athena_engine import AthenaEngine
+
+        return AthenaEngine(
+            database,
+            workgroup=settings.athena_workgroup,
+            output_location=settings.athena_output_location,
+            region=settings.region,
+            timeout_s=settings.athena_timeout_s,
+            poll_max_s=settings.athena_poll_max_s,
+        ).run(sql, params)
+    from changelake_cli.query.local_engine import LocalEngine
+
+    return LocalEngine(database, region=settings.region).run(sql, params)
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise QueryError(f"--param takes name=value, got {item!r}")
+        pairs[key.strip()] = value
+    return pairs
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI (nothing yet)."""
-    del app
+    """Add ``query`` to the CLI."""
+
+    @app.command("query")
+    def query(  # noqa: PLR0917 - typer maps each option to a parameter
+        sql: Annotated[str | None, typer.Option("--sql", help="Athena SQL text to run")] = None,
+        named: Annotated[
+            str | None, typer.Option("--named", help="Name of a packaged query (see --list)")
+        ] = None,
+        param: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--param",
+                help="name=value for a named query; with --sql, one SQL literal per ? in order "
+                "(e.g. 1='p-42' 2=10)",
+            ),
+        ] = None,
+        engine: Annotated[Engine, typer.Option(help="local (DuckDB over Glue) or athena")] = (
+            Engine.local
+        ),
+        database: Annotated[
+            str | None, typer.Option(help="Database of unqualified names [default: changelake]")
+        ] = None,
+        table: Annotated[
+            str | None, typer.Option(help="DynamoDB table a named query reads [default: persons]")
+        ] = None,
+        output: Annotated[
+            OutputFormat, typer.Option("--format", help="table, json (array of rows) or csv")
+        ] = OutputFormat.table,
+        list_named: Annotated[bool, typer.Option("--list", help="List named queries")] = False,
+    ) -> None:
+        """Run Athena SQL on the local lake (DuckDB, default) or on Athena."""
+        settings = QuerySettings()
+        configure_logging(settings.log_level)
+        err = Console(stderr=True)
+        out = Console(soft_wrap=False)
+        if list_named:
+            for name, nq in load_all().items():
+                args = " ".join(f"--param {p}=<…>" for p in nq.parameter_names())
+                out.print(f"[bold]{name}[/bold] {args}\n    {nq.description}")
+            return
+        try:
+            if (sql is None) == (named is None):
+                raise QueryError("give exactly one of --sql or --named")
+            pairs = _pairs(param or [])
+            if named is not None:
+                nq = load(named)
+                text = nq.sql(table or settings.table_name)
+                literals = nq.execution_parameters(pairs)
+            else:
+                assert sql is not None
+                text, literals = sql, list(pairs.values())
+            started = time.monotonic()
+            result = run_query(
+                engine=engine,
+                sql=text,
+                params=literals,
+                database=database or settings.database,
+                settings=settings,
+            )
+        except QueryError as exc:
+            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(1) from exc
+        elapsed = time.monotonic() - started
+        if output is OutputFormat.json:
+            sys.stdout.write(render.to_json(result) + "\n")
+        elif output is OutputFormat.csv:
+            sys.stdout.write(render.to_csv(result))
+        else:
+            render.print_table(result, out)
+        stats = result.stats
+        where = (
+            f"{stats.partitions} partition(s), {stats.files} file(s), "
+            if engine is Engine.local
+            else f"query {result.query_id}, "
+        )
+        err.print(
+            f"[dim]{len(result.rows)} row(s) · {engine.value} · {where}"
+            f"{stats.bytes_read:,} bytes scanned · {elapsed:.2f}s[/dim]"
+        )

@@ -1,0 +1,78 @@
+"""Render query results: a rich table, a JSON array of row objects, or CSV."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from changelake_cli.query.model import QueryResult
+
+
+def plain(value: Any) -> Any:
+    """A JSON-safe value: Decimal as its exact text, bytes as base64, datetimes ISO 8601."""
+    if isinstance(value, Decimal):
+        return str(value)  # exact; a JSON number would pass through a float in most readers
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def to_json(result: QueryResult) -> str:
+    """A JSON array of row objects (keys are the column names)."""
+    rows = [{c: plain(v) for c, v in zip(result.columns, row, strict=True)} for row in result.rows]
+    return orjson.dumps(rows).decode()
+
+
+def to_csv(result: QueryResult) -> str:
+    """CSV with a header row; arrays and maps as JSON text, NULL as an empty field."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(result.columns)
+    for row in result.rows:
+        writer.writerow([cell_text(v, null="") for v in row])
+    return out.getvalue()
+
+
+def cell_text(value: Any, null: str = "NULL") -> str:
+    """One value as display text."""
+    if value is None:
+        return null
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, list | dict | tuple):
+        return orjson.dumps(plain(value)).decode()
+    return str(plain(value))
+
+
+def to_table(result: QueryResult, title: str | None = None, max_rows: int | None = None) -> Table:
+    """A rich table of the result (at most ``max_rows`` rows, with a caption if cut)."""
+    table = Table(title=title, title_justify="left", header_style="bold cyan", show_lines=False)
+    for name in result.columns:
+        table.add_column(name, overflow="fold")
+    shown = result.rows if max_rows is None else result.rows[:max_rows]
+    for row in shown:
+        table.add_row(*(cell_text(v) for v in row))
+    if len(shown) < len(result.rows):
+        table.caption = f"{len(shown)} of {len(result.rows)} rows"
+    return table
+
+
+def print_table(result: QueryResult, console: Console, title: str | None = None) -> None:
+    """Print the result as a table on ``console``."""
+    console.print(to_table(result, title))

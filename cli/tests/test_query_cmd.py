@@ -1,0 +1,107 @@
+"""`changelake query` end to end through the CLI, on the fixture lake and on moto's Athena."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from changelake_cli.main import app
+from changelake_cli.query import fixture_lake
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.aws
+
+
+@pytest.fixture
+def lake(aws_endpoint: str) -> str:
+    """The fixture lake in moto."""
+    fixture_lake.build()
+    return aws_endpoint
+
+
+def test_query_cmd_json_prints_only_a_json_array(lake: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["query", "--sql", "SELECT pk, age FROM persons_current ORDER BY pk", "--format", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"pk": "p1", "age": 30}, {"pk": "p4", "age": 51}]
+
+
+def test_query_cmd_named_with_param_as_csv(lake: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["query", "--named", "item_history", "--param", 'item_key={"pk":"p1"}', "--format", "csv"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["event_id"], r["event_name"], r["changed_attributes"]) for r in rows] == [
+        ("e01", "INSERT", '["age","email","name","pk"]'),
+        ("e03", "MODIFY", '["email"]'),
+        ("e08", "MODIFY", '["city","email","name"]'),
+    ]
+    assert rows[0]["old_image"] == ""
+
+
+def test_query_cmd_positional_params_with_sql(lake: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "query",
+            "--sql",
+            "SELECT event_id FROM persons_changes WHERE pk = ? AND hour = ?",
+            "--param",
+            "1='p3'",
+            "--param",
+            "2='12'",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"event_id": "e07"}]
+
+
+def test_query_cmd_table_format_shows_rows(lake: str) -> None:
+    result = CliRunner().invoke(app, ["query", "--named", "duplicates_seen"])
+    assert result.exit_code == 0, result.output
+    assert "rows_stored" in result.stdout
+    assert "│ 11 " in result.stdout
+
+
+def test_query_cmd_error_exits_1_with_reason(lake: str) -> None:
+    result = CliRunner().invoke(
+        app, ["query", "--sql", "SELECT * FROM missing", "--format", "json"]
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "TABLE_NOT_FOUND" in result.stderr
+
+
+def test_query_cmd_athena_engine_passes_named_params(aws_endpoint: str) -> None:
+    import boto3
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "query",
+            "--engine",
+            "athena",
+            "--named",
+            "item_history",
+            "--param",
+            "item_key=it's",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
+    client = boto3.client("athena", region_name="us-east-1")
+    (query_id,) = client.list_query_executions()["QueryExecutionIds"]
+    execution = client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    assert execution["ExecutionParameters"] == ["'it''s'"]
+    assert "FROM persons_changes" in execution["Query"]
+    assert execution["WorkGroup"] == "primary"
