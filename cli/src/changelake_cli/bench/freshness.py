@@ -1,0 +1,286 @@
+"""Freshness bench: DynamoDB write → visible in ``<table>_current``, on the embedded pipeline.
+
+The embedded local stack (emulator with the DynamoDB→Kinesis streaming destination, the
+consumer's local runner, the catalog service) runs in this process. Writer threads put items at
+``rate`` changes/s for ``seconds`` (each change bumps the item's ``ver``); a reader runs
+``SELECT item_key, new_image FROM <table>_current`` on the local query engine (Glue + S3 +
+DuckDB, exactly what ``changelake query`` does) in a loop. A change counts as visible when a
+query *that has finished* shows its item at that version or later; latency = that finish time
+minus the time the write call returned.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import string
+import threading
+import time
+from collections import defaultdict, deque
+from typing import Any
+
+from changelake import layout
+
+from changelake_cli.bench.env import boto_client, percentile
+from changelake_cli.bench.report import BenchResult, Progress, Row, Target
+
+
+class _Pending:
+    """Writes not yet seen, per item, in version order (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_item: dict[str, deque[tuple[int, float]]] = defaultdict(deque)
+        self.latencies: list[float] = []
+        self.written = 0
+
+    def add(self, pk: str, ver: int, at: float) -> None:
+        """Record that ``pk`` reached ``ver`` at ``at`` (monotonic)."""
+        with self._lock:
+            self._by_item[pk].append((ver, at))
+            self.written += 1
+
+    def observe(self, current: dict[str, int], at: float) -> None:
+        """Mark every pending write whose version the query showed as visible at ``at``."""
+        with self._lock:
+            for pk, queue in self._by_item.items():
+                seen = current.get(pk)
+                if seen is None:
+                    continue
+                while queue and queue[0][0] <= seen:
+                    _, wrote = queue.popleft()
+                    self.latencies.append(max(0.0, at - wrote))
+
+    def outstanding(self) -> int:
+        """Writes not yet visible."""
+        with self._lock:
+            return sum(len(q) for q in self._by_item.values())
+
+
+def _writer(
+    ddb: Any,
+    *,
+    table: str,
+    items: int,
+    rate_per_thread: float,
+    until: float,
+    offset: int,
+    stride: int,
+    pending: _Pending,
+    stop: threading.Event,
+) -> None:
+    rng = random.Random(offset)
+    pad = "".join(rng.choices(string.ascii_letters, k=300))
+    versions: dict[str, int] = defaultdict(int)
+    batch = 25
+    interval = batch / rate_per_thread
+    next_at = time.monotonic()
+    n = offset
+    while not stop.is_set() and time.monotonic() < until:
+        requests = []
+        keys = []
+        for _ in range(batch):
+            pk = f"f{n % items:06d}"
+            n += stride
+            if pk in keys:  # BatchWriteItem rejects two writes to one key
+                continue
+            versions[pk] += 1
+            keys.append(pk)
+            requests.append(
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": pk},
+                            "ver": {"N": str(versions[pk])},
+                            "note": {"S": pad},
+                            "ok": {"BOOL": True},
+                        }
+                    }
+                }
+            )
+        unprocessed: dict[str, Any] = {table: requests}
+        while unprocessed:
+            resp = ddb.batch_write_item(RequestItems=unprocessed)
+            unprocessed = resp.get("UnprocessedItems") or {}
+        done = time.monotonic()
+        for pk in keys:
+            pending.add(pk, versions[pk], done)
+        next_at += interval
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+
+
+def _current_versions(engine: Any, view: str) -> dict[str, int]:
+    result = engine.run(f"SELECT item_key, new_image FROM {view}")
+    current: dict[str, int] = {}
+    for item_key, new_image in result.rows:
+        if not new_image:
+            continue
+        pk = json.loads(item_key)["pk"]
+        current[pk] = int(json.loads(new_image)["ver"])
+    return current
+
+
+def run(
+    *,
+    rate: int = 1000,
+    seconds: float = 30.0,
+    items: int = 2000,
+    writers: int = 2,
+    drain_timeout_s: float = 90.0,
+    progress: Progress | None = None,
+) -> BenchResult:
+    """Write at ``rate`` for ``seconds`` through the embedded pipeline and time visibility."""
+    say = progress or (lambda _m: None)
+    params: dict[str, Any] = {
+        "rate": rate,
+        "seconds": seconds,
+        "items": items,
+        "writers": writers,
+        "drain_timeout_s": drain_timeout_s,
+    }
+    if importlib.util.find_spec("changelake_consumer.local_runner") is None:
+        return _unavailable(
+            params,
+            "consumer local runner (changelake_consumer.local_runner) "
+            "has not landed: the embedded pipeline cannot write Parquet yet",
+        )
+    from changelake.settings import ChangelakeSettings
+
+    from changelake_cli.local_stack import LocalStack
+    from changelake_cli.query.local_engine import LocalEngine
+
+    settings = ChangelakeSettings()
+    view = layout.current_view_name(settings.table_name)
+    pending = _Pending()
+    polls = 0
+    poll_seconds: list[float] = []
+    say(f"freshness: starting the embedded pipeline ({rate}/s for {seconds:g} s)")
+    with LocalStack(0, settings=settings) as stack:
+        names = [getattr(s, "name", "?") for s in stack.services]
+        if not any("consumer" in n for n in names):
+            return _unavailable(params, f"local stack runs no consumer service (has {names})")
+        ddb = boto_client("dynamodb", stack.endpoint)
+        engine = LocalEngine(settings.database)
+        stop = threading.Event()
+        started = time.monotonic()
+        until = started + seconds
+        threads = [
+            threading.Thread(
+                target=_writer,
+                args=(ddb,),
+                kwargs={
+                    "table": settings.table_name,
+                    "items": items,
+                    "rate_per_thread": rate / writers,
+                    "until": until,
+                    "offset": i,
+                    "stride": writers,
+                    "pending": pending,
+                    "stop": stop,
+                },
+                name=f"bench-writer-{i}",
+                daemon=True,
+            )
+            for i in range(writers)
+        ]
+        for t in threads:
+            t.start()
+        deadline = until + drain_timeout_s
+        try:
+            while time.monotonic() < deadline:
+                writing = any(t.is_alive() for t in threads)
+                if not writing and pending.outstanding() == 0:
+                    break
+                q_start = time.monotonic()
+                try:
+                    current = _current_versions(engine, view)
+                except Exception as exc:  # the view does not exist until the first object
+                    if time.monotonic() - started > 60 and polls == 0:
+                        raise RuntimeError(f"{view} never became queryable: {exc}") from exc
+                    time.sleep(0.5)
+                    continue
+                done = time.monotonic()
+                polls += 1
+                poll_seconds.append(done - q_start)
+                pending.observe(current, done)
+                if polls % 10 == 0:
+                    say(
+                        f"freshness: {pending.written:,} written, "
+                        f"{pending.outstanding():,} not yet visible"
+                    )
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        write_seconds = min(time.monotonic(), until) - started
+    lat = pending.latencies
+    achieved = round(pending.written / write_seconds, 1) if write_seconds > 0 else None
+    ours = {
+        "changes_written": pending.written,
+        "achieved_rate_per_s": achieved,
+        "visible": len(lat),
+        "not_visible_after_drain": pending.outstanding(),
+        "latency_p50_s": _r(percentile(lat, 50)),
+        "latency_p95_s": _r(percentile(lat, 95)),
+        "latency_max_s": _r(max(lat) if lat else None),
+        "query_polls": polls,
+        "query_seconds_p50": _r(percentile(poll_seconds, 50)),
+    }
+    rows = [
+        Row("changes written (achieved/s)", pending.written, None, None),
+        Row(
+            "achieved write rate (/s)",
+            achieved,
+            None,
+            None,
+            Target("achieved_rate_per_s", ">=", float(rate), "/s"),
+            achieved,
+        ),
+        Row("write → visible in _current p50 (s)", ours["latency_p50_s"]),
+        Row(
+            "write → visible in _current p95 (s)",
+            ours["latency_p95_s"],
+            None,
+            None,
+            Target("latency_p95_s", "<=", 10, " s"),
+            ours["latency_p95_s"],
+        ),
+        Row("write → visible in _current max (s)", ours["latency_max_s"]),
+        Row("not visible after drain", ours["not_visible_after_drain"]),
+        Row("one _current query (s, p50)", ours["query_seconds_p50"]),
+    ]
+    notes = [
+        "latency is measured to the end of the first query that shows the change; the "
+        "query loop itself shares the 2 cores with the pipeline"
+    ]
+    return BenchResult(
+        bench="freshness", params=params, ours=ours, baseline={}, ratio={}, rows=rows, notes=notes
+    )
+
+
+def _unavailable(params: dict[str, Any], reason: str) -> BenchResult:
+    return BenchResult(
+        bench="freshness",
+        params=params,
+        ours={"available": False, "reason": reason},
+        baseline={},
+        ratio={},
+        rows=[
+            Row(
+                "write → visible in _current p95 (s)",
+                None,
+                None,
+                None,
+                Target("latency_p95_s", "<=", 10, " s"),
+                None,
+            )
+        ],
+        notes=[f"not measured: {reason}"],
+    )
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
