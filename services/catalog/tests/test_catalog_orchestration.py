@@ -1,0 +1,178 @@
+"""The service's orchestration with in-memory fakes: coalescing, failure isolation, acks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from changelake.layout import Partition
+from changelake.testing.fakes import InMemoryObjectStore, RecordingMetrics
+from changelake_catalog.columns import Column, merge_columns
+from changelake_catalog.exceptions import CatalogError
+from changelake_catalog.ports import PartitionResult, QueueMessage, TableState
+from changelake_catalog.service import CatalogService
+
+pytestmark = pytest.mark.unit
+
+
+class FakeQueue:
+    """Hands out queued messages once; records deletes and retries."""
+
+    def __init__(self, messages: Sequence[QueueMessage]) -> None:
+        self.pending = list(messages)
+        self.deleted: list[str] = []
+        self.retried: list[tuple[str, int]] = []
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[QueueMessage]:
+        """Pop up to ``max_messages``."""
+        out, self.pending = self.pending[:max_messages], self.pending[max_messages:]
+        return out
+
+    def delete(self, messages: Sequence[QueueMessage]) -> None:
+        """Record deletes."""
+        self.deleted += [m.message_id for m in messages]
+
+    def retry_later(self, messages: Sequence[QueueMessage], delay_seconds: int) -> None:
+        """Record retries."""
+        self.retried += [(m.message_id, delay_seconds) for m in messages]
+
+
+class FakeRegistry:
+    """An in-memory catalog recording every call; ``fail_tables`` raise CatalogError."""
+
+    def __init__(self, fail_tables: Sequence[str] = ()) -> None:
+        self.columns: dict[str, tuple[Column, ...]] = {}
+        self.partitions: dict[str, set[Partition]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.partition_batches: list[list[Partition]] = []
+        self.fail_tables = set(fail_tables)
+
+    def ensure_database(self) -> None:
+        """Nothing to do."""
+
+    def merge_changes_table(self, table: str, incoming: Sequence[Column]) -> TableState:
+        """Create or merge."""
+        self.calls.append(("merge", table))
+        if table in self.fail_tables:
+            raise CatalogError("injected", "InternalServiceException")
+        created = table not in self.columns
+        merged = merge_columns(self.columns.get(table, ()), incoming)
+        self.columns[table] = merged.columns
+        return TableState(merged.columns, created, merged.added, merged.conflicts)
+
+    def ensure_raw_table(self, table: str) -> bool:
+        """Record."""
+        self.calls.append(("raw", table))
+        return True
+
+    def ensure_current_view(self, table: str) -> bool:
+        """Record."""
+        self.calls.append(("view", table))
+        return True
+
+    def existing_partitions(self, table: str) -> set[Partition]:
+        """Registered partitions."""
+        return set(self.partitions.get(table, set()))
+
+    def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
+        """Record one batch."""
+        self.partition_batches.append(list(partitions))
+        known = self.partitions.setdefault(table, set())
+        new = set(partitions) - known
+        known.update(partitions)
+        return PartitionResult(len(new), len(partitions) - len(new), 1)
+
+
+def _message(mid: str, *keys: str) -> QueueMessage:
+    records = [
+        {
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "lake"}, "object": {"key": k}},
+        }
+        for k in keys
+    ]
+    return QueueMessage(mid, f"rh-{mid}", json.dumps({"Records": records}))
+
+
+def _service(
+    queue: FakeQueue, store: InMemoryObjectStore, registry: FakeRegistry
+) -> CatalogService:
+    return CatalogService(queue, store, registry, RecordingMetrics(), bucket="lake", workers=4)
+
+
+def _k(table: str, hour: str, name: str) -> str:
+    return f"changes/{table}/dt=2024-05-01/hour={hour}/{name}.parquet"
+
+
+def test_handle_coalesces_objects_of_one_partition_into_one_registration(
+    make_row: Callable[..., Any], make_parquet: Callable[..., bytes]
+) -> None:
+    store = InMemoryObjectStore()
+    data = make_parquet([make_row("a")])
+    keys = [_k("persons", "10", f"s-{i}") for i in range(5)] + [_k("persons", "11", "s-9")]
+    for key in keys:
+        store.objects[key] = data
+    queue = FakeQueue([_message(str(i), k) for i, k in enumerate(keys)])
+    registry = FakeRegistry()
+
+    outcome = _service(queue, store, registry).poll_once()
+
+    assert registry.partition_batches == [
+        [Partition("2024-05-01", "10"), Partition("2024-05-01", "11")]
+    ]
+    assert registry.calls == [("merge", "persons"), ("raw", "persons"), ("view", "persons")]
+    assert sorted(queue.deleted) == [str(i) for i in range(6)]
+    assert (outcome.deleted, outcome.failed, outcome.partitions_added) == (6, 0, 2)
+
+
+def test_handle_skips_glue_when_columns_and_partitions_are_known(
+    make_row: Callable[..., Any], make_parquet: Callable[..., bytes]
+) -> None:
+    store = InMemoryObjectStore()
+    store.objects[_k("persons", "10", "a")] = make_parquet([make_row("a")])
+    store.objects[_k("persons", "10", "b")] = make_parquet([make_row("b")])
+    queue = FakeQueue([_message("1", _k("persons", "10", "a"))])
+    registry = FakeRegistry()
+    service = _service(queue, store, registry)
+    service.poll_once()
+    calls = list(registry.calls)
+
+    queue.pending.append(_message("2", _k("persons", "10", "b")))
+    service.poll_once()
+
+    assert registry.calls == calls
+    assert len(registry.partition_batches) == 1
+    assert queue.deleted == ["1", "2"]
+
+
+def test_handle_fails_only_messages_of_a_bad_object_or_failing_table(
+    make_row: Callable[..., Any], make_parquet: Callable[..., bytes]
+) -> None:
+    store = InMemoryObjectStore()
+    good = make_parquet([make_row("a")])
+    store.objects[_k("persons", "10", "ok")] = good
+    store.objects[_k("persons", "10", "bad")] = b"not parquet"
+    store.objects[_k("orders", "10", "ok")] = good
+    queue = FakeQueue(
+        [
+            _message("ok", _k("persons", "10", "ok")),
+            _message("bad", _k("persons", "10", "bad")),
+            _message("orders", _k("orders", "10", "ok")),
+            QueueMessage("garbage", "rh-garbage", "{not json"),
+            _message("gone", _k("persons", "10", "deleted-meanwhile")),
+            QueueMessage("test", "rh", json.dumps({"Event": "s3:TestEvent"})),
+        ]
+    )
+    registry = FakeRegistry(fail_tables=["orders"])
+
+    outcome = CatalogService(
+        queue, store, registry, RecordingMetrics(), bucket="lake", retry_delay_seconds=7
+    ).poll_once()
+
+    assert sorted(queue.deleted) == ["gone", "ok", "test"]
+    assert sorted(queue.retried) == [("bad", 7), ("garbage", 7), ("orders", 7)]
+    assert (outcome.deleted, outcome.failed) == (3, 3)
+    assert registry.partitions == {"persons": {Partition("2024-05-01", "10")}}
