@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 
+# moto's backends are process-wide: a second running emulator would share (and reset) them.
+_running: set[int] = set()
+_running_lock = threading.Lock()
+
 
 @dataclass(frozen=True, slots=True)
 class EmulatorStats:
@@ -103,12 +107,23 @@ class Emulator:
         with self._lock:
             if self._server is not None:
                 return self
-            if self.port:
-                _check_port_free(self.host, self.port)
+            with _running_lock:
+                if _running:
+                    raise RuntimeError(
+                        "another Emulator is running in this process (moto state is "
+                        "process-wide): stop it first"
+                    )
+                _running.add(id(self))
             # moto's werkzeug request log would flood stderr with one line per API call.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
             server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-            server.start()
+            try:
+                if self.port:
+                    _check_port_free(self.host, self.port)
+                server.start()
+            except BaseException:
+                _release(self)
+                raise
             self._server = server
             _, port = server.get_host_and_port()
             connect_host = LOOPBACK if self.host in ("0.0.0.0", "") else self.host
@@ -203,6 +218,7 @@ class Emulator:
             client.close()
         if server is not None:
             server.stop()
+        _release(self)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -214,6 +230,11 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _release(emulator: Emulator) -> None:
+    with _running_lock:
+        _running.discard(id(emulator))
 
 
 def _check_port_free(host: str, port: int) -> None:
