@@ -14,7 +14,7 @@ from changelake.events import ChangeEvent, Position, decode_record
 from changelake.testing import golden
 from changelake_consumer.columns import ChangeColumns, image_json, number_fits
 from changelake_consumer.parquet import records_to_parquet
-from changelake_consumer.testing import change, person
+from changelake_consumer.testing import change, event_id_of, person
 
 pytestmark = pytest.mark.unit
 
@@ -131,7 +131,7 @@ def test_columns_reserved_and_unsafe_names_are_renamed() -> None:
     item = person(1, event_id="mine", dt="x", **{"First Name": "Ada", "a__b": "c", "_x_": "y"})
     row = _table([change(1, item=item)]).to_pylist()[0]
     assert row["attr__event_id"] == "mine"
-    assert row["event_id"] == str(__import__("uuid").UUID(int=2))
+    assert row["event_id"] == event_id_of(1)
     assert row["attr__dt"] == "x"
     assert row["first_name"] == "Ada"
     assert row["a_b"] == "c"

@@ -13,7 +13,7 @@ from changelake.events import Position
 from changelake.testing import golden
 from changelake.testing.fakes import InMemoryObjectStore, RecordingMetrics
 from changelake_consumer.service import BatchPolicy, ShardProcessor, WriteError
-from changelake_consumer.testing import SHARD, T0, change, changes, seq
+from changelake_consumer.testing import SHARD, T0, change, changes, event_id_of, seq
 
 pytestmark = pytest.mark.unit
 HOUR_US = 3_600_000_000
@@ -63,12 +63,8 @@ def test_processor_flush_all_writes_one_object_with_deterministic_key() -> None:
         layout.change_object_key("persons", layout.partition_for_us(T0), SHARD, seq(0), seq(9))
     ]
     rows = _rows(store)
-    assert [r["event_id"] for r in rows] == [change(i)[0] and _eid(i) for i in range(10)]
+    assert [r["event_id"] for r in rows] == [event_id_of(i) for i in range(10)]
     assert {r["sequence_number"] for r in rows} == {seq(i) for i in range(10)}
-
-
-def _eid(i: int) -> str:
-    return str(__import__("uuid").UUID(int=i + 1))
 
 
 def test_processor_flushes_on_rows() -> None:

@@ -35,6 +35,11 @@ def person(i: int, **extra: Any) -> dict[str, Any]:
     return item
 
 
+def event_id_of(i: int) -> str:
+    """The default eventID of record i."""
+    return str(uuid.UUID(int=i + 1))
+
+
 def change(
     i: int,
     *,
@@ -55,7 +60,7 @@ def change(
         new_image=new,
         old_image=old,
         event_time_us=event_time_us if event_time_us is not None else T0 + i * 1000,
-        event_id=event_id or str(uuid.UUID(int=i + 1)),
+        event_id=event_id or event_id_of(i),
     )
     return encode(record), Position(shard, seq(i), T0 + i * 1000)
 

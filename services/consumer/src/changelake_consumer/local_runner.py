@@ -1,0 +1,268 @@
+"""The local shard runner: every shard of the stream, read over boto3 with the same core.
+
+Used by ``changelake consumer run`` (default runner), ``changelake local up`` and the demo.
+One coordinator thread lists the shards every ``shard_sync_s`` and starts one worker thread per
+shard whose parents are finished (resharding: a parent is read to its end, flushed,
+checkpointed and marked finished before any child starts — the KCL rule). Each worker polls at
+most ``get_records_per_s`` times a second (Kinesis allows 5 reads/s per shard and Firehose, which
+reads the same stream, uses about one), checkpoints in DynamoDB only what the core says is durable,
+resumes from the checkpoint after a restart, and reports its lag (``MillisBehindLatest``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from changelake.metrics import make_metrics
+from changelake.ports import CheckpointStore, Metrics, ObjectStore
+
+from changelake_consumer.kinesis_shards import (
+    IteratorExpiredError,
+    Page,
+    ShardInfo,
+    ThrottledError,
+)
+from changelake_consumer.service import BatchPolicy, ShardProcessor
+from changelake_consumer.settings import ConsumerSettings
+
+log = logging.getLogger(__name__)
+
+METRICS_INTERVAL_S = 10.0
+_MAX_THROTTLE_BACKOFF_S = 5.0
+
+
+class ShardReader(Protocol):
+    """What the runner needs from Kinesis (see :class:`~.kinesis_shards.KinesisShardReader`)."""
+
+    def list_shards(self) -> list[ShardInfo]:
+        """Every shard of the stream."""
+        ...
+
+    def iterator(self, shard_id: str, after: str | None, initial_position: str) -> str:
+        """An iterator after ``after`` or at ``initial_position``."""
+        ...
+
+    def get_records(self, shard_id: str, iterator: str, limit: int) -> Page:
+        """One page of records."""
+        ...
+
+
+class LocalConsumer:
+    """A :class:`changelake_cli.services.BackgroundService` running every shard in threads."""
+
+    name = "consumer"
+
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        reader: ShardReader,
+        checkpoints: CheckpointStore,
+        store: ObjectStore,
+        metrics: Metrics,
+        *,
+        ensure_checkpoints: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._reader = reader
+        self._checkpoints = checkpoints
+        self._store = store
+        self._metrics = metrics
+        self._ensure = ensure_checkpoints
+        self._clock = clock
+        self._policy = BatchPolicy.from_settings(settings)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._coordinator: threading.Thread | None = None
+        self._workers: dict[str, threading.Thread] = {}
+        self._finished: set[str] = set()
+        self._closed: dict[str, ShardInfo] = {}
+        self._lag: dict[str, int] = {}
+        self.failure: BaseException | None = None
+        self.history: list[tuple[str, str]] = []
+        """("start"|"end", shard id) in the order they happened (resharding order, tests)."""
+
+    # -- BackgroundService ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the checkpoint table if needed and start the coordinator thread."""
+        if self._coordinator is not None:
+            return
+        if self._ensure is not None:
+            self._ensure()
+        self._coordinator = threading.Thread(
+            target=self._coordinate, name="consumer-coordinator", daemon=True
+        )
+        self._coordinator.start()
+        log.info(
+            "consumer started",
+            extra={"stream": self.settings.stream_name, "bucket": self.settings.lake_bucket},
+        )
+
+    def stop(self) -> None:
+        """Stop every worker; each flushes its buffers and checkpoints before it exits."""
+        self._stop.set()
+        if self._coordinator is not None:
+            self._coordinator.join(timeout=120)
+        for thread in list(self._workers.values()):
+            thread.join(timeout=120)
+        self._metrics.flush()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the runner stops (failure or :meth:`stop`); True if it stopped."""
+        return self._stop.wait(timeout)
+
+    @property
+    def lag_ms(self) -> int:
+        """Largest ``MillisBehindLatest`` over the shards being read (0 when idle)."""
+        with self._lock:
+            return max(self._lag.values(), default=0)
+
+    # -- coordination --------------------------------------------------------------------
+
+    def _coordinate(self) -> None:
+        last_metrics = self._clock()
+        try:
+            while not self._stop.is_set():
+                self._sync_shards()
+                if self._clock() - last_metrics >= METRICS_INTERVAL_S:
+                    self._metrics.flush()
+                    last_metrics = self._clock()
+                self._stop.wait(self.settings.shard_sync_s)
+        except Exception as exc:  # a broken coordinator must stop the whole consumer
+            self._fail(exc)
+
+    def _sync_shards(self) -> None:
+        shards = self._reader.list_shards()
+        listed = {s.shard_id for s in shards}
+        with self._lock:
+            for shard in shards:
+                if shard.closed:
+                    self._closed[shard.shard_id] = shard
+        for shard in shards:
+            sid = shard.shard_id
+            with self._lock:
+                if sid in self._workers or sid in self._finished:
+                    continue
+            if self._checkpoints.is_finished(sid):
+                with self._lock:
+                    self._finished.add(sid)
+                continue
+            with self._lock:
+                # Parents first (KCL's rule): a parent that is no longer listed has aged out.
+                ready = all(p not in listed or p in self._finished for p in shard.parent_ids)
+                if not ready or self._stop.is_set():
+                    continue
+                thread = threading.Thread(
+                    target=self._run_shard, args=(shard,), name=f"consumer-{sid}", daemon=True
+                )
+                self._workers[sid] = thread
+                self.history.append(("start", sid))
+            thread.start()
+
+    def _fail(self, exc: BaseException) -> None:
+        log.error("consumer failed", exc_info=exc)
+        with self._lock:
+            if self.failure is None:
+                self.failure = exc
+        self._stop.set()
+
+    # -- one shard -----------------------------------------------------------------------
+
+    def _run_shard(self, shard: ShardInfo) -> None:
+        sid = shard.shard_id
+        saved = self._checkpoints.load(sid)
+        processor = ShardProcessor(
+            sid, self._store, self._metrics, self._policy, start_after=saved, clock=self._clock
+        )
+        # Children of a reshard start at their beginning so nothing between parent end and
+        # child start is skipped; shards without a checkpoint start where the settings say.
+        initial = "TRIM_HORIZON" if shard.parent_ids else self.settings.initial_position
+        interval = 1.0 / self.settings.get_records_per_s
+        throttle_backoff = interval
+        try:
+            iterator: str | None = self._reader.iterator(sid, saved, initial)
+            while not self._stop.is_set() and iterator is not None:
+                started = self._clock()
+                try:
+                    page = self._reader.get_records(sid, iterator, self.settings.get_records_limit)
+                except IteratorExpiredError:
+                    iterator = self._reader.iterator(sid, processor.last_sequence, initial)
+                    continue
+                except ThrottledError:
+                    self._metrics.count("read_throttled", 1)
+                    self._stop.wait(throttle_backoff)
+                    throttle_backoff = min(throttle_backoff * 2, _MAX_THROTTLE_BACKOFF_S)
+                    continue
+                throttle_backoff = interval
+                checkpoint = processor.process(page.records)
+                if checkpoint is not None and checkpoint != saved:
+                    self._checkpoints.save(sid, checkpoint)
+                    saved = checkpoint
+                with self._lock:
+                    self._lag[sid] = page.millis_behind
+                self._metrics.gauge("lag_ms", page.millis_behind, {"shard": sid})
+                iterator = page.next_iterator
+                if iterator is None or self._at_end(sid, page, processor.last_sequence):
+                    saved = self._finish(sid, processor, saved)
+                    return
+                self._stop.wait(max(0.0, interval - (self._clock() - started)))
+            checkpoint = processor.flush_all()  # shutdown requested: flush and checkpoint
+            if checkpoint is not None and checkpoint != saved:
+                self._checkpoints.save(sid, checkpoint)
+        except Exception as exc:  # WriteError and anything else: stop, never skip data
+            self._fail(exc)
+        finally:
+            with self._lock:
+                self._lag.pop(sid, None)
+
+    def _at_end(self, sid: str, page: Page, last: str | None) -> bool:
+        # Real Kinesis ends a closed shard with a null NextShardIterator; moto keeps returning
+        # iterators, so a closed shard that answers an empty page past its last sequence
+        # number is treated as ended too.
+        if page.records:
+            return False
+        with self._lock:
+            info = self._closed.get(sid)
+        if info is None or info.ending_sequence is None:
+            return False
+        return last is None or int(info.ending_sequence) <= int(last)
+
+    def _finish(self, sid: str, processor: ShardProcessor, saved: str | None) -> str | None:
+        checkpoint = processor.flush_all()
+        if checkpoint is not None and checkpoint != saved:
+            self._checkpoints.save(sid, checkpoint)
+        self._checkpoints.mark_finished(sid)
+        with self._lock:
+            self._finished.add(sid)
+            self.history.append(("end", sid))
+        log.info("shard finished", extra={"shard_id": sid})
+        return checkpoint
+
+
+def build(settings: ConsumerSettings | None = None) -> LocalConsumer:
+    """The local runner wired to S3, Kinesis and DynamoDB from settings (composition)."""
+    from changelake.s3_store import S3ObjectStore
+
+    from changelake_consumer.dynamodb_checkpoints import DynamoDBCheckpointStore
+    from changelake_consumer.kinesis_shards import KinesisShardReader
+
+    settings = settings or ConsumerSettings()
+    checkpoints = DynamoDBCheckpointStore(settings.checkpoint_table, settings.stream_name)
+    return LocalConsumer(
+        settings,
+        KinesisShardReader(settings.stream_name),
+        checkpoints,
+        S3ObjectStore(settings.lake_bucket),
+        make_metrics(settings.metrics, namespace="changelake/consumer"),
+        ensure_checkpoints=checkpoints.ensure_table,
+    )
+
+
+def local_service() -> LocalConsumer:
+    """Factory registered in ``changelake_cli.services.default_factories`` (env settings)."""
+    return build()
