@@ -7,8 +7,11 @@ stderr so JSON output stays clean. Targets are goals reported as pass/fail, neve
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,6 +50,19 @@ def _progress(quiet: bool) -> Any:
     return lambda msg: _err.print(f"[dim]{msg}[/]")
 
 
+@contextlib.contextmanager
+def _quiet_logs(quiet: bool) -> Iterator[None]:
+    """With --quiet, the services' INFO logs (stderr) are muted for the run, then restored."""
+    if not quiet:
+        yield
+        return
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _emit(results: list[BenchResult], fmt: OutputFormat, as_array: bool) -> None:
     machine = machine_info()
     if fmt is OutputFormat.json:
@@ -68,14 +84,15 @@ def _consumer(
 ) -> BenchResult:
     from changelake_cli.bench import consumer
 
-    return consumer.run(
-        count=records,
-        batch=batch,
-        reps=reps,
-        seed=seed,
-        progress=_progress(quiet),
-        profile_dir=profile_dir,
-    )
+    with _quiet_logs(quiet):
+        return consumer.run(
+            count=records,
+            batch=batch,
+            reps=reps,
+            seed=seed,
+            progress=_progress(quiet),
+            profile_dir=profile_dir,
+        )
 
 
 def _query(
@@ -90,29 +107,32 @@ def _query(
 ) -> BenchResult:
     from changelake_cli.bench import query
 
-    return query.run(
-        changes=changes,
-        days=days,
-        file_minutes=file_minutes,
-        reps=reps,
-        seed=seed,
-        cache_dir=cache_dir,
-        progress=_progress(quiet),
-    )
+    with _quiet_logs(quiet):
+        return query.run(
+            changes=changes,
+            days=days,
+            file_minutes=file_minutes,
+            reps=reps,
+            seed=seed,
+            cache_dir=cache_dir,
+            progress=_progress(quiet),
+        )
 
 
-def _freshness(*, rate: int, seconds: float, quiet: bool) -> BenchResult:
+def _freshness(*, rate: int, seconds: float, writers: int, quiet: bool) -> BenchResult:
     from changelake_cli.bench import freshness
 
-    return freshness.run(rate=rate, seconds=seconds, progress=_progress(quiet))
+    with _quiet_logs(quiet):
+        return freshness.run(rate=rate, seconds=seconds, writers=writers, progress=_progress(quiet))
 
 
 def _catalog(*, partitions: int, objects: int, quiet: bool) -> BenchResult:
     from changelake_cli.bench import catalog
 
-    return catalog.run(
-        partitions=partitions, objects_per_partition=objects, progress=_progress(quiet)
-    )
+    with _quiet_logs(quiet):
+        return catalog.run(
+            partitions=partitions, objects_per_partition=objects, progress=_progress(quiet)
+        )
 
 
 @bench_app.command("consumer")
@@ -182,11 +202,14 @@ def freshness_cmd(
     *,
     rate: Annotated[int, typer.Option(help="Changes per second written to DynamoDB")] = 1000,
     seconds: Annotated[float, typer.Option(help="How long to write")] = 30.0,
+    writers: Annotated[int, typer.Option(help="Writer threads putting items")] = 4,
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
 ) -> None:
     """Embedded pipeline: DynamoDB write → visible in <table>_current, p50/p95/max."""
-    _emit([_freshness(rate=rate, seconds=seconds, quiet=quiet)], fmt, as_array=False)
+    _emit(
+        [_freshness(rate=rate, seconds=seconds, writers=writers, quiet=quiet)], fmt, as_array=False
+    )
 
 
 @bench_app.command("catalog")
@@ -231,7 +254,7 @@ def all_cmd(
             cache_dir=cache_dir,
             quiet=quiet,
         ),
-        _freshness(rate=rate, seconds=seconds, quiet=quiet),
+        _freshness(rate=rate, seconds=seconds, writers=4, quiet=quiet),
         _catalog(partitions=partitions, objects=4, quiet=quiet),
     ]
     _emit(results, fmt, as_array=True)

@@ -83,11 +83,16 @@ Writer = Callable[[Sequence[tuple[bytes, Position]]], bytes]
 
 
 def our_writer() -> tuple[str, Writer]:
-    """The consumer's records→Parquet function, or the same columns via pyarrow if absent."""
+    """The consumer's records→Parquet function, or the same columns via pyarrow if absent.
+
+    The name carries a digest of the consumer's source, so a changed writer invalidates cached
+    lakes.
+    """
     from changelake_cli.bench.consumer_paths import PathUnavailableError, ours_function
 
     try:
-        return "consumer", ours_function()
+        fn = ours_function()
+        return f"consumer-{_consumer_fingerprint()}", fn
     except PathUnavailableError:
         from changelake_cli.bench.baselines import naive_records_to_parquet
 
@@ -177,6 +182,15 @@ def build(spec: LakeSpec, cache_dir: Path, say: Callable[[str], None] | None = N
     manifest_path.write_text(json.dumps(manifest, indent=2))
     say(f"query: lake built in {manifest['seconds_to_build']} s")
     return Lake(root, manifest)
+
+
+def _consumer_fingerprint() -> str:
+    import changelake_consumer
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(changelake_consumer.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def _tree_bytes(root: Path) -> int:
