@@ -149,7 +149,12 @@ def produce(
     def done(generated: int) -> bool:
         if count is not None and generated >= count:
             return True
-        return duration is not None and clock() - started >= duration
+        if duration is None:
+            return False
+        # With a rate, the next change's scheduled time decides (batches are built ahead).
+        if rate is not None and generated / rate >= duration:
+            return True
+        return clock() - started >= duration
 
     if progress is not None:
         progress.start(count)
