@@ -77,7 +77,9 @@ class FakeRegistry:
         return set(self.partitions.get(table, set()))
 
     def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
-        """Record one batch."""
+        """Record one batch (fails like Glue when the table is missing)."""
+        if table not in self.columns:
+            raise CatalogError("no such table", "EntityNotFoundException")
         self.partition_batches.append(list(partitions))
         known = self.partitions.setdefault(table, set())
         new = set(partitions) - known
@@ -176,3 +178,29 @@ def test_handle_fails_only_messages_of_a_bad_object_or_failing_table(
     assert sorted(queue.retried) == [("bad", 7), ("garbage", 7), ("orders", 7)]
     assert (outcome.deleted, outcome.failed) == (3, 3)
     assert registry.partitions == {"persons": {Partition("2024-05-01", "10")}}
+
+
+def test_handle_rereads_glue_on_retry_when_a_table_update_failed(
+    make_row: Callable[..., Any], make_parquet: Callable[..., bytes]
+) -> None:
+    store = InMemoryObjectStore()
+    store.objects[_k("persons", "10", "a")] = make_parquet([make_row("a")])
+    store.objects[_k("persons", "11", "b")] = make_parquet([make_row("b")])
+    queue = FakeQueue([_message("1", _k("persons", "10", "a"))])
+    registry = FakeRegistry()
+    service = _service(queue, store, registry)
+    service.poll_once()
+    registry.columns.clear()  # the table vanished behind the worker's back
+    queue.pending.append(_message("2", _k("persons", "11", "b")))
+    failed = service.poll_once()  # the cache says the columns are known, Glue says otherwise
+
+    queue.pending.append(_message("2", _k("persons", "11", "b")))
+    service.poll_once()
+
+    assert failed.failed == 1
+    assert queue.deleted == ["1", "2"]
+    assert "persons" in registry.columns
+    assert registry.partitions["persons"] == {
+        Partition("2024-05-01", "10"),
+        Partition("2024-05-01", "11"),
+    }

@@ -161,6 +161,10 @@ class CatalogService:
                 # Not swallowed: the table's messages are left undeleted and come back.
                 log.exception("catalog update failed", extra={"table": table})
                 failed_tables.add(table)
+                # Forget what we believed about the table: the retry re-reads Glue (the table
+                # may have been dropped or changed behind our back).
+                self._known_columns.pop(table, None)
+                self._known_partitions.pop(table, None)
         for message_id, refs in refs_by_message.items():
             if any(r.key in bad_keys or r.table in failed_tables for r in refs):
                 failed.add(message_id)
