@@ -37,6 +37,11 @@ test: install ## Lint, type-check and run the whole test suite
 	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync mypy libs/changelake/src services/*/src cli/src
 	$(UV) run --no-sync python scripts/run_pytest.py
+	$(MAKE) deploy-test
+
+.PHONY: deploy-test
+deploy-test: | $(UV) ## CDK app (deploy/, its own lock): template tests, cfn-lint, checkov
+	cd deploy && $(UV) sync --frozen && $(UV) run --frozen pytest -q
 
 .PHONY: unit
 unit: install ## Only the fast unit tests

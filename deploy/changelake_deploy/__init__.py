@@ -1,0 +1,1 @@
+"""changelake's AWS CDK app: the pipeline on ECS Fargate, Kinesis, Firehose, S3, Glue, Athena."""

@@ -1,0 +1,104 @@
+"""What the stack hands the services: CHANGELAKE_* variables, entry points, lake-layout strings.
+
+Pure data, no ``aws_cdk`` import: the root test-suite (which has no CDK) loads this file by path
+and checks every name against the services' pydantic settings classes and ``changelake.layout``;
+``deploy/tests`` checks that the synthesized template uses exactly these names. The two checks
+together keep the deployed environment and the code in step without CDK in the service images.
+"""
+
+from __future__ import annotations
+
+import re
+
+ENV_PREFIX = "CHANGELAKE_"
+
+# Settings class of each deployed service ("module:Class"), as the code defines it.
+SETTINGS_CLASSES: dict[str, str] = {
+    "consumer": "changelake_consumer.settings:ConsumerSettings",
+    "catalog": "changelake_catalog.settings:CatalogSettings",
+    "transform": "changelake_transform.settings:TransformSettings",
+    "producer": "changelake_producer.settings:ProducerSettings",
+}
+
+# The CHANGELAKE_* variables the stack sets on each service's container or function. Every name
+# must be a field of that service's settings class (env name = prefix + field name upper-cased).
+ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "consumer": (
+        "CHANGELAKE_REGION",
+        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_STREAM_NAME",
+        "CHANGELAKE_LAKE_BUCKET",
+        "CHANGELAKE_APPLICATION_NAME",
+        "CHANGELAKE_INITIAL_POSITION",
+        "CHANGELAKE_LOG_LEVEL",
+        "CHANGELAKE_METRICS",
+    ),
+    "catalog": (
+        "CHANGELAKE_REGION",
+        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_LAKE_BUCKET",
+        "CHANGELAKE_DATABASE",
+        "CHANGELAKE_CATALOG_QUEUE",
+        "CHANGELAKE_LOG_LEVEL",
+        "CHANGELAKE_METRICS",
+    ),
+    "transform": (
+        "CHANGELAKE_REGION",
+        "CHANGELAKE_LOG_LEVEL",
+        "CHANGELAKE_METRICS",
+    ),
+    "producer": (
+        "CHANGELAKE_REGION",
+        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_LOG_LEVEL",
+        "CHANGELAKE_METRICS",
+    ),
+}
+
+# Container commands and Lambda handlers (the Dockerfiles' defaults, restated for the stack).
+CONSUMER_COMMAND = ("/usr/local/bin/kcl-entrypoint.sh",)
+CATALOG_COMMAND = ("python", "-m", "changelake_catalog")
+LAMBDA_HANDLERS: dict[str, str] = {
+    "transform": "changelake_transform.handler.handler",
+    "producer": "changelake_producer.lambda_handler.handler",
+}
+# Dockerfile of each image (relative to the repository root, the build context) and its stage.
+IMAGES: dict[str, tuple[str, str | None]] = {
+    "consumer": ("services/consumer/Dockerfile", None),
+    "catalog": ("services/catalog/Dockerfile", None),
+    "transform": ("services/transform/Dockerfile", "lambda"),
+    "producer": ("services/producer/Dockerfile", "lambda"),
+}
+
+# Lake layout (copies of changelake.layout; the root test-suite asserts they are equal).
+CHANGES_PREFIX = "changes/"
+RAW_PREFIX = "raw/"
+ERRORS_PREFIX = "errors/"
+FIREHOSE_RAW_PREFIX = (
+    "raw/!{partitionKeyFromLambda:table}/dt=!{partitionKeyFromLambda:dt}/"
+    "hour=!{partitionKeyFromLambda:hour}/"
+)
+FIREHOSE_ERROR_PREFIX = "errors/firehose/!{firehose:error-output-type}/!{timestamp:yyyy-MM-dd}/"
+ATHENA_RESULTS_PREFIX = "athena-results/"
+
+# DynamoDB key of the demo table (the emulator's bootstrap creates the same).
+TABLE_PARTITION_KEY = "pk"
+
+# Named-query files the query command ships (header: "-- description: ..."; ${table} = Glue name).
+NAMED_QUERIES_DIR = "cli/src/changelake_cli/query/named"
+
+
+def glue_table_base(table: str) -> str:
+    """Glue/Athena base name of a DynamoDB table (``changelake.layout``'s rule)."""
+    return re.sub(r"[^a-z0-9_]", "_", table.lower())
+
+
+def render_named_query(sql: str, table: str) -> tuple[str, str]:
+    """(description, SQL with ``${table}`` replaced) of one named-query file."""
+    description = ""
+    for line in sql.splitlines():
+        match = re.match(r"--\s*description:\s*(.*?)\s*\Z", line)
+        if match:
+            description = match.group(1)
+            break
+    return description, sql.replace("${table}", glue_table_base(table))
