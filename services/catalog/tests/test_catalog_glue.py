@@ -298,3 +298,11 @@ def test_ensure_raw_table_creates_once_when_called_twice(glue: Any) -> None:
     raw = glue.get_table(DatabaseName=DB, Name="persons_raw")["Table"]
     assert raw["Parameters"]["projection.enabled"] == "true"
     assert raw["StorageDescriptor"]["Location"] == "s3://lake/raw/persons/"
+
+
+def test_ensure_database_only_reads_when_database_exists(glue: Any) -> None:
+    creates = _calls(glue, "CreateDatabase")
+    GlueRegistry(BUCKET, DB, glue).ensure_database()
+    GlueRegistry(BUCKET, "other", glue).ensure_database()
+    assert len(creates) == 1
+    assert {d["Name"] for d in glue.get_databases()["DatabaseList"]} == {DB, "other"}

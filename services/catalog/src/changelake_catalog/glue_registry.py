@@ -182,7 +182,13 @@ class GlueRegistry:
     # -- CatalogRegistry ---------------------------------------------------------------------
 
     def ensure_database(self) -> None:
-        """Create the database if it is missing."""
+        """Create the database if missing (GetDatabase first: the deployed role cannot create)."""
+        try:
+            self._call("get_database", Name=self.database)
+            return
+        except CatalogError as exc:
+            if exc.code != NOT_FOUND:
+                raise
         try:
             self._call("create_database", DatabaseInput={"Name": self.database})
         except CatalogError as exc:
