@@ -60,16 +60,37 @@ def cell_text(value: Any, null: str = "NULL") -> str:
     return str(plain(value))
 
 
-def to_table(result: QueryResult, title: str | None = None, max_rows: int | None = None) -> Table:
-    """A rich table of the result (at most ``max_rows`` rows, with a caption if cut)."""
+def to_table(
+    result: QueryResult,
+    title: str | None = None,
+    *,
+    max_rows: int | None = None,
+    columns: list[str] | None = None,
+    max_cell: int | None = None,
+) -> Table:
+    """A rich table of the result.
+
+    ``max_rows`` cuts the rows (a caption says so), ``columns`` picks and orders columns (the
+    ones the result lacks are skipped), ``max_cell`` shortens long cells with an ellipsis.
+    """
     table = Table(title=title, title_justify="left", header_style="bold cyan", show_lines=False)
-    for name in result.columns:
+    picked = [c for c in columns if c in result.columns] if columns else list(result.columns)
+    index = [result.columns.index(c) for c in picked]
+    for name in picked:
         table.add_column(name, overflow="fold")
     shown = result.rows if max_rows is None else result.rows[:max_rows]
     for row in shown:
-        table.add_row(*(cell_text(v) for v in row))
+        cells = [cell_text(row[i]) for i in index]
+        if max_cell is not None:
+            cells = [c if len(c) <= max_cell else c[: max_cell - 1] + "…" for c in cells]
+        table.add_row(*cells)
+    notes = []
     if len(shown) < len(result.rows):
-        table.caption = f"{len(shown)} of {len(result.rows)} rows"
+        notes.append(f"{len(shown)} of {len(result.rows)} rows")
+    if len(picked) < len(result.columns):
+        notes.append(f"{len(picked)} of {len(result.columns)} columns")
+    if notes:
+        table.caption = ", ".join(notes)
     return table
 
 

@@ -1,0 +1,71 @@
+"""Does ``<table>_current`` equal the DynamoDB table? Scan the table and compare item by item.
+
+The view's ``new_image`` is the item rendered by :func:`changelake.ddb_json.image_to_json`
+(numbers exact, sets sorted); each scanned item is rendered the same way, so equality is exact
+text equality per ``item_key``, and a deleted item must be absent from both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from changelake import aws, ddb_json
+from changelake.events import item_key
+from changelake.layout import current_view_name
+
+from changelake_cli.query.local_engine import LocalEngine
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentCheck:
+    """Outcome of comparing the view with a Scan of the table."""
+
+    table_items: int
+    view_items: int
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    different: list[str] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        """True when both hold exactly the same items with the same images."""
+        return not (self.missing or self.extra or self.different)
+
+
+def scan_images(table: str, client: Any | None = None) -> dict[str, str]:
+    """Every item of a DynamoDB table as ``item_key → image JSON`` (consistent, paginated)."""
+    ddb = client or aws.dynamodb()
+    keys = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    images: dict[str, str] = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for raw in page.get("Items", []):
+            image = ddb_json.deserialize_image(raw)
+            rendered = ddb_json.image_to_json(image)
+            assert rendered is not None
+            images[item_key({k: image[k] for k in keys})] = rendered
+    return images
+
+
+def view_images(engine: LocalEngine, table: str) -> dict[str, str]:
+    """Every row of ``<table>_current`` as ``item_key → new_image`` (raises on duplicates)."""
+    result = engine.run(f"SELECT item_key, new_image FROM {current_view_name(table)}")
+    images: dict[str, str] = {}
+    for key, image in result.rows:
+        if key in images:
+            raise AssertionError(f"{current_view_name(table)} has item {key} twice")
+        images[str(key)] = str(image)
+    return images
+
+
+def compare(engine: LocalEngine, table: str, client: Any | None = None) -> CurrentCheck:
+    """Compare the view (local engine) with a Scan of the DynamoDB table."""
+    lake = view_images(engine, table)
+    source = scan_images(table, client)
+    return CurrentCheck(
+        table_items=len(source),
+        view_items=len(lake),
+        missing=sorted(source.keys() - lake.keys()),
+        extra=sorted(lake.keys() - source.keys()),
+        different=sorted(k for k in source.keys() & lake.keys() if source[k] != lake[k]),
+    )
