@@ -27,7 +27,7 @@ def _rss_mb() -> float:
 
 
 def measure(
-    path: str, count: int, batch: int, reps: int, seed: int, profile: str | None = None
+    path: str, *, count: int, batch: int, reps: int, seed: int, profile: str | None = None
 ) -> dict[str, Any]:
     """Best-of-``reps`` seconds to turn ``count`` records into Parquet, ``batch`` per object.
 
@@ -134,7 +134,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.path == "ours_rss":
         result = measure_rss(args.count, args.batch, args.seed)
     else:
-        result = measure(args.path, args.count, args.batch, args.reps, args.seed, args.profile)
+        result = measure(
+            args.path,
+            count=args.count,
+            batch=args.batch,
+            reps=args.reps,
+            seed=args.seed,
+            profile=args.profile,
+        )
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
