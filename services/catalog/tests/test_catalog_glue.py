@@ -306,3 +306,36 @@ def test_ensure_database_only_reads_when_database_exists(glue: Any) -> None:
     GlueRegistry(BUCKET, "other", glue).ensure_database()
     assert len(creates) == 1
     assert {d["Name"] for d in glue.get_databases()["DatabaseList"]} == {DB, "other"}
+
+
+class _AlwaysFailingPartitions(_Delegate):
+    """Every partition of every BatchCreatePartition fails with a retryable error."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.batch_calls = 0
+
+    def batch_create_partition(self, **kwargs: Any) -> Any:
+        self.batch_calls += 1
+        return {
+            "Errors": [
+                {
+                    "PartitionValues": p["Values"],
+                    "ErrorDetail": {"ErrorCode": "InternalServiceException", "ErrorMessage": "x"},
+                }
+                for p in kwargs["PartitionInputList"]
+            ]
+        }
+
+
+def test_add_partitions_raises_after_attempts_when_partitions_keep_failing(glue: Any) -> None:
+    failing = _AlwaysFailingPartitions(glue)
+    registry = GlueRegistry(BUCKET, DB, failing, sleep=_no_sleep, attempts=4)
+    registry.merge_changes_table("persons", BASE)
+
+    with pytest.raises(CatalogError) as caught:
+        registry.add_partitions("persons", _hours(3))
+
+    assert caught.value.code == "InternalServiceException"
+    assert failing.batch_calls == 4
+    assert registry.existing_partitions("persons") == set()

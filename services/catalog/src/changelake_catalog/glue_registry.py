@@ -327,6 +327,7 @@ class GlueRegistry:
                     PartitionInputList=list(todo.values()),
                 )
                 retry: dict[tuple[str, ...], dict[str, Any]] = {}
+                last_code = ""
                 for error in response.get("Errors", []):
                     values = tuple(error.get("PartitionValues", []))
                     code = error.get("ErrorDetail", {}).get("ErrorCode", "")
@@ -340,12 +341,14 @@ class GlueRegistry:
                         )
                     else:
                         retry[values] = todo[values]
+                        last_code = code
                 added += len(todo) - len(response.get("Errors", []))
                 if not retry:
                     break
                 if attempt + 1 == self._attempts:
                     raise ThrottledError(
-                        f"BatchCreatePartition: {len(retry)} partitions kept failing", "Partition"
+                        f"BatchCreatePartition: {len(retry)} partitions kept failing ({last_code})",
+                        last_code,
                     )
                 log.warning(
                     "partitions failed, retrying them",
