@@ -38,5 +38,8 @@ def default_factories() -> list[ServiceFactory]:
     factories: list[ServiceFactory] = []
     # consumer (issue 4): changelake_consumer.local_runner.local_service
     # catalog (issue 5): changelake_catalog.service.local_service
+    factories.append(
+        lambda: __import__("changelake_consumer.local_runner").local_runner.local_service()  # noqa: PLW0108
+    )
     factories.append(lambda: __import__("changelake_catalog.service").service.local_service())  # noqa: PLW0108 - lazy import
     return factories

@@ -1,0 +1,10 @@
+"""``python -m changelake_consumer [local|kcl]``: run the consumer in the foreground."""
+
+from __future__ import annotations
+
+import sys
+
+from changelake_consumer.app import run
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1] if len(sys.argv) > 1 else "local"))

@@ -1,0 +1,93 @@
+"""KCL .properties from settings, and the KCL runner's clear failure without Java or jars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from changelake_cli.main import app
+from changelake_consumer import kcl_properties
+from changelake_consumer.settings import ConsumerSettings
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.unit
+
+
+def _props(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_render_properties_from_settings_without_endpoints() -> None:
+    settings = ConsumerSettings(
+        stream_name="s1", application_name="app1", region="eu-west-1", initial_position="LATEST"
+    )
+    props = _props(kcl_properties.render(settings, env={}))
+    assert props["streamName"] == "s1"
+    assert props["applicationName"] == "app1"
+    assert props["regionName"] == "eu-west-1"
+    assert props["initialPositionInStream"] == "LATEST"
+    assert props["callProcessRecordsEvenForEmptyRecordList"] == "true"
+    assert props["executableName"].endswith("-m changelake_consumer.kcl_processor")
+    assert "kinesisEndpoint" not in props
+    assert "dynamoDBEndpoint" not in props
+    assert "metricsLevel" not in props
+
+
+def test_render_properties_with_endpoints_when_set() -> None:
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_ENDPOINT_URL_DYNAMODB": "http://x:1"}
+    props = _props(kcl_properties.render(ConsumerSettings(kcl_max_leases_for_worker=4), env=env))
+    assert props["kinesisEndpoint"] == "http://127.0.0.1:4566"
+    assert props["dynamoDBEndpoint"] == "http://x:1"
+    assert props["metricsLevel"] == "NONE"
+    assert props["maxLeasesForWorker"] == "4"
+
+
+def test_daemon_command_without_java_names_the_fix() -> None:
+    settings = ConsumerSettings(kcl_java="no-such-java-binary")
+    with pytest.raises(kcl_properties.KclUnavailableError, match="needs Java"):
+        kcl_properties.daemon_command(settings, Path("x.properties"))
+
+
+def test_daemon_command_without_jars_names_the_fix(tmp_path: Path) -> None:
+    fake_java = tmp_path / "java"
+    fake_java.write_text("#!/bin/sh\n")
+    fake_java.chmod(0o755)
+    settings = ConsumerSettings(kcl_java=str(fake_java), kcl_jars_dir=str(tmp_path / "jars"))
+    with pytest.raises(kcl_properties.KclUnavailableError, match="KCL jars"):
+        kcl_properties.daemon_command(settings, Path("x.properties"))
+    (tmp_path / "jars").mkdir()
+    (tmp_path / "jars" / "kcl.jar").write_bytes(b"")
+    command = kcl_properties.daemon_command(settings, Path("x.properties"))
+    assert command[0] == str(fake_java)
+    assert command[3:] == [kcl_properties.DAEMON_CLASS, "--properties-file", "x.properties"]
+
+
+def test_cli_consumer_run_kcl_fails_clearly_on_this_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # This machine has neither Java nor the jars (amazon_kclpy is installed without them).
+    monkeypatch.setenv("CHANGELAKE_KCL_JAVA", "no-such-java-binary")
+    result = CliRunner().invoke(app, ["consumer", "run", "--runner", "kcl"])
+    assert result.exit_code == 2
+    assert "the KCL runner needs Java" in result.output
+    assert "--runner local" in result.output
+
+
+def test_cli_consumer_run_kcl_without_jars_on_this_machine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_java = tmp_path / "java"
+    fake_java.write_text("#!/bin/sh\nexit 0\n")
+    fake_java.chmod(0o755)
+    monkeypatch.setenv("CHANGELAKE_KCL_JAVA", str(fake_java))
+    result = CliRunner().invoke(app, ["consumer", "run", "--runner", "kcl"])
+    assert result.exit_code == 2
+    assert "needs the KCL jars" in result.output
+    assert "amazon_kclpy" in result.output
+
+
+def test_cli_consumer_rejects_unknown_runner() -> None:
+    result = CliRunner().invoke(app, ["consumer", "run", "--runner", "spark"])
+    assert result.exit_code == 2
+    assert "local, kcl" in result.output
