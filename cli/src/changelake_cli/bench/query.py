@@ -272,8 +272,8 @@ def run(
     )
     same_hourly = results["per_hour"]["ours"].rows == results["per_hour"]["firehose"].rows
     for q in ("current", "per_hour"):
-        a, b = results[q]["firehose"].rows, results[q]["firehose_pruned"].rows
-        if (q == "current" and not _same_current(a, b)) or (q == "per_hour" and a != b):
+        full, cut = results[q]["firehose"].rows, results[q]["firehose_pruned"].rows
+        if (q == "current" and not _same_current(full, cut)) or (q == "per_hour" and full != cut):
             notes.append(f"MISMATCH: '{q}' differs between full and prefix-pruned Firehose scans")
     if not same_current:
         notes.append("MISMATCH: 'current' returned different items on the two layouts")
