@@ -181,20 +181,56 @@ def kcl_path() -> PathFn:
 
 
 def _kcl_processor_factory() -> Callable[[], tuple[Any, Any]]:
+    """Build the consumer's KCL record processor over an in-memory object store.
+
+    Uses ``bench_processor(store)`` if the module offers one, else the module's record
+    processor class, its constructor arguments filled by name (store, metrics, policy, table).
+    """
     try:
         module = importlib.import_module("changelake_consumer.kcl_processor")
     except ImportError as exc:
         raise PathUnavailableError(
             f"changelake_consumer.kcl_processor has not landed: {exc}"
         ) from exc
-    from changelake.testing.fakes import InMemoryObjectStore
+    from changelake.testing.fakes import InMemoryObjectStore, RecordingMetrics
 
     build = getattr(module, "bench_processor", None)
-    if build is None:
-        raise PathUnavailableError("changelake_consumer.kcl_processor has no processor builder yet")
+    if build is not None:
+
+        def make_hooked() -> tuple[Any, Any]:
+            store = InMemoryObjectStore()
+            return build(store), store
+
+        return make_hooked
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and obj.__module__ == module.__name__
+        and callable(getattr(obj, "process_records", None))
+        and callable(getattr(obj, "initialize", None))
+    ]
+    if not classes:
+        raise PathUnavailableError("changelake_consumer.kcl_processor has no record processor")
+    cls = classes[0]
 
     def make() -> tuple[Any, Any]:
         store = InMemoryObjectStore()
-        return build(store), store
+        kwargs: dict[str, Any] = {}
+        for name, param in inspect.signature(cls).parameters.items():
+            if name in ("store", "object_store", "objects"):
+                kwargs[name] = store
+            elif name == "metrics":
+                kwargs[name] = RecordingMetrics()
+            elif name in ("table", "expected_table", "table_name"):
+                kwargs[name] = TABLE
+            elif param.default is inspect.Parameter.empty and param.kind not in (
+                inspect.Parameter.VAR_POSITIONAL,
+                inspect.Parameter.VAR_KEYWORD,
+            ):
+                raise PathUnavailableError(
+                    f"cannot build {cls.__name__}: no bench value for parameter {name!r}"
+                )
+        return cls(**kwargs), store
 
     return make
