@@ -376,3 +376,27 @@ def test_emulator_fixture_points_clients_at_emulator(emulator: Emulator) -> None
     tables = boto3.client("dynamodb").list_tables()["TableNames"]
     assert tables == [SETTINGS.table_name]
     assert emulator.endpoint.startswith("http://127.0.0.1:")
+
+
+def test_emulator_fails_batch_after_retries_when_handler_raises(
+    make_emulator: Callable[..., Emulator],
+) -> None:
+    calls: list[str] = []
+
+    def broken(event: Any, context: Any) -> Any:
+        calls.append(event["invocationId"])
+        raise RuntimeError("boom")
+
+    emu = make_emulator(transform_handler=broken)
+    kinesis = _client("kinesis", emu.endpoint)
+    kinesis.put_record(StreamName=SETTINGS.stream_name, Data=b"payload", PartitionKey="x")
+    _wait(lambda: emu.stats().firehose_failed >= 1)
+    assert len(calls) == 4  # one invocation + Firehose's three retries, same invocation id
+    assert len(set(calls)) == 1
+    s3 = _client("s3", emu.endpoint)
+    (obj,) = s3.list_objects_v2(Bucket=SETTINGS.lake_bucket, Prefix="errors/firehose/")["Contents"]
+    error = orjson.loads(s3.get_object(Bucket=SETTINGS.lake_bucket, Key=obj["Key"])["Body"].read())
+    assert error["errorCode"] == "Lambda.FunctionError"
+    assert "boom" in error["errorMessage"]
+    assert error["attemptsMade"] == 4
+    assert base64.b64decode(error["rawData"]) == b"payload"
