@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +39,14 @@ class MessageQueue(Protocol):
 
     def retry_later(self, messages: Sequence[QueueMessage], delay_seconds: int) -> None:
         """Make failed messages visible again after ``delay_seconds`` (their next attempt)."""
+        ...
+
+
+class ObjectListing(Protocol):
+    """Objects under a prefix with their sizes (a size saves a HEAD before a footer read)."""
+
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """``(key, size)`` of every object under ``prefix``, in lexicographic order."""
         ...
 
 

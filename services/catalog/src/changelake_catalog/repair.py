@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -19,7 +20,7 @@ from changelake.layout import CHANGES, Partition, changes_prefix, parse_change_o
 from changelake.ports import ObjectStore
 
 from changelake_catalog.notifications import ObjectRef
-from changelake_catalog.ports import CatalogRegistry
+from changelake_catalog.ports import CatalogRegistry, ObjectListing
 from changelake_catalog.service import incoming_columns, read_schemas
 from changelake_catalog.settings import CatalogSettings
 
@@ -49,7 +50,9 @@ class Repairer:
         registry: CatalogRegistry,
         workers: int = 8,
         footer_bytes: int = 65536,
+        listing: ObjectListing | None = None,
     ) -> None:
+        self._listing = listing
         self._store = store
         self._registry = registry
         self._workers = workers
@@ -60,10 +63,15 @@ class Repairer:
         started = time.monotonic()
         prefix = changes_prefix(table) if table else f"{CHANGES}/"
         objects: dict[str, list[ObjectRef]] = defaultdict(list)
-        for key in self._store.list(prefix):
+        listed: Iterable[tuple[str, int | None]] = (
+            self._listing.list_sizes(prefix)
+            if self._listing is not None
+            else ((key, None) for key in self._store.list(prefix))
+        )
+        for key, size in listed:
             parsed = parse_change_object_key(key)
             if parsed is not None and (table is None or parsed.table == table):
-                objects[parsed.table].append(ObjectRef(parsed.table, parsed.partition, key))
+                objects[parsed.table].append(ObjectRef(parsed.table, parsed.partition, key, size))
         invalid = found = added = columns = created = 0
         self._registry.ensure_database()
         for name in sorted(objects):
@@ -109,15 +117,24 @@ def repair(
     *,
     store: ObjectStore | None = None,
     registry: CatalogRegistry | None = None,
+    listing: ObjectListing | None = None,
 ) -> RepairSummary:
-    """Repair the catalog of ``table`` (or of every table) from the lake described by settings."""
-    if store is None or registry is None:
+    """Repair the catalog of ``table`` (or of every table) from the lake described by settings.
+
+    Unset adapters are the S3/Glue ones from settings; a given ``store`` without a ``listing``
+    is listed through the store (one HEAD per object for its size).
+    """
+    if store is None:
         from changelake.s3_store import S3ObjectStore
 
+        from changelake_catalog.s3_listing import S3Listing
+
+        store = S3ObjectStore(settings.lake_bucket)
+        listing = listing or S3Listing(settings.lake_bucket)
+    if registry is None:
         from changelake_catalog.__main__ import build_registry
 
-        store = store or S3ObjectStore(settings.lake_bucket)
-        registry = registry or build_registry(settings)
-    return Repairer(store, registry, settings.catalog_workers, settings.catalog_footer_bytes).run(
-        table
-    )
+        registry = build_registry(settings)
+    return Repairer(
+        store, registry, settings.catalog_workers, settings.catalog_footer_bytes, listing
+    ).run(table)
