@@ -1,21 +1,15 @@
 #!/bin/sh
-# Container entrypoint of the KCL consumer: render the MultiLangDaemon properties from the
-# CHANGELAKE_* settings, then exec the Java daemon (PID 1 gets ECS's SIGTERM directly).
+# Container entrypoint of the KCL consumer (ECS): render the MultiLangDaemon's properties from
+# the CHANGELAKE_* settings, then exec the Java daemon in place of this process, so the JVM is
+# PID 1 and receives ECS's SIGTERM itself (it then asks each record processor to checkpoint).
 # The daemon starts `python -m changelake_consumer.kcl_processor` once per leased shard.
 set -eu
 
-CONF_DIR="${KCL_CONFIG_DIR:-/tmp/kcl}"
-PROPERTIES="$CONF_DIR/kcl.properties"
-mkdir -p "$CONF_DIR"
-
-python -c 'import sys
-from changelake_consumer.kcl_properties import render
+exec python -c '
+import os
+from changelake_consumer.app import kcl_command
 from changelake_consumer.settings import ConsumerSettings
-sys.stdout.write(render(ConsumerSettings()))' > "$PROPERTIES"
 
-JARS="$(python -c 'import os, amazon_kclpy; print(os.path.join(os.path.dirname(amazon_kclpy.__file__), "jars"))')"
-
-# JAVA_OPTS is split on purpose (several JVM flags in one variable).
-# shellcheck disable=SC2086
-exec java ${JAVA_OPTS:-} -cp "$JARS/*:$CONF_DIR" \
-    software.amazon.kinesis.multilang.MultiLangDaemon --properties-file "$PROPERTIES"
+command = kcl_command(ConsumerSettings())  # writes the .properties, finds java and the jars
+os.execvp(command[0], command)
+'
