@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 PUT_RECORDS_MAX = 500
 _IDLE_SLEEP_S = 0.05
+_QUIET_SLEEP_S = 0.2
 _FINAL_POLLS = 50
 
 
@@ -120,6 +121,23 @@ def kinesis_record(
         "dynamodb": payload,
         "eventSource": "aws:dynamodb",
     }
+
+
+def _forget_moto_iterator(iterator: str, region: str) -> None:
+    """Drop a used DynamoDB Streams iterator from moto's in-process backend.
+
+    moto keeps every iterator it ever handed out (~1 KB each); polling a few times a second
+    would grow a long-running ``local up`` by tens of MB an hour. Only our own, already
+    replaced iterator is removed; any failure just leaves it in place.
+    """
+    try:
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        from changelake_emulator.bootstrap import ACCOUNT_ID
+
+        dynamodbstreams_backends[ACCOUNT_ID][region].shard_iterators.pop(iterator, None)
+    except Exception:
+        pass
 
 
 class EventClock:
@@ -223,13 +241,18 @@ class StreamingDestination:
                 self._emit(self.injector.drain())
             if stopping:
                 return
-            self._stop.wait(_IDLE_SLEEP_S)
+            # Poll briskly right after activity, then back off while the table is quiet.
+            quiet_for = now - idle_since
+            self._stop.wait(_IDLE_SLEEP_S if quiet_for < 1.0 else _QUIET_SLEEP_S)
 
     def _poll_once(self) -> int:
         if self._iterator is None:
             return 0
-        resp = self._streams.get_records(ShardIterator=self._iterator, Limit=1000)
+        previous = self._iterator
+        resp = self._streams.get_records(ShardIterator=previous, Limit=1000)
         self._iterator = resp.get("NextShardIterator")
+        if self._iterator != previous:
+            _forget_moto_iterator(previous, self.region)
         records = resp.get("Records", [])
         observed = now_us()
         ready: list[Emission[dict[str, Any]]] = []
