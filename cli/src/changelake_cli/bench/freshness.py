@@ -1,8 +1,9 @@
 """Freshness bench: DynamoDB write → visible in ``<table>_current``, on the embedded pipeline.
 
 The embedded local stack (emulator with the DynamoDB→Kinesis streaming destination, the
-consumer's local runner, the catalog service) runs in this process. Writer threads put items at
-``rate`` changes/s for ``seconds`` (each change bumps the item's ``ver``); a reader runs
+consumer's local runner, the catalog service) runs in this process. Writer threads in a
+separate process (``freshness_writer``) put items at ``rate`` changes/s for ``seconds`` (each
+change bumps the item's ``ver``); a reader runs
 ``SELECT item_key, new_image FROM <table>_current`` on the local query engine (Glue + S3 +
 DuckDB, exactly what ``changelake query`` does) in a loop. A change counts as visible when a
 query *that has finished* shows its item at that version or later; latency = that finish time
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import random
-import string
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -22,7 +23,7 @@ from typing import Any
 
 from changelake import layout
 
-from changelake_cli.bench.env import boto_client, percentile
+from changelake_cli.bench.env import percentile
 from changelake_cli.bench.report import BenchResult, Progress, Row, Target
 
 
@@ -33,6 +34,7 @@ class _Pending:
         self._lock = threading.Lock()
         self._by_item: dict[str, deque[tuple[int, float]]] = defaultdict(deque)
         self.latencies: list[float] = []
+        self.samples: list[tuple[float, float]] = []  # (write time, latency)
         self.written = 0
 
     def add(self, pk: str, ver: int, at: float) -> None:
@@ -51,6 +53,7 @@ class _Pending:
                 while queue and queue[0][0] <= seen:
                     _, wrote = queue.popleft()
                     self.latencies.append(max(0.0, at - wrote))
+                    self.samples.append((wrote, max(0.0, at - wrote)))
 
     def outstanding(self) -> int:
         """Writes not yet visible."""
@@ -58,58 +61,14 @@ class _Pending:
             return sum(len(q) for q in self._by_item.values())
 
 
-def _writer(
-    ddb: Any,
-    *,
-    table: str,
-    items: int,
-    rate_per_thread: float,
-    until: float,
-    offset: int,
-    stride: int,
-    pending: _Pending,
-    stop: threading.Event,
-) -> None:
-    rng = random.Random(offset)
-    pad = "".join(rng.choices(string.ascii_letters, k=300))
-    versions: dict[str, int] = defaultdict(int)
-    batch = 25
-    interval = batch / rate_per_thread
-    next_at = time.monotonic()
-    n = offset
-    while not stop.is_set() and time.monotonic() < until:
-        requests = []
-        keys = []
-        for _ in range(batch):
-            pk = f"f{n % items:06d}"
-            n += stride
-            if pk in keys:  # BatchWriteItem rejects two writes to one key
-                continue
-            versions[pk] += 1
-            keys.append(pk)
-            requests.append(
-                {
-                    "PutRequest": {
-                        "Item": {
-                            "pk": {"S": pk},
-                            "ver": {"N": str(versions[pk])},
-                            "note": {"S": pad},
-                            "ok": {"BOOL": True},
-                        }
-                    }
-                }
-            )
-        unprocessed: dict[str, Any] = {table: requests}
-        while unprocessed:
-            resp = ddb.batch_write_item(RequestItems=unprocessed)
-            unprocessed = resp.get("UnprocessedItems") or {}
-        done = time.monotonic()
-        for pk in keys:
-            pending.add(pk, versions[pk], done)
-        next_at += interval
-        delay = next_at - time.monotonic()
-        if delay > 0:
-            stop.wait(delay)
+def _follow_writer(proc: subprocess.Popen[str], pending: _Pending) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        stamp, *changes = line.split()
+        at = float(stamp)
+        for change in changes:
+            pk, ver = change.rsplit(":", 1)
+            pending.add(pk, int(ver), at)
 
 
 def _current_versions(engine: Any, view: str) -> dict[str, int]:
@@ -165,36 +124,38 @@ def run(
     # bench measures the same pipeline whatever else the stack registers.
     factories: list[Any] = [consumer_service, catalog_service]
     with LocalStack(0, settings=settings, factories=factories) as stack:
-        ddb = boto_client("dynamodb", stack.endpoint)
         engine = LocalEngine(settings.database)
-        stop = threading.Event()
         started = time.monotonic()
         until = started + seconds
-        threads = [
-            threading.Thread(
-                target=_writer,
-                args=(ddb,),
-                kwargs={
-                    "table": settings.table_name,
-                    "items": items,
-                    "rate_per_thread": rate / writers,
-                    "until": until,
-                    "offset": i,
-                    "stride": writers,
-                    "pending": pending,
-                    "stop": stop,
-                },
-                name=f"bench-writer-{i}",
-                daemon=True,
-            )
-            for i in range(writers)
-        ]
-        for t in threads:
-            t.start()
+        writer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "changelake_cli.bench.freshness_writer",
+                "--endpoint",
+                stack.endpoint,
+                "--table",
+                settings.table_name,
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(seconds),
+                "--items",
+                str(items),
+                "--writers",
+                str(writers),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        follower = threading.Thread(
+            target=_follow_writer, args=(writer, pending), name="bench-writer-follow", daemon=True
+        )
+        follower.start()
         deadline = until + drain_timeout_s
         try:
             while time.monotonic() < deadline:
-                writing = any(t.is_alive() for t in threads)
+                writing = writer.poll() is None or follower.is_alive()
                 if not writing and pending.outstanding() == 0:
                     break
                 q_start = time.monotonic()
@@ -215,13 +176,24 @@ def run(
                         f"{pending.outstanding():,} not yet visible"
                     )
         finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
+            if writer.poll() is None:
+                writer.kill()
+            writer.wait(30)
+            follower.join(30)
         write_seconds = min(time.monotonic(), until) - started
     lat = pending.latencies
     achieved = round(pending.written / write_seconds, 1) if write_seconds > 0 else None
+    # Latency by when the change was written: a rise from the first to the last third means the
+    # pipeline fell behind the write rate (throughput-bound), a flat line a fixed delay.
+    thirds: list[float | None] = []
+    if pending.samples:
+        first = min(w for w, _ in pending.samples)
+        span = max(seconds, 1e-9) / 3
+        for k in range(3):
+            part = [lat for w, lat in pending.samples if k * span <= w - first < (k + 1) * span]
+            thirds.append(_r(percentile(part, 50)))
     ours = {
+        "latency_p50_by_third_of_run_s": thirds,
         "changes_written": pending.written,
         "achieved_rate_per_s": achieved,
         "visible": len(lat),
@@ -252,6 +224,7 @@ def run(
             ours["latency_p95_s"],
         ),
         Row("write → visible in _current max (s)", ours["latency_max_s"]),
+        Row("p50 (s) for writes in 1st / 2nd / 3rd third", " / ".join(str(x) for x in thirds)),
         Row("not visible after drain", ours["not_visible_after_drain"]),
         Row("one _current query (s, p50)", ours["query_seconds_p50"]),
     ]
