@@ -165,3 +165,71 @@ def test_error_line_carries_firehose_error_fields() -> None:
 def test_object_name_follows_firehose_naming() -> None:
     name = object_name("changelake-raw", NOW)
     assert name.startswith("changelake-raw-1-2026-11-27-23-59-58-")
+
+
+class FakeKinesis:
+    """Two shards; counts GetRecords per shard; hands out one scripted record once."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {"shardId-000000000000": 0, "shardId-000000000001": 0}
+        self.pending = [{"SequenceNumber": "1", "Data": b"x" * 600, "PartitionKey": "k"}]
+
+    def list_shards(self, StreamName: str) -> dict[str, object]:  # noqa: N803 - boto3 name
+        return {"Shards": [{"ShardId": s} for s in self.calls]}
+
+    def get_shard_iterator(self, **kwargs: str) -> dict[str, str]:
+        return {"ShardIterator": kwargs["ShardId"]}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, object]:  # noqa: N803
+        self.calls[ShardIterator] += 1
+        records, self.pending = self.pending, []
+        return {"NextShardIterator": ShardIterator, "Records": records}
+
+
+def _bridge(kinesis: FakeKinesis, *, buffer_seconds: float, buffer_mb: float) -> object:
+    from changelake_emulator.firehose_bridge import FirehoseBridge
+
+    bridge = FirehoseBridge(
+        kinesis=kinesis,
+        s3=None,
+        handler=lambda e, c: e,
+        stream_name="s",
+        delivery_stream="d",
+        bucket="b",
+        region="us-east-1",
+        prefix=firehose_raw_prefix_expression(),
+        error_prefix=firehose_error_prefix_expression(),
+        lambda_arn="arn:aws:lambda:us-east-1:123456789012:function:f",
+        buffer_seconds=buffer_seconds,
+        buffer_mb=buffer_mb,
+    )
+    bridge._discover_shards("LATEST")
+    return bridge
+
+
+def test_bridge_calls_get_records_once_per_shard_when_polling() -> None:
+    # Firehose's budget: one GetRecords per shard per poll, leaving the rest to the consumer.
+    kinesis = FakeKinesis()
+    bridge = _bridge(kinesis, buffer_seconds=60, buffer_mb=1)
+    for _ in range(3):
+        bridge._poll_all()  # type: ignore[attr-defined]
+    assert kinesis.calls == {"shardId-000000000000": 3, "shardId-000000000001": 3}
+
+
+def test_bridge_is_due_when_buffer_reaches_size_hint() -> None:
+    bridge = _bridge(FakeKinesis(), buffer_seconds=3600, buffer_mb=500 / (1024 * 1024))
+    assert not bridge._due()  # type: ignore[attr-defined]
+    bridge._poll_all()  # type: ignore[attr-defined]
+    assert bridge._due()  # type: ignore[attr-defined]
+
+
+def test_bridge_is_not_due_when_buffer_small_and_interval_not_reached() -> None:
+    bridge = _bridge(FakeKinesis(), buffer_seconds=3600, buffer_mb=1)
+    bridge._poll_all()  # type: ignore[attr-defined]
+    assert not bridge._due()  # type: ignore[attr-defined]
+
+
+def test_bridge_is_due_when_interval_elapsed() -> None:
+    bridge = _bridge(FakeKinesis(), buffer_seconds=0, buffer_mb=1)
+    bridge._poll_all()  # type: ignore[attr-defined]
+    assert bridge._due()  # type: ignore[attr-defined]

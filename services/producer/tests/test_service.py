@@ -121,3 +121,15 @@ def test_summary_to_dict_lists_live_pks() -> None:
     assert out["live"] == 10
     assert out["live_pks"] == summary.live_pks
     assert "live_pks" not in summary.to_dict(with_pks=False)
+
+
+def test_rich_progress_draws_on_the_given_console_when_producing() -> None:
+    import io
+
+    from changelake_producer.progress import RichProgress
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    bar = RichProgress(console=Console(file=buffer, force_terminal=False, width=100))
+    produce(FakeWriter(), count=30, seed=1, progress=bar)
+    assert "30/30" in buffer.getvalue()
