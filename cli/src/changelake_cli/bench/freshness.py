@@ -192,7 +192,7 @@ def run(
         for k in range(3):
             part = [lat for w, lat in pending.samples if k * span <= w - first < (k + 1) * span]
             thirds.append(_r(percentile(part, 50)))
-    ours = {
+    ours: dict[str, Any] = {
         "latency_p50_by_third_of_run_s": thirds,
         "changes_written": pending.written,
         "achieved_rate_per_s": achieved,
