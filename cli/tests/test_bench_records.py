@@ -91,6 +91,7 @@ def test_daemon_answers_checkpoint_then_feeds_next_message() -> None:
     assert orjson.loads(daemon.readline()) == {
         "action": "checkpoint",
         "sequenceNumber": "42",
+        "subSequenceNumber": None,
         "error": None,
     }
     assert orjson.loads(daemon.readline())["action"] == "processRecords"

@@ -115,7 +115,12 @@ class _Daemon:
             if message.get("action") == "checkpoint":
                 seq = message.get("sequenceNumber")
                 self.checkpoints.append(seq)
-                reply = {"action": "checkpoint", "sequenceNumber": seq, "error": None}
+                reply = {
+                    "action": "checkpoint",
+                    "sequenceNumber": seq,
+                    "subSequenceNumber": message.get("subSequenceNumber"),
+                    "error": None,
+                }
                 self._pending.append(json.dumps(reply) + "\n")
             elif message.get("action") == "status":
                 self.statuses += 1
@@ -172,7 +177,10 @@ def kcl_path() -> PathFn:
         shard = records[0][1].shard_id if records else "shardId-000000000000"
         daemon = _Daemon(kcl_messages(records, len(records) or 1, shard))
         err = io.StringIO()
-        kcl.KCLProcess(processor, input_file=daemon, output_file=daemon, error_file=err).run()
+        try:
+            kcl.KCLProcess(processor, input_file=daemon, output_file=daemon, error_file=err).run()
+        except SystemExit as exc:  # the processor exits on any unexpected error (by design)
+            raise RuntimeError(f"record processor exited ({exc.code}): {err.getvalue()[-2000:]}")
         if "Caught exception" in err.getvalue():
             raise RuntimeError(f"record processor failed: {err.getvalue()[-2000:]}")
         return [store.objects[k] for k in sorted(store.objects)]

@@ -131,17 +131,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", default=None, help="write a pyinstrument text profile here")
     args = parser.parse_args(argv)
-    if args.path == "ours_rss":
-        result = measure_rss(args.count, args.batch, args.seed)
-    else:
-        result = measure(
-            args.path,
-            count=args.count,
-            batch=args.batch,
-            reps=args.reps,
-            seed=args.seed,
-            profile=args.profile,
-        )
+    try:
+        if args.path == "ours_rss":
+            result = measure_rss(args.count, args.batch, args.seed)
+        else:
+            result = measure(
+                args.path,
+                count=args.count,
+                batch=args.batch,
+                reps=args.reps,
+                seed=args.seed,
+                profile=args.profile,
+            )
+    except Exception as exc:  # reported in the bench's notes, not a crash of the whole run
+        result = {"path": args.path, "available": False, "reason": f"failed: {exc!r}"[:2000]}
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
