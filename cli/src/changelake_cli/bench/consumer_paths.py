@@ -180,7 +180,8 @@ def kcl_path() -> PathFn:
         try:
             kcl.KCLProcess(processor, input_file=daemon, output_file=daemon, error_file=err).run()
         except SystemExit as exc:  # the processor exits on any unexpected error (by design)
-            raise RuntimeError(f"record processor exited ({exc.code}): {err.getvalue()[-2000:]}")
+            tail = err.getvalue()[-2000:]
+            raise RuntimeError(f"record processor exited ({exc.code}): {tail}") from exc
         if "Caught exception" in err.getvalue():
             raise RuntimeError(f"record processor failed: {err.getvalue()[-2000:]}")
         return [store.objects[k] for k in sorted(store.objects)]
