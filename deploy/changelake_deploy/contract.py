@@ -80,6 +80,9 @@ FIREHOSE_RAW_PREFIX = (
 )
 FIREHOSE_ERROR_PREFIX = "errors/firehose/!{firehose:error-output-type}/!{timestamp:yyyy-MM-dd}/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
+# errors/<source>/...: the sources whose writers the stack lets write there.
+CONSUMER_ERROR_SOURCE = "consumer"
+FIREHOSE_ERROR_SOURCE = "firehose"
 
 # DynamoDB key of the demo table (the emulator's bootstrap creates the same).
 TABLE_PARTITION_KEY = "pk"

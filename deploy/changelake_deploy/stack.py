@@ -572,7 +572,9 @@ class ChangelakeStack(cdk.Stack):
                 actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
                 resources=[
                     self.bucket.arn_for_objects(f"{contract.RAW_PREFIX}*"),
-                    self.bucket.arn_for_objects(f"{contract.ERRORS_PREFIX}firehose/*"),
+                    self.bucket.arn_for_objects(
+                        f"{contract.ERRORS_PREFIX}{contract.FIREHOSE_ERROR_SOURCE}/*"
+                    ),
                 ],
             )
         )
@@ -785,7 +787,9 @@ class ChangelakeStack(cdk.Stack):
                 actions=["s3:PutObject", "s3:AbortMultipartUpload"],
                 resources=[
                     self.bucket.arn_for_objects(f"{contract.CHANGES_PREFIX}*"),
-                    self.bucket.arn_for_objects(f"{contract.ERRORS_PREFIX}consumer/*"),
+                    self.bucket.arn_for_objects(
+                        f"{contract.ERRORS_PREFIX}{contract.CONSUMER_ERROR_SOURCE}/*"
+                    ),
                 ],
             )
         )

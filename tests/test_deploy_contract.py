@@ -1,0 +1,136 @@
+"""deploy/'s contract with the code, checked without the CDK.
+
+deploy/changelake_deploy/contract.py is pure data (no aws_cdk import): the names the stack sets
+and the layout strings it copies. deploy/tests checks the template uses exactly these; this
+module checks they are true of the code (settings fields, layout, handlers, commands).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from changelake import layout
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ROOT = Path(__file__).resolve().parents[1]
+ds = _load("changelake_tests_dockerspec", Path(__file__).with_name("dockerspec.py"))
+contract: Any = _load(
+    "changelake_deploy_contract", ROOT / "deploy" / "changelake_deploy" / "contract.py"
+)
+
+
+@pytest.mark.unit
+def test_deploy_contract_imports_no_cdk() -> None:
+    """The contract stays plain data, so this suite runs without aws-cdk-lib."""
+    source = (ROOT / "deploy" / "changelake_deploy" / "contract.py").read_text()
+    imports = re.findall(r"^\s*(?:from|import)\s+([\w.]+)", source, re.M)
+    assert sorted(set(imports)) == ["__future__", "re"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("service", sorted(contract.ENVIRONMENT))
+def test_deploy_environment_names_are_settings_fields(service: str) -> None:
+    """Every CHANGELAKE_* name the stack sets is a field of the service's settings class."""
+    module_name, _, class_name = contract.SETTINGS_CLASSES[service].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    assert cls is ds.settings_class(service)
+    fields = ds.env_names(cls)
+    names = set(contract.ENVIRONMENT[service])
+    assert sorted(names - set(fields)) == []
+    assert ds.required_env_names(cls) <= names
+    assert all(n.startswith(contract.ENV_PREFIX) for n in names)
+
+
+@pytest.mark.unit
+def test_deploy_layout_strings_equal_the_shared_layout() -> None:
+    """The prefixes the stack writes into Firehose, IAM and lifecycle rules are the layout's."""
+    assert layout.firehose_raw_prefix_expression() == contract.FIREHOSE_RAW_PREFIX
+    assert layout.firehose_error_prefix_expression() == contract.FIREHOSE_ERROR_PREFIX
+    assert contract.CHANGES_PREFIX == layout.CHANGES + "/"
+    assert contract.RAW_PREFIX == layout.RAW + "/"
+    assert contract.ERRORS_PREFIX == layout.ERRORS + "/"
+    assert layout.errors_prefix(contract.CONSUMER_ERROR_SOURCE, "persons").startswith(
+        f"{contract.ERRORS_PREFIX}{contract.CONSUMER_ERROR_SOURCE}/"
+    )
+    assert contract.FIREHOSE_ERROR_PREFIX.startswith(
+        f"{contract.ERRORS_PREFIX}{contract.FIREHOSE_ERROR_SOURCE}/"
+    )
+
+
+@pytest.mark.unit
+def test_deploy_consumer_error_source_is_the_consumers() -> None:
+    """The consumer's IAM grant on errors/<source>/ names the source the consumer writes."""
+    from changelake_consumer.service import ERROR_SOURCE
+
+    assert contract.CONSUMER_ERROR_SOURCE == ERROR_SOURCE
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("table", ["persons", "Orders", "my-table.v2", "a_b-C.d"])
+def test_deploy_glue_names_follow_the_layout(table: str) -> None:
+    """Named queries use the same Glue base name as the catalog's tables and views."""
+    base = contract.glue_table_base(table)
+    assert layout.changes_table_name(table) == f"{base}_changes"
+    assert layout.current_view_name(table) == f"{base}_current"
+    assert layout.raw_table_name(table) == f"{base}_raw"
+
+
+@pytest.mark.unit
+def test_deploy_commands_and_handlers_are_the_images_own() -> None:
+    """ECS commands equal the images' CMDs; Lambda handlers are callables and the images' CMDs."""
+    assert (
+        list(contract.CONSUMER_COMMAND)
+        == ds.dockerfile("consumer").stage(None).last("CMD").exec_form()
+    )
+    catalog_cmd = ds.dockerfile("catalog").stage(None).last("CMD").exec_form()
+    assert list(contract.CATALOG_COMMAND) == catalog_cmd
+    assert ds.module_runnable(catalog_cmd[2])
+    for service, handler_name in contract.LAMBDA_HANDLERS.items():
+        assert callable(ds.handler(handler_name)), handler_name
+        dockerfile, target = contract.IMAGES[service]
+        stage = ds.parse_dockerfile(ROOT / dockerfile).stage(target)
+        assert stage.last("CMD").exec_form() == [handler_name]
+    for dockerfile, target in contract.IMAGES.values():
+        parsed = ds.parse_dockerfile(ROOT / dockerfile)
+        assert target is None or target in [s.name for s in parsed.stages]
+
+
+@pytest.mark.unit
+def test_deploy_named_queries_dir_is_the_query_commands() -> None:
+    """The stack registers the SQL files the query command ships."""
+    files = sorted((ROOT / contract.NAMED_QUERIES_DIR).glob("*.sql"))
+    assert files
+    for path in files:
+        description, sql = contract.render_named_query(path.read_text(), "persons")
+        assert description
+        assert "${table}" not in sql
+
+
+@pytest.mark.aws
+def test_deploy_table_key_matches_the_emulators_table(aws_endpoint: str) -> None:
+    """The deployed table has the key the emulator creates locally (the producer writes it)."""
+    import boto3
+    from changelake.settings import ChangelakeSettings
+    from changelake_emulator.bootstrap import bootstrap
+
+    settings = ChangelakeSettings()
+    bootstrap(settings, endpoint_url=aws_endpoint)
+    ddb = boto3.client("dynamodb", endpoint_url=aws_endpoint, region_name=settings.region)
+    schema = ddb.describe_table(TableName=settings.table_name)["Table"]["KeySchema"]
+    assert schema == [{"AttributeName": contract.TABLE_PARTITION_KEY, "KeyType": "HASH"}]

@@ -1,0 +1,299 @@
+"""The Dockerfiles, read as Docker reads them and checked against the code and the lock.
+
+No Docker engine is needed: stages, COPY sources (after .dockerignore), commands, handlers,
+users and the KCL jar check are verified from the files; the builder's ``uv export`` step is
+replayed on a copy of the exact build context.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+def _load_spec() -> ModuleType:
+    path = Path(__file__).with_name("dockerspec.py")
+    spec = importlib.util.spec_from_file_location("changelake_tests_dockerspec", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ds = _load_spec()
+ROOT: Path = ds.ROOT
+SERVICES: list[str] = ds.SERVICES
+# Images that run as Lambda functions: their last stage is the AWS Lambda Python base image.
+LAMBDA_STAGES = {"transform": "lambda", "producer": "lambda"}
+PYTHON_BASE = "python:3.11-slim-bookworm"
+LAMBDA_BASE = "public.ecr.aws/lambda/python:3.12"
+
+
+def package_name(service: str) -> str:
+    """The distribution name of a service (its pyproject's project.name)."""
+    data = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())
+    return str(data["project"]["name"])
+
+
+def find_uv() -> str:
+    """The uv binary: the one running us (``uv run`` sets $UV), on PATH, or the Makefile's."""
+    for candidate in (
+        os.environ.get("UV"),
+        shutil.which("uv"),
+        str(ROOT / ".tools" / "bin" / "uv"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise AssertionError("uv not found: run the tests through `make test` / `uv run`")
+
+
+@pytest.mark.unit
+def test_dockerfiles_one_per_service_folder() -> None:
+    """Every service folder (a workspace member) has its own Dockerfile."""
+    assert SERVICES == ["catalog", "consumer", "emulator", "producer", "transform"]
+    for service in SERVICES:
+        assert (ROOT / "services" / service / "Dockerfile").is_file(), service
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_multistage_pinned_bases_non_root(service: str) -> None:
+    """A builder stage plus runtime stage(s) on pinned bases; every runnable stage drops root."""
+    parsed = ds.dockerfile(service)
+    assert len(parsed.stages) >= 2, "multi-stage: the builder's tools stay out of the image"
+    assert parsed.stages[0].name == "builder"
+    assert parsed.stages[0].image == PYTHON_BASE
+    for stage in parsed.stages:
+        assert stage.image in (PYTHON_BASE, LAMBDA_BASE), (service, stage.image)
+        if stage.name == "builder":
+            continue
+        user = stage.last("USER")
+        assert user is not None, f"{service}:{stage.name} runs as root"
+        assert user.value.split(":")[0] not in ("root", "0"), (service, stage.name)
+        assert stage.last("CMD") is not None, (service, stage.name)
+    runtime_stages = [s for s in parsed.stages if s.name != "builder"]
+    expected_lambda = LAMBDA_STAGES.get(service)
+    lambda_stages = [s.name for s in runtime_stages if s.image == LAMBDA_BASE]
+    assert lambda_stages == ([expected_lambda] if expected_lambda else [])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_installs_its_member_from_the_frozen_lock(service: str) -> None:
+    """The builder exports the service's locked, hashed requirements and builds its wheel."""
+    parsed = ds.dockerfile(service)
+    runs = " && ".join(i.value for i in parsed.stage("builder").all("RUN"))
+    name = package_name(service)
+    export = re.search(r"uv export ([^&]*)", runs)
+    assert export is not None, f"{service}: no uv export"
+    flags = export.group(1).split()
+    assert "--frozen" in flags
+    assert "--no-dev" in flags
+    assert flags[flags.index("--package") + 1] == name
+    assert f"--package {name} --out-dir" in runs  # the member's own wheel
+    assert "--package changelake --out-dir" in runs  # the shared library's wheel
+    assert "--require-hashes" in " ".join(
+        i.value for i in parsed.instructions if i.keyword == "RUN"
+    )
+    lock = (ROOT / "uv.lock").read_text()
+    assert f'name = "{name}"' in lock
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_copy_sources_exist_in_the_build_context(service: str) -> None:
+    """Every COPY source exists and survives .dockerignore (the context is the repo root)."""
+    parsed = ds.dockerfile(service)
+    copies = [i for i in parsed.instructions if i.keyword == "COPY" and "from" not in i.flags()]
+    assert copies
+    context = set(ds.build_context_files())
+    for copy in copies:
+        *sources, _dest = copy.args()
+        for source in sources:
+            path = ROOT / source
+            assert path.exists(), f"{service}: COPY {source} does not exist"
+            rel = source.rstrip("/")
+            sent = {f for f in context if f == rel or f.startswith(rel + "/")}
+            assert sent, f"{service}: COPY {source}: .dockerignore drops it"
+    # Stage-to-stage copies name a stage that exists earlier in the file.
+    names = [s.name for s in parsed.stages]
+    for copy in (i for i in parsed.instructions if "from" in i.flags()):
+        assert names.index(copy.flags()["from"]) < names.index(copy.stage)
+
+
+@pytest.mark.unit
+def test_dockerignore_sends_sources_and_lock_only() -> None:
+    """The context holds the lock, manifests and sources; no venv, tests, deploy or caches."""
+    files = sorted(ds.build_context_files())
+    assert "uv.lock" in files
+    assert "pyproject.toml" in files
+    assert "libs/changelake/src/changelake/layout.py" in files
+    assert "services/consumer/kcl-entrypoint.sh" in files
+    for service in SERVICES:
+        assert f"services/{service}/pyproject.toml" in files
+        assert f"services/{service}/Dockerfile" in files  # CDK stages the context with it
+    forbidden = ("deploy/", "docs/", ".git/", ".venv/", "cli/src/", "tests/", "/tests/")
+    leaked = [f for f in files if f.startswith(forbidden) or "/tests/" in f or "__pycache__" in f]
+    assert leaked == []
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_commands_and_handlers_exist_in_the_code(service: str) -> None:
+    """Each stage's CMD names a runnable module (``python -m``) or a real Lambda handler."""
+    for stage in ds.dockerfile(service).stages[1:]:
+        cmd_instr = stage.last("CMD")
+        assert cmd_instr is not None
+        cmd = cmd_instr.exec_form()
+        assert cmd, f"{service}:{stage.name}: CMD must be exec form (signals reach the process)"
+        if stage.image == LAMBDA_BASE:
+            (handler_name,) = cmd
+            assert callable(ds.handler(handler_name)), handler_name
+        elif cmd[:2] == ["python", "-m"]:
+            assert ds.module_runnable(cmd[2]), f"{service}: python -m {cmd[2]} cannot run"
+        else:
+            script = ROOT / "services" / service / Path(cmd[0]).name
+            assert script.is_file(), f"{service}: {cmd[0]} is not a file of the service"
+            assert os.access(script, os.X_OK), f"{script} is not executable"
+
+
+@pytest.mark.unit
+def test_consumer_dockerfile_installs_real_kclpy_and_fails_without_jars() -> None:
+    """The consumer image installs amazon-kclpy 3.2.0 (kcl extra), checks the jars, has a JRE."""
+    parsed = ds.dockerfile("consumer")
+    builder_runs = [i.value for i in parsed.stage("builder").all("RUN")]
+    assert any("--extra kcl" in r for r in builder_runs)
+    jar_checks = [r for r in builder_runs if "amazon_kclpy" in r and "jars" in r]
+    assert jar_checks, "the builder must fail when amazon_kclpy/jars/*.jar is empty"
+    (check,) = jar_checks
+    assert "*.jar" in check
+    assert "assert jars" in check
+    runtime = parsed.stage("runtime")
+    assert any("openjdk-17-jre-headless" in r.value for r in runtime.all("RUN"))
+    assert any("java -version" in r.value for r in runtime.all("RUN"))
+    # The lock pins the real package behind the extra (the venv's copy has no jars).
+    lock = (ROOT / "uv.lock").read_text()
+    assert 'name = "amazon-kclpy"\nversion = "3.2.0"' in lock
+    assert '{ name = "amazon-kclpy", marker = "extra == \'kcl\'", specifier = "==3.2.0" }' in lock
+
+
+@pytest.mark.unit
+def test_emulator_dockerfile_exposes_and_probes_the_default_port() -> None:
+    """EXPOSE, the CMD's --port and the HEALTHCHECK URL all use the emulator's default port."""
+    from changelake_cli.local_cmd import DEFAULT_PORT
+
+    runtime = ds.dockerfile("emulator").stage(None)
+    expose = runtime.last("EXPOSE")
+    assert expose is not None
+    assert expose.value == str(DEFAULT_PORT)
+    assert runtime.last("CMD").exec_form() == ["python", "-m", "changelake_emulator"]
+    env = runtime.last("ENV").value
+    assert f"CHANGELAKE_EMULATOR_PORT={DEFAULT_PORT}" in env
+    assert "CHANGELAKE_EMULATOR_HOST=0.0.0.0" in env  # inside the container only
+    probe = runtime.last("HEALTHCHECK").exec_form()
+    assert f"http://127.0.0.1:{DEFAULT_PORT}" in probe[-1]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("service", ["emulator", "producer", "catalog", "consumer"])
+def test_builder_export_step_runs_on_the_exact_build_context(service: str, tmp_path: Path) -> None:
+    """Replay the builder's ``uv export`` on a copy of the context Docker would send."""
+    # GIVEN the files .dockerignore lets through, laid out as the builder's /src
+    for rel in ds.build_context_files():
+        target = tmp_path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    runs = " && ".join(i.value for i in ds.dockerfile(service).stage("builder").all("RUN"))
+    (export,) = re.findall(r"uv export [^&]*", runs)
+    args = export.split()[1:]
+    out = args.index("-o")
+    args[out + 1] = str(tmp_path / "requirements.txt")
+    # WHEN uv exports exactly as the Dockerfile does
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    proc = subprocess.run(
+        [find_uv(), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    # THEN the requirements are hash-pinned and hold the service's own dependencies
+    assert proc.returncode == 0, proc.stderr
+    requirements = (tmp_path / "requirements.txt").read_text()
+    assert "--hash=sha256:" in requirements
+    assert "pydantic-settings==" in requirements
+    assert "changelake" not in re.findall(r"^([a-z0-9_.-]+)==", requirements, re.M)
+    expected = {
+        "emulator": "moto==",
+        "producer": "faker==",
+        "catalog": "pyarrow==",
+        "consumer": "amazon-kclpy==3.2.0",
+    }[service]
+    assert expected in requirements
+
+
+@pytest.mark.unit
+def test_kcl_entrypoint_renders_properties_and_execs_the_daemon(tmp_path: Path) -> None:
+    """The consumer image's CMD writes the .properties and *execs* java (PID 1 gets SIGTERM)."""
+    # GIVEN a stand-in `java` that records its PID and arguments, and a jars folder
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "java-args"
+    java = bin_dir / "java"
+    java.write_text(f'#!/bin/sh\nprintf "%s\\n" "$$" "$@" > {record}\n')
+    java.chmod(0o755)
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "amazon-kinesis-client-multilang.jar").write_bytes(b"")
+    properties = tmp_path / "kcl.properties"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHANGELAKE_", "AWS_"))}
+    env.update(
+        PATH=os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), env["PATH"]]),
+        CHANGELAKE_KCL_JARS_DIR=str(jars),
+        CHANGELAKE_KCL_PROPERTIES_PATH=str(properties),
+        CHANGELAKE_STREAM_NAME="orders-stream",
+        CHANGELAKE_APPLICATION_NAME="orders-consumer",
+        CHANGELAKE_REGION="eu-west-1",
+    )
+    cmd = ds.dockerfile("consumer").stage(None).last("CMD").exec_form()
+    script = ROOT / "services" / "consumer" / Path(cmd[0]).name
+    # WHEN the entrypoint runs
+    proc = subprocess.Popen(["sh", str(script)], env=env, cwd=tmp_path)
+    assert proc.wait(timeout=60) == 0
+    # THEN java replaced the entrypoint process and got the daemon and the properties file
+    pid, *argv = record.read_text().splitlines()
+    assert int(pid) == proc.pid
+    assert argv == [
+        "-cp",
+        str(jars / "amazon-kinesis-client-multilang.jar"),
+        "software.amazon.kinesis.multilang.MultiLangDaemon",
+        "--properties-file",
+        str(properties),
+    ]
+    rendered = dict(
+        line.split(" = ", 1)
+        for line in properties.read_text().splitlines()
+        if " = " in line and not line.startswith("#")
+    )
+    assert rendered["executableName"] == f"{sys.executable} -m changelake_consumer.kcl_processor"
+    assert rendered["streamName"] == "orders-stream"
+    assert rendered["applicationName"] == "orders-consumer"
+    assert rendered["regionName"] == "eu-west-1"
+    assert rendered["callProcessRecordsEvenForEmptyRecordList"] == "true"
+    # The image points the properties at /tmp, the writable scratch volume on ECS.
+    runtime_env = ds.dockerfile("consumer").stage(None).last("ENV").value
+    assert "CHANGELAKE_KCL_PROPERTIES_PATH=/tmp/" in runtime_env
