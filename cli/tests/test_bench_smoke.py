@@ -40,7 +40,12 @@ def test_bench_consumer_json_shape_tiny() -> None:
     # path turned exactly the same input into exactly 300 rows.
     doc = _run(["consumer", "--records", "300", "--batch", "100", "--reps", "1"])
     _check_shape(doc, "consumer")
-    paths = [doc["baseline"]["naive"], doc["baseline"]["awswrangler"], doc["ours"]["direct"]]
+    paths = [
+        doc["baseline"]["naive"],
+        doc["baseline"]["awswrangler"],
+        doc["ours"]["direct"],
+        doc["ours"]["kcl"],
+    ]
     assert doc["baseline"]["naive"]["available"] is True
     assert doc["baseline"]["awswrangler"]["available"] is True
     digests = {p["input_sha256_16"] for p in paths if p["available"]}
