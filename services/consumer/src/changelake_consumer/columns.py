@@ -8,13 +8,16 @@ import base64
 import decimal
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from changelake import schema
 from changelake.events import ChangeEvent
+
+if TYPE_CHECKING:
+    from changelake_consumer.rows import PreparedRow
 
 _Q9 = Decimal(1).scaleb(-schema.NUMBER_SCALE)
 _FIT_CONTEXT = decimal.Context(prec=schema.NUMBER_PRECISION, traps=[decimal.InvalidOperation])
@@ -38,21 +41,21 @@ def number_fits(value: Decimal) -> bool:
         return False
 
 
-def _plain(value: Any) -> Any:
-    # JSON-ready form of a decoded value; numbers are raw fragments so they stay exact.
+def plain(value: Any) -> Any:
+    """JSON-ready form of a decoded value; numbers are raw fragments so they stay exact."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return value
     if kind is Decimal:
         return orjson.Fragment(str(value))
     if kind is dict:
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if kind is list:
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if kind is bytes:
         return base64.b64encode(value).decode("ascii")
     if kind is set or kind is frozenset:
-        return [_plain(v) for v in sorted(value)]
+        return [plain(v) for v in sorted(value)]
     raise TypeError(f"not a decoded DynamoDB value: {kind.__name__}")
 
 
@@ -60,12 +63,12 @@ def image_json(image: Mapping[str, Any] | None) -> str | None:
     """Same text as :func:`changelake.ddb_json.image_to_json`, rendered by orjson in one call."""
     if image is None:
         return None
-    return orjson.dumps({k: _plain(v) for k, v in image.items()}).decode()
+    return orjson.dumps({k: plain(v) for k, v in image.items()}).decode()
 
 
 def value_json(value: Any) -> str:
     """Same text as :func:`changelake.ddb_json.value_to_json`."""
-    return orjson.dumps(_plain(value)).decode()
+    return orjson.dumps(plain(value)).decode()
 
 
 class ChangeColumns:
@@ -77,63 +80,22 @@ class ChangeColumns:
         self.attributes: dict[str, list[Any]] = {}
         self.number_text_values = 0
         self.collisions = 0
+        self._system_lists = [self.system[name] for name in SYSTEM_NAMES]
 
     def append(self, event: ChangeEvent) -> None:
-        """Add one decoded event as a row."""
-        s = self.system
-        pos = event.position
-        s["event_id"].append(event.event_id)
-        s["event_name"].append(event.event_name.value)
-        s["event_time"].append(event.event_time_us)
-        s["item_key"].append(event.item_key)
-        s["new_image"].append(image_json(event.new_image))
-        s["old_image"].append(image_json(event.old_image))
-        s["changed_attributes"].append(list(event.changed_attributes))
-        s["is_ttl_delete"].append(event.is_ttl_delete)
-        s["size_bytes"].append(event.size_bytes)
-        s["shard_id"].append(pos.shard_id)
-        s["sequence_number"].append(pos.sequence_number)
-        s["arrival_time"].append(pos.arrival_time_us)
-        self._flatten(event.image, (), 0)
-        self.rows += 1
+        """Add one decoded event as a row (the codec's path)."""
+        from changelake_consumer.rows import prepare_event
 
-    def _flatten(self, image: Mapping[str, Any], prefix: tuple[str, ...], depth: int) -> None:
-        for name, value in image.items():
-            path = (*prefix, name)
-            kind = type(value)
-            if kind is str:
-                self._set(schema.column_name(path, "S"), value)
-            elif kind is Decimal:
-                if number_fits(value):
-                    self._set(schema.column_name(path, "N"), str(value))
-                else:
-                    self.number_text_values += 1
-                    self._set(schema.number_text_column(path), str(value))
-            elif kind is bool:
-                self._set(schema.column_name(path, "BOOL"), value)
-            elif value is None:
-                continue
-            elif kind is dict:
-                if depth < schema.MAX_FLATTEN_DEPTH:
-                    self._flatten(value, path, depth + 1)
-                else:
-                    self._set(schema.column_name(path, "M"), value_json(value))
-            elif kind is list:
-                self._set(schema.column_name(path, "L"), value_json(value))
-            elif kind is bytes:
-                self._set(schema.column_name(path, "B"), value)
-            else:  # a non-empty set: its members say which set type it is
-                members = sorted(value)
-                first = members[0]
-                if isinstance(first, str):
-                    self._set(schema.column_name(path, "SS"), members)
-                elif isinstance(first, Decimal):
-                    self._set(schema.column_name(path, "NS"), [str(m) for m in members])
-                else:
-                    self._set(
-                        schema.column_name(path, "BS"),
-                        [base64.b64encode(m).decode("ascii") for m in members],
-                    )
+        self.add(prepare_event(event))
+
+    def add(self, row: PreparedRow) -> None:
+        """Add one prepared row."""
+        for values, value in zip(self._system_lists, row.system, strict=True):
+            values.append(value)
+        for column, value in row.cells:
+            self._set(column, value)
+        self.number_text_values += row.number_text_values
+        self.rows += 1
 
     def _set(self, column: str, value: Any) -> None:
         row = self.rows

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from changelake.events import DecodeFailure, Position
 
 from changelake_consumer.columns import ChangeColumns
-from changelake_consumer.decode import decode_fast
+from changelake_consumer.rows import prepare
 
 COMPRESSION = "zstd"
 SCHEMA_VERSION = b"1"
@@ -36,11 +36,11 @@ def decode_into(
     columns = ChangeColumns()
     failures: list[DecodeFailure] = []
     for raw, position in records:
-        decoded = decode_fast(raw, position, expected_table=table)
-        if isinstance(decoded, DecodeFailure):
-            failures.append(decoded)
+        row = prepare(raw, position, table)
+        if isinstance(row, DecodeFailure):
+            failures.append(row)
         else:
-            columns.append(decoded)
+            columns.add(row)
     return columns, failures
 
 

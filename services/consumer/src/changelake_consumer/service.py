@@ -31,15 +31,15 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from changelake import layout
-from changelake.events import ChangeEvent, DecodeFailure, Position
+from changelake import layout, schema
+from changelake.events import DecodeFailure, Position
 from changelake.layout import Partition
 from changelake.ports import Metrics, ObjectStore
 from changelake.timeutil import now_us, us_to_datetime
 
 from changelake_consumer.columns import ChangeColumns
-from changelake_consumer.decode import decode_fast
 from changelake_consumer.parquet import table_to_parquet
+from changelake_consumer.rows import PreparedRow, prepare
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ ERROR_SOURCE = "consumer"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 JSONL_TYPE = "application/x-ndjson"
 _MAX_BACKOFF_S = 8.0
+SEQUENCE_INDEX = [name for name, _ in schema.SYSTEM_COLUMNS].index("sequence_number")
 
 
 class WriteError(RuntimeError):
@@ -165,16 +166,11 @@ class ShardProcessor:
         count = 0
         for raw, position in records:
             count += 1
-            decoded = decode_fast(raw, position, expected_table=self._expected_table)
-            if isinstance(decoded, ChangeEvent):
-                try:
-                    layout.check_table_name(decoded.table)
-                except ValueError as exc:
-                    decoded = DecodeFailure(str(exc), raw, position, None)
-            if isinstance(decoded, DecodeFailure):
-                failures.append(decoded)
+            row = prepare(raw, position, self._expected_table)
+            if isinstance(row, DecodeFailure):
+                failures.append(row)
             else:
-                self._add(decoded, len(raw), now)
+                self._add(row, len(raw), now)
             self._last_seq = position.sequence_number
             self._index += 1
         if count:
@@ -203,20 +199,20 @@ class ShardProcessor:
     def _now(self, now: float | None) -> float:
         return self._clock() if now is None else now
 
-    def _add(self, event: ChangeEvent, size: int, now: float | None) -> None:
-        partition = layout.partition_for_us(event.event_time_us)
-        key = (event.table, partition)
+    def _add(self, row: PreparedRow, size: int, now: float | None) -> None:
+        partition = layout.partition_for_us(row.event_time_us)
+        key = (row.table, partition)
         buf = self._buffers.get(key)
         if buf is None:
             buf = self._buffers[key] = _Buffer(
-                table=event.table,
+                table=row.table,
                 partition=partition,
                 opened_at=self._now(now),
                 first_index=self._index,
                 before_first=self._last_seq,
             )
-        buf.columns.append(event)
-        buf.sequences.append(_seq(event.position.sequence_number))
+        buf.columns.add(row)
+        buf.sequences.append(_seq(row.system[SEQUENCE_INDEX]))
         buf.nbytes += size
         self._buffered_bytes += size
         if buf.columns.rows >= self._policy.max_rows or buf.nbytes >= self._policy.max_bytes:

@@ -1,0 +1,407 @@
+"""Raw Kinesis record → one prepared change-table row, on a fast path or the codec's path.
+
+:func:`prepare` is the hot path. For a well-formed record in the common shapes (S, N with a
+plain decimal text that fits decimal(38,9), BOOL, NULL, maps) it validates and converts the
+DynamoDB JSON in one walk straight into column cells and the plain-JSON images — no decoded
+images, no pydantic. Any value it does not handle itself (B, sets, lists, unusual numbers) is
+decoded by the shared codec (``changelake.ddb_json.deserialize_value``), and anything doubtful
+about the record (a bad value, an odd envelope, a key that differs from the image) sends the
+whole record down :func:`prepare_event` after :func:`changelake_consumer.decode.decode_fast`,
+which is exactly the shared codec. Tests check both paths yield identical rows on every golden
+fixture and on random records.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from changelake import ddb_json, layout, schema
+from changelake.events import ChangeEvent, DecodeFailure, Position
+from changelake.timeutil import normalize_epoch_us
+from changelake.wire import TTL_PRINCIPAL
+
+from changelake_consumer.columns import image_json, number_fits, plain, value_json
+from changelake_consumer.decode import decode_fast
+
+# Numbers whose text is already canonical (str(Decimal(t)) == t), within DynamoDB's limits and
+# exactly representable as decimal(38, 9): at most 29 integer and 9 fraction digits, no
+# exponent, no leading zeros, and not a fraction with 6+ leading zeros (Decimal would print
+# those in E-notation).
+_FAST_NUMBER = re.compile(r"-?(?:[1-9][0-9]{0,28}|0(?!\.0{6}))(?:\.[0-9]{1,9})?\Z")
+_MAX_FAST_DEPTH = 16
+_EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
+_PRECISIONS = frozenset({None, "MILLISECOND", "MICROSECOND"})
+
+Cell = tuple[str, Any]
+
+
+@dataclass(slots=True)
+class PreparedRow:
+    """One row: its table, event time, system values (schema order) and attribute cells."""
+
+    table: str
+    event_time_us: int
+    system: tuple[Any, ...]
+    cells: list[Cell]
+    number_text_values: int
+
+
+class _SlowPathError(Exception):
+    """The fast path declines this record: use the shared codec's path."""
+
+
+_valid_tables: set[str] = set()
+
+
+def _table_ok(table: str) -> bool:
+    if table in _valid_tables:
+        return True
+    try:
+        layout.check_table_name(table)
+    except ValueError:
+        return False
+    if len(_valid_tables) < 1024:
+        _valid_tables.add(table)
+    return True
+
+
+def prepare(
+    raw: bytes, position: Position, expected_table: str | None = None
+) -> PreparedRow | DecodeFailure:
+    """Decode one record into a row, or a failure value (exactly as strict as the codec)."""
+    try:
+        return _prepare_fast(raw, position, expected_table)
+    except _SlowPathError:
+        pass
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        pass  # anything surprising: the codec's path decides, with its own reasons
+    decoded = decode_fast(raw, position, expected_table=expected_table)
+    if isinstance(decoded, DecodeFailure):
+        return decoded
+    if not _table_ok(decoded.table):
+        return DecodeFailure(f"invalid table name {decoded.table!r}", raw, position, None)
+    return prepare_event(decoded)
+
+
+def prepare_event(event: ChangeEvent) -> PreparedRow:
+    """The row of an already decoded event (the codec's path)."""
+    cells: list[Cell] = []
+    number_text = _event_cells(event.image, (), 0, cells)
+    pos = event.position
+    return PreparedRow(
+        event.table,
+        event.event_time_us,
+        (
+            event.event_id,
+            event.event_name.value,
+            event.event_time_us,
+            event.item_key,
+            image_json(event.new_image),
+            image_json(event.old_image),
+            list(event.changed_attributes),
+            event.is_ttl_delete,
+            event.size_bytes,
+            pos.shard_id,
+            pos.sequence_number,
+            pos.arrival_time_us,
+        ),
+        cells,
+        number_text,
+    )
+
+
+def _event_cells(
+    image: dict[str, Any], prefix: tuple[str, ...], depth: int, cells: list[Cell]
+) -> int:
+    number_text = 0
+    for name, value in image.items():
+        number_text += _value_cells((*prefix, name), value, depth, cells)
+    return number_text
+
+
+def _value_cells(path: tuple[str, ...], value: Any, depth: int, cells: list[Cell]) -> int:
+    """Cells of one decoded value (the column policy of ``changelake.schema``)."""
+    kind = type(value)
+    if kind is str:
+        cells.append((schema.column_name(path, "S"), value))
+    elif kind is Decimal:
+        if number_fits(value):
+            cells.append((schema.column_name(path, "N"), str(value)))
+        else:
+            cells.append((schema.number_text_column(path), str(value)))
+            return 1
+    elif kind is bool:
+        cells.append((schema.column_name(path, "BOOL"), value))
+    elif value is None:
+        pass
+    elif kind is dict:
+        if depth < schema.MAX_FLATTEN_DEPTH:
+            return _event_cells(value, path, depth + 1, cells)
+        cells.append((schema.column_name(path, "M"), value_json(value)))
+    elif kind is list:
+        cells.append((schema.column_name(path, "L"), value_json(value)))
+    elif kind is bytes:
+        cells.append((schema.column_name(path, "B"), value))
+    else:  # a non-empty set: its members say which set type it is
+        members = sorted(value)
+        first = members[0]
+        if isinstance(first, str):
+            cells.append((schema.column_name(path, "SS"), members))
+        elif isinstance(first, Decimal):
+            cells.append((schema.column_name(path, "NS"), [str(m) for m in members]))
+        else:
+            cells.append((schema.column_name(path, "BS"), plain(value)))
+    return 0
+
+
+# -- the fast path ---------------------------------------------------------------------------
+
+
+def _prepare_fast(
+    raw: bytes, position: Position, expected_table: str | None
+) -> PreparedRow | DecodeFailure:
+    p = orjson.loads(raw)
+    if type(p) is not dict:
+        raise _SlowPathError
+    event_id = p.get("eventID")
+    name = p.get("eventName")
+    table = p.get("tableName")
+    ddb = p.get("dynamodb")
+    ident = p.get("userIdentity")
+    if (
+        type(p.get("awsRegion")) is not str
+        or type(event_id) is not str
+        or not event_id
+        or type(name) is not str
+        or name not in _EVENT_NAMES
+        or type(table) is not str
+        or not table
+        or type(ddb) is not dict
+        or p.get("recordFormat", "application/json") != "application/json"
+        or p.get("eventSource", "aws:dynamodb") != "aws:dynamodb"
+        or (expected_table is not None and table != expected_table)
+        or not _table_ok(table)
+    ):
+        raise _SlowPathError
+    ttl = False
+    if ident is not None:
+        if (
+            type(ident) is not dict
+            or type(ident.get("type")) is not str
+            or type(ident.get("principalId")) is not str
+        ):
+            raise _SlowPathError
+        ttl = (
+            name == "REMOVE"
+            and ident["type"] == "Service"
+            and ident["principalId"] == TTL_PRINCIPAL
+        )
+    stamp = ddb.get("ApproximateCreationDateTime")
+    size = ddb.get("SizeBytes")
+    keys = ddb.get("Keys")
+    new = ddb.get("NewImage")
+    old = ddb.get("OldImage")
+    precision = ddb.get("ApproximateCreationDateTimePrecision")
+    if (
+        type(stamp) is not int
+        or stamp < 0
+        or type(size) is not int
+        or size < 0
+        or type(keys) is not dict
+        or not 1 <= len(keys) <= 2
+        or (precision is not None and type(precision) is not str)
+        or precision not in _PRECISIONS
+    ):
+        raise _SlowPathError
+    if name == "INSERT":
+        if type(new) is not dict or old is not None:
+            raise _SlowPathError
+        image = new
+    elif name == "REMOVE":
+        if type(old) is not dict or new is not None:
+            raise _SlowPathError
+        image = old
+    else:
+        if type(new) is not dict or type(old) is not dict:
+            raise _SlowPathError
+        image = new
+    event_time_us = normalize_epoch_us(stamp, precision)
+    key_values: dict[str, Any] = {}
+    for key_name, av in keys.items():
+        if type(av) is not dict or len(av) != 1:
+            raise _SlowPathError
+        ((tag, value),) = av.items()
+        if tag == "S" and type(value) is str and value:
+            key_values[key_name] = value
+        elif tag == "N" and type(value) is str and _FAST_NUMBER.match(value):
+            key_values[key_name] = orjson.Fragment(value)
+        else:
+            raise _SlowPathError
+        if key_name in image and image[key_name] != av:
+            raise _SlowPathError
+    cells: list[Cell] = []
+    new_plain = _walk(new, (), 0, cells if image is new else None) if new is not None else None
+    if old is None:
+        old_plain = None
+    elif new is not None and new_plain is not None:
+        old_plain = _walk(old, (), 0, None, (new, new_plain))
+    else:
+        old_plain = _walk(old, (), 0, cells)
+    changed = _changed(old, new) if old is not None and new is not None else sorted(image)
+    item_key = orjson.dumps({k: key_values[k] for k in sorted(key_values)}).decode()
+    return PreparedRow(
+        table,
+        event_time_us,
+        (
+            event_id,
+            name,
+            event_time_us,
+            item_key,
+            orjson.dumps(new_plain).decode() if new_plain is not None else None,
+            orjson.dumps(old_plain).decode() if old_plain is not None else None,
+            changed,
+            ttl,
+            size,
+            position.shard_id,
+            position.sequence_number,
+            position.arrival_time_us,
+        ),
+        cells,
+        0,
+    )
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    for attr in old.keys() | new.keys():
+        if attr not in old or attr not in new:
+            out.append(attr)
+        elif old[attr] != new[attr] and ddb_json.deserialize_value(
+            old[attr]
+        ) != ddb_json.deserialize_value(new[attr]):
+            # raw texts differ; decoded values may still be equal (set order, "1.0" vs "1")
+            out.append(attr)
+    out.sort()
+    return out
+
+
+_column_cache: dict[tuple[tuple[str, ...], str, str], str] = {}
+
+
+def _column(prefix: tuple[str, ...], attr: str, tag: str) -> str:
+    key = (prefix, attr, tag)
+    name = _column_cache.get(key)
+    if name is None:
+        name = schema.column_name((*prefix, attr), tag)
+        if len(_column_cache) < 65536:
+            _column_cache[key] = name
+    return name
+
+
+def _walk(
+    image: dict[str, Any],
+    prefix: tuple[str, ...],
+    depth: int,
+    cells: list[Cell] | None,
+    same: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Validate a DynamoDB-JSON map, return its plain-JSON form, collect its column cells.
+
+    ``same`` = (other raw image, its plain form): attributes whose raw value equals the other
+    image's were validated there already and reuse its plain value (MODIFY's old image).
+    """
+    out: dict[str, Any] = {}
+    for attr, av in image.items():
+        if same is not None and same[0].get(attr) == av:
+            out[attr] = same[1][attr]
+            continue
+        if not attr and depth == 0:
+            raise _SlowPathError  # empty top-level names are the codec's to reject
+        if type(av) is not dict or len(av) != 1:
+            raise _SlowPathError
+        ((tag, value),) = av.items()
+        if tag == "S":
+            if type(value) is not str:
+                raise _SlowPathError
+            out[attr] = value
+            if cells is not None:
+                cells.append((_column(prefix, attr, "S"), value))
+        elif tag == "N":
+            if type(value) is not str or not _FAST_NUMBER.match(value):
+                raise _SlowPathError
+            out[attr] = orjson.Fragment(value)
+            if cells is not None:
+                cells.append((_column(prefix, attr, "N"), value))
+        elif tag == "BOOL":
+            if type(value) is not bool:
+                raise _SlowPathError
+            out[attr] = value
+            if cells is not None:
+                cells.append((_column(prefix, attr, "BOOL"), value))
+        elif tag == "NULL":
+            if value is not True:
+                raise _SlowPathError
+            out[attr] = None
+        elif tag == "M" and type(value) is dict:
+            if depth >= _MAX_FAST_DEPTH:
+                raise _SlowPathError
+            flatten = cells is not None and depth < schema.MAX_FLATTEN_DEPTH
+            inner = _walk(value, (*prefix, attr), depth + 1, cells if flatten else None)
+            out[attr] = inner
+            if cells is not None and not flatten:
+                cells.append((_column(prefix, attr, "M"), orjson.dumps(inner).decode()))
+        elif tag == "SS" and type(value) is list and value:
+            members = sorted(value)
+            for i in range(len(members)):
+                if type(members[i]) is not str or (i and members[i] == members[i - 1]):
+                    raise _SlowPathError
+            out[attr] = members
+            if cells is not None:
+                cells.append((_column(prefix, attr, "SS"), members))
+        elif tag == "L" and type(value) is list:
+            items = [_plain_av(v, depth + 1) for v in value]
+            out[attr] = items
+            if cells is not None:
+                cells.append((_column(prefix, attr, "L"), orjson.dumps(items).decode()))
+        else:
+            # Everything else through the shared codec (raises DdbJsonError → codec's path).
+            # Only at the top level, where its depth count starts exactly where the codec's does.
+            if depth:
+                raise _SlowPathError
+            decoded = ddb_json.deserialize_value(av)
+            out[attr] = plain(decoded)
+            if cells is not None and _value_cells((*prefix, attr), decoded, depth, cells):
+                raise _SlowPathError  # a number outside decimal(38,9): the codec's path counts it
+    return out
+
+
+def _plain_av(av: Any, depth: int) -> Any:
+    """Plain-JSON form of one nested value (inside a list); no columns."""
+    if type(av) is not dict or len(av) != 1 or depth >= _MAX_FAST_DEPTH:
+        raise _SlowPathError
+    ((tag, value),) = av.items()
+    if tag == "S":
+        if type(value) is not str:
+            raise _SlowPathError
+        return value
+    if tag == "N":
+        if type(value) is not str or not _FAST_NUMBER.match(value):
+            raise _SlowPathError
+        return orjson.Fragment(value)
+    if tag == "BOOL":
+        if type(value) is not bool:
+            raise _SlowPathError
+        return value
+    if tag == "NULL":
+        if value is not True:
+            raise _SlowPathError
+        return None
+    if tag == "M" and type(value) is dict:
+        return _walk(value, (), depth + 1, None)
+    if tag == "L" and type(value) is list:
+        return [_plain_av(v, depth + 1) for v in value]
+    raise _SlowPathError
