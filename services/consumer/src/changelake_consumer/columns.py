@@ -77,7 +77,8 @@ class ChangeColumns:
     def __init__(self) -> None:
         self.rows = 0
         self.system: dict[str, list[Any]] = {name: [] for name in SYSTEM_NAMES}
-        self.attributes: dict[str, list[Any]] = {}
+        # column -> (row indexes, values): sparse, padded with nulls only in to_table
+        self.attributes: dict[str, tuple[list[int], list[Any]]] = {}
         self.number_text_values = 0
         self.collisions = 0
         self._system_lists = [self.system[name] for name in SYSTEM_NAMES]
@@ -92,24 +93,21 @@ class ChangeColumns:
         """Add one prepared row."""
         for values, value in zip(self._system_lists, row.system, strict=True):
             values.append(value)
+        index = self.rows
+        attributes = self.attributes
         for column, value in row.cells:
-            self._set(column, value)
+            entry = attributes.get(column)
+            if entry is None:
+                attributes[column] = ([index], [value])
+            elif entry[0][-1] == index:
+                # Two attributes of this item map to one column (e.g. "a_b" and a.b): the
+                # first keeps it; the other stays exact in the image. Counted, never an error.
+                self.collisions += 1
+            else:
+                entry[0].append(index)
+                entry[1].append(value)
         self.number_text_values += row.number_text_values
-        self.rows += 1
-
-    def _set(self, column: str, value: Any) -> None:
-        row = self.rows
-        values = self.attributes.get(column)
-        if values is None:
-            values = self.attributes[column] = [None] * row
-        elif len(values) < row:
-            values.extend([None] * (row - len(values)))
-        elif len(values) > row:
-            # Two attributes of this item map to one column (e.g. "a_b" and a.b): the first
-            # keeps it; the other stays exact in the image. Counted, never an error.
-            self.collisions += 1
-            return
-        values.append(value)
+        self.rows = index + 1
 
     def to_table(self) -> pa.Table:
         """The batch as an Arrow table: system columns, then attribute columns by name."""
@@ -120,9 +118,13 @@ class ChangeColumns:
             arrays.append(pa.array(self.system[field.name], type=field.type))
             fields.append(field)
         for column in sorted(self.attributes):
-            values = self.attributes[column]
-            if len(values) < n:
-                values.extend([None] * (n - len(values)))
+            indexes, present = self.attributes[column]
+            if len(indexes) == n:
+                values = present
+            else:
+                values = [None] * n
+                for i, value in zip(indexes, present, strict=True):
+                    values[i] = value
             arrow_type = schema.arrow_type_for_column(column)
             if arrow_type == schema.NUMBER_TYPE:
                 array = pc.cast(pa.array(values, type=pa.string()), arrow_type)

@@ -275,15 +275,26 @@ def _prepare_fast(
     )
 
 
+def _equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Decoded equality of two validated values whose raw JSON differs (codec semantics)."""
+    ((tag_a, va),) = a.items()
+    ((tag_b, vb),) = b.items()
+    if tag_a == tag_b and tag_a in ("S", "BOOL"):
+        return bool(va == vb)
+    if tag_a == tag_b == "N":
+        return Decimal(va) == Decimal(vb)  # "1.0" equals "1"
+    # set order, map key order, BOOL vs N (True == 1 in Python): exactly the codec's answer
+    return bool(ddb_json.deserialize_value(a) == ddb_json.deserialize_value(b))
+
+
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     for attr in old.keys() | new.keys():
-        if attr not in old or attr not in new:
-            out.append(attr)
-        elif old[attr] != new[attr] and ddb_json.deserialize_value(
-            old[attr]
-        ) != ddb_json.deserialize_value(new[attr]):
-            # raw texts differ; decoded values may still be equal (set order, "1.0" vs "1")
+        if (
+            attr not in old
+            or attr not in new
+            or (old[attr] != new[attr] and not _equal(old[attr], new[attr]))
+        ):
             out.append(attr)
     out.sort()
     return out
