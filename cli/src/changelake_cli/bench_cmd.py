@@ -42,6 +42,9 @@ FormatOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the generated records")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr")]
+JsonOutOpt = Annotated[
+    Path | None, typer.Option("--json-out", help="Also write the JSON result to this file")
+]
 
 
 def _progress(quiet: bool) -> Any:
@@ -63,19 +66,26 @@ def _quiet_logs(quiet: bool) -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
-def _emit(results: list[BenchResult], fmt: OutputFormat, as_array: bool) -> None:
+def _emit(
+    results: list[BenchResult], fmt: OutputFormat, as_array: bool, json_out: Path | None = None
+) -> None:
     machine = machine_info()
+    docs = [r.to_json(machine) for r in results]
+    text = json.dumps(docs if as_array else docs[0], default=str)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n", encoding="utf-8")
     if fmt is OutputFormat.json:
-        docs = [r.to_json(machine) for r in results]
-        sys.stdout.write(json.dumps(docs if as_array else docs[0], default=str) + "\n")
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
         return
     console = Console()
-    console.print(
-        f"[dim]machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, "
-        f"{machine['platform']}, load {machine['load_avg_at_start']}[/]"
-    )
     for result in results:
+        m = result.machine or machine
+        console.print(
+            f"[dim]machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+            f"{m['platform']}, load at start {m['load_avg_at_start']}[/]"
+        )
         render(result, console)
 
 
@@ -84,8 +94,9 @@ def _consumer(
 ) -> BenchResult:
     from changelake_cli.bench import consumer
 
+    machine = machine_info()
     with _quiet_logs(quiet):
-        return consumer.run(
+        result = consumer.run(
             count=records,
             batch=batch,
             reps=reps,
@@ -93,6 +104,8 @@ def _consumer(
             progress=_progress(quiet),
             profile_dir=profile_dir,
         )
+    result.machine = machine
+    return result
 
 
 def _query(
@@ -107,8 +120,9 @@ def _query(
 ) -> BenchResult:
     from changelake_cli.bench import query
 
+    machine = machine_info()
     with _quiet_logs(quiet):
-        return query.run(
+        result = query.run(
             changes=changes,
             days=days,
             file_minutes=file_minutes,
@@ -117,22 +131,32 @@ def _query(
             cache_dir=cache_dir,
             progress=_progress(quiet),
         )
+    result.machine = machine
+    return result
 
 
 def _freshness(*, rate: int, seconds: float, writers: int, quiet: bool) -> BenchResult:
     from changelake_cli.bench import freshness
 
+    machine = machine_info()
     with _quiet_logs(quiet):
-        return freshness.run(rate=rate, seconds=seconds, writers=writers, progress=_progress(quiet))
+        result = freshness.run(
+            rate=rate, seconds=seconds, writers=writers, progress=_progress(quiet)
+        )
+    result.machine = machine
+    return result
 
 
 def _catalog(*, partitions: int, objects: int, quiet: bool) -> BenchResult:
     from changelake_cli.bench import catalog
 
+    machine = machine_info()
     with _quiet_logs(quiet):
-        return catalog.run(
+        result = catalog.run(
             partitions=partitions, objects_per_partition=objects, progress=_progress(quiet)
         )
+    result.machine = machine
+    return result
 
 
 @bench_app.command("consumer")
@@ -147,6 +171,7 @@ def consumer_cmd(
     ] = None,
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Records → Parquet bytes, single core: ours vs naive vs awswrangler (and via amazon_kclpy)."""
     _emit(
@@ -162,6 +187,7 @@ def consumer_cmd(
         ],
         fmt,
         as_array=False,
+        json_out=json_out,
     )
 
 
@@ -178,6 +204,7 @@ def query_cmd(
     ),
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Our Parquet lake vs Firehose JSON lines on DuckDB: bytes read and seconds."""
     _emit(
@@ -193,7 +220,8 @@ def query_cmd(
             )
         ],
         fmt,
-        False,
+        as_array=False,
+        json_out=json_out,
     )
 
 
@@ -205,10 +233,14 @@ def freshness_cmd(
     writers: Annotated[int, typer.Option(help="Writer threads putting items")] = 4,
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Embedded pipeline: DynamoDB write → visible in <table>_current, p50/p95/max."""
     _emit(
-        [_freshness(rate=rate, seconds=seconds, writers=writers, quiet=quiet)], fmt, as_array=False
+        [_freshness(rate=rate, seconds=seconds, writers=writers, quiet=quiet)],
+        fmt,
+        as_array=False,
+        json_out=json_out,
     )
 
 
@@ -219,9 +251,15 @@ def catalog_cmd(
     objects: Annotated[int, typer.Option(help="Objects per partition")] = 4,
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Catalog service: object written → partition visible in Glue, and Glue calls per partition."""
-    _emit([_catalog(partitions=partitions, objects=objects, quiet=quiet)], fmt, as_array=False)
+    _emit(
+        [_catalog(partitions=partitions, objects=objects, quiet=quiet)],
+        fmt,
+        as_array=False,
+        json_out=json_out,
+    )
 
 
 @bench_app.command("all")
@@ -238,6 +276,7 @@ def all_cmd(
     seed: SeedOpt = 7,
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Every bench, one after the other (never in parallel: they would disturb each other)."""
     batch = max(1, min(10_000, records))
@@ -257,7 +296,7 @@ def all_cmd(
         _freshness(rate=rate, seconds=seconds, writers=4, quiet=quiet),
         _catalog(partitions=partitions, objects=4, quiet=quiet),
     ]
-    _emit(results, fmt, as_array=True)
+    _emit(results, fmt, as_array=True, json_out=json_out)
 
 
 def register(app: typer.Typer) -> None:

@@ -64,6 +64,7 @@ class BenchResult:
     ratio: dict[str, Any]
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    machine: dict[str, Any] | None = None  # taken when the bench started (load average)
 
     def targets(self) -> dict[str, Any]:
         """Each goal with the value it was judged on and pass/fail."""
@@ -81,7 +82,7 @@ class BenchResult:
         """The JSON object printed by ``--format json``."""
         return {
             "bench": self.bench,
-            "machine": machine,
+            "machine": self.machine or machine,
             "params": self.params,
             "ours": self.ours,
             "baseline": self.baseline,
