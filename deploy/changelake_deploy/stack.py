@@ -27,7 +27,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from changelake_deploy import contract
 
@@ -81,7 +81,7 @@ def _checkov_skip(resource: cdk.CfnResource, *skips: tuple[str, str]) -> None:
     resource.add_metadata("checkov", existing)
 
 
-def _cfn(construct: Construct) -> cdk.CfnResource:
+def _cfn(construct: IConstruct) -> cdk.CfnResource:
     child = construct.node.default_child
     assert isinstance(child, cdk.CfnResource)
     return child
