@@ -8,9 +8,11 @@ THEN ``<table>_current`` equals a Scan of the DynamoDB table exactly and deleted
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
+from typing import Any
 
 import pytest
 from changelake.layout import changes_table_name
@@ -33,10 +35,79 @@ def _distinct_events(engine: LocalEngine, table: str) -> int:
     return int(result.rows[0][0])
 
 
+# Same-item changes are spaced by more than a millisecond (phases 1.2 s apart): with ms
+# precision two changes of one item inside one millisecond tie, and once the stream reorders
+# them no reader can order them again (AWS added MICROSECOND precision for that case).
+PHASE_GAP_S = 1.2
+
+
+def _person(i: int, version: int) -> dict[str, Any]:
+    return {
+        "pk": {"S": f"p{i:04d}"},
+        "name": {"S": f"Person {i}"},
+        "version": {"N": str(version)},
+        # 38 significant digits: exact only if no float is ever involved.
+        "balance": {"N": f"{i}1234567890123456789012345678901234.5"[:39]},
+        "tags": {"SS": [f"t{i % 3}", "all"]},
+        "scores": {"NS": ["-1", "2.5", str(i + 10)]},
+        "blob": {"B": base64.b64encode(bytes([i % 256, 0, 255])).decode()},
+        "address": {"M": {"city": {"S": f"City {i % 7}"}, "zip": {"N": str(10000 + i)}}},
+        "active": {"BOOL": i % 2 == 0},
+        "nothing": {"NULL": True},
+        "history": {"L": [{"S": "a"}, {"N": "1"}]},
+    }
+
+
+def _workload(ddb: Any, table: str) -> tuple[int, set[str], set[str]]:
+    """Inserts, updates, deletes, re-inserts and more updates, in phases; returns
+    (changes written, pks that must be live, pks that must be absent)."""
+    changes = 0
+    live = set(range(150))
+    for start in range(0, 150, 25):
+        ddb.batch_write_item(
+            RequestItems={
+                table: [{"PutRequest": {"Item": _person(i, 1)}} for i in range(start, start + 25)]
+            }
+        )
+    changes += 150
+    time.sleep(PHASE_GAP_S)
+    for i in range(0, 100):
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"p{i:04d}"}},
+            UpdateExpression="SET version = :v, #n = :n REMOVE nothing",
+            ExpressionAttributeNames={"#n": "name"},
+            ExpressionAttributeValues={":v": {"N": "2"}, ":n": {"S": f"Renamed {i}"}},
+        )
+    changes += 100
+    time.sleep(PHASE_GAP_S)
+    for i in range(50, 100):  # updated ones and never-updated ones
+        ddb.delete_item(TableName=table, Key={"pk": {"S": f"p{i + 50 if i >= 75 else i:04d}"}})
+        live.discard(i + 50 if i >= 75 else i)
+    changes += 50
+    time.sleep(PHASE_GAP_S)
+    for i in range(50, 60):  # deleted, then back
+        ddb.put_item(TableName=table, Item=_person(i, 3))
+        live.add(i)
+    changes += 10
+    time.sleep(PHASE_GAP_S)
+    for i in range(0, 20):
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"p{i:04d}"}},
+            UpdateExpression="ADD tags :t SET version = :v",
+            ExpressionAttributeValues={":t": {"SS": ["late"]}, ":v": {"N": "4"}},
+        )
+    changes += 20
+    pks = {f"p{i:04d}" for i in range(150)}
+    must_live = {f"p{i:04d}" for i in live}
+    return changes, must_live, pks - must_live
+
+
 def test_current_view_equals_dynamodb_scan_under_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
     from changelake_cli.local_stack import LocalStack
     from changelake_emulator.faults import FaultConfig
-    from changelake_producer import produce
 
     monkeypatch.setenv("CHANGELAKE_LOG_LEVEL", "WARNING")
     settings = ChangelakeSettings()
@@ -45,31 +116,38 @@ def test_current_view_equals_dynamodb_scan_under_faults(monkeypatch: pytest.Monk
     )
     with LocalStack(free_port(), settings=settings, faults=faults) as stack:
         _ensure_consumer(stack)
-        summary = produce(count=600, seed=5, keep_operations=True, settings=settings)
+        ddb = boto3.client("dynamodb", region_name=settings.region)
+        written, must_live, must_be_absent = _workload(ddb, settings.table_name)
         engine = LocalEngine(settings.database)
         deadline = time.monotonic() + 120
-        while _distinct_events(engine, settings.table_name) < summary.total:
+        while _distinct_events(engine, settings.table_name) < written:
             assert time.monotonic() < deadline, "the lake never caught up with the table"
             time.sleep(1)
         check = compare(engine, settings.table_name)
-        view = engine.run("SELECT pk FROM persons_current")
+        view = {r[0] for r in engine.run("SELECT pk FROM persons_current").rows}
         stats = stack.emulator.stats()
-        dupes = engine.run("SELECT count(*) - count(DISTINCT event_id) FROM persons_changes").rows[
-            0
-        ][0]
+        facts = engine.run(
+            "SELECT count(*) - count(DISTINCT event_id), "
+            "count(DISTINCT CASE WHEN is_ttl_delete THEN event_id END) "
+            "FROM persons_changes"
+        ).rows[0]
+        times = [r[0] for r in engine.run("SELECT event_time FROM persons_changes").rows]
     # The faults really happened, so the equality below proves something.
     assert stats.duplicates_injected > 0
     assert stats.out_of_order > 0
-    assert stats.ttl_marked > 0
-    assert dupes == stats.duplicates_injected
+    assert facts[0] == stats.duplicates_injected
+    assert facts[1] > 0  # TTL-marked deletes
+    sub_ms = [t.microsecond % 1000 for t in times]
+    assert any(sub_ms)  # MICROSECOND records…
+    assert not all(sub_ms)  # …mixed with MILLISECOND ones
+    assert stats.stream_records_read == written
+    # Exact equality, item by item (image text: numbers, sets, maps, binary, nulls).
     assert check.missing == []
     assert check.extra == []
     assert check.different == []
-    assert check.table_items == len(summary.live_pks) > 0
-    deleted = {op.pk for op in summary.operations if op.kind == "delete"} - set(summary.live_pks)
-    assert deleted
-    assert sorted(r[0] for r in view.rows) == summary.live_pks
-    assert not deleted & {r[0] for r in view.rows}
+    assert check.table_items == len(must_live) == 110
+    assert view == must_live
+    assert not view & must_be_absent
 
 
 def test_demo_summary_counts_match_what_was_produced(monkeypatch: pytest.MonkeyPatch) -> None:

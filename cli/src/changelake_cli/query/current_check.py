@@ -7,6 +7,7 @@ text equality per ``item_key``, and a deleted item must be absent from both side
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +41,27 @@ def scan_images(table: str, client: Any | None = None) -> dict[str, str]:
     images: dict[str, str] = {}
     for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for raw in page.get("Items", []):
-            image = ddb_json.deserialize_image(raw)
+            image = ddb_json.deserialize_image({k: _wire(v) for k, v in raw.items()})
             rendered = ddb_json.image_to_json(image)
             assert rendered is not None
             images[item_key({k: image[k] for k in keys})] = rendered
     return images
+
+
+def _wire(value: Any) -> Any:
+    """boto3 returns binary (B, BS) as bytes; the codec reads DynamoDB JSON, where it is base64."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return value
+    ((tag, inner),) = value.items()
+    if tag == "B" and isinstance(inner, bytes | bytearray):
+        return {"B": base64.b64encode(bytes(inner)).decode("ascii")}
+    if tag == "BS":
+        return {"BS": [base64.b64encode(bytes(b)).decode("ascii") for b in inner]}
+    if tag == "M":
+        return {"M": {k: _wire(v) for k, v in inner.items()}}
+    if tag == "L":
+        return {"L": [_wire(v) for v in inner]}
+    return value
 
 
 def view_images(engine: LocalEngine, table: str) -> dict[str, str]:
