@@ -88,6 +88,17 @@ class BenchResult:
             "baseline": self.baseline,
             "ratio": self.ratio,
             "targets": self.targets(),
+            "table": [
+                {
+                    "metric": row.metric,
+                    "ours": row.ours,
+                    "baseline": row.baseline,
+                    "ratio": row.ratio,
+                    "target": row.target.text if row.target else None,
+                    "pass": row.target.check(row.judged) if row.target else None,
+                }
+                for row in self.rows
+            ],
             "notes": self.notes,
         }
 
@@ -171,6 +182,22 @@ def render(result: BenchResult, console: Console) -> None:
     console.print(f"[dim]params: {params}[/]")
     for note in result.notes:
         console.print(f"[dim]note: {note}[/]")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """One bench's JSON result as a Markdown table (for docs/benchmarks.md)."""
+    lines = [
+        "| metric | ours | baseline | ratio | target | pass |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    for row in doc.get("table", []):
+        verdict = {True: "✓", False: "✗", None: ""}[row["pass"]]
+        ratio_text = "" if row["ratio"] is None else f"{_fmt(row['ratio'])}x"
+        lines.append(
+            f"| {row['metric']} | {_fmt(row['ours'])} | {_fmt(row['baseline'])} | "
+            f"{ratio_text} | {row['target'] or ''} | {verdict} |"
+        )
+    return "\n".join(lines)
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
