@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from changelake_cli.bench.report import BenchResult, Row, Target, render
+from changelake_cli.bench.report import BenchResult, Row, Target, markdown, render
 from changelake_cli.bench_cmd import OutputFormat, _emit
 from rich.console import Console
 
@@ -47,3 +47,9 @@ def test_render_shows_target_and_verdict() -> None:
     assert ">= 10x" in text
     assert "✗" in text
     assert "6.67x" in text
+
+
+def test_markdown_renders_saved_result_table() -> None:
+    doc = _result("consumer").to_json({"cpu": "x", "cores": 2, "python": "3", "platform": "p"})
+    text = markdown(doc)
+    assert "| records/s | 30.00 | 3.00 | 10.00x | >= 10x | ✓ |" in text
