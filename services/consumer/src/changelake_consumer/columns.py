@@ -76,12 +76,11 @@ class ChangeColumns:
 
     def __init__(self) -> None:
         self.rows = 0
-        self.system: dict[str, list[Any]] = {name: [] for name in SYSTEM_NAMES}
         # column -> (row indexes, values): sparse, padded with nulls only in to_table
         self.attributes: dict[str, tuple[list[int], list[Any]]] = {}
         self.number_text_values = 0
         self.collisions = 0
-        self._system_lists = [self.system[name] for name in SYSTEM_NAMES]
+        self._system_rows: list[tuple[Any, ...]] = []
 
     def append(self, event: ChangeEvent) -> None:
         """Add one decoded event as a row (the codec's path)."""
@@ -91,8 +90,7 @@ class ChangeColumns:
 
     def add(self, row: PreparedRow) -> None:
         """Add one prepared row."""
-        for values, value in zip(self._system_lists, row.system, strict=True):
-            values.append(value)
+        self._system_rows.append(row.system)
         index = self.rows
         attributes = self.attributes
         for column, value in row.cells:
@@ -114,11 +112,13 @@ class ChangeColumns:
         n = self.rows
         arrays: list[pa.Array] = []
         fields: list[pa.Field] = []
-        for field in schema.SYSTEM_SCHEMA:
-            arrays.append(pa.array(self.system[field.name], type=field.type))
+        system = list(zip(*self._system_rows, strict=True)) or [() for _ in SYSTEM_NAMES]
+        for field, column_values in zip(schema.SYSTEM_SCHEMA, system, strict=True):
+            arrays.append(pa.array(column_values, type=field.type))
             fields.append(field)
         for column in sorted(self.attributes):
             indexes, present = self.attributes[column]
+            values: list[Any]
             if len(indexes) == n:
                 values = present
             else:

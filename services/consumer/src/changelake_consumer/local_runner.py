@@ -175,16 +175,16 @@ class LocalConsumer:
 
     def _run_shard(self, shard: ShardInfo) -> None:
         sid = shard.shard_id
-        saved = self._checkpoints.load(sid)
-        processor = ShardProcessor(
-            sid, self._store, self._metrics, self._policy, start_after=saved, clock=self._clock
-        )
         # Children of a reshard start at their beginning so nothing between parent end and
         # child start is skipped; shards without a checkpoint start where the settings say.
         initial = "TRIM_HORIZON" if shard.parent_ids else self.settings.initial_position
         interval = 1.0 / self.settings.get_records_per_s
         throttle_backoff = interval
         try:
+            saved = self._checkpoints.load(sid)
+            processor = ShardProcessor(
+                sid, self._store, self._metrics, self._policy, start_after=saved, clock=self._clock
+            )
             iterator: str | None = self._reader.iterator(sid, saved, initial)
             while not self._stop.is_set() and iterator is not None:
                 started = self._clock()

@@ -13,6 +13,8 @@ fixture and on random records.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -244,13 +246,14 @@ def _prepare_fast(
         if key_name in image and image[key_name] != av:
             raise _SlowPathError
     cells: list[Cell] = []
-    new_plain = _walk(new, (), 0, cells if image is new else None) if new is not None else None
+    stats = [0]
+    new_plain = None if new is None else _walk(new, (), 0, cells if image is new else None, stats)
     if old is None:
         old_plain = None
     elif new is not None and new_plain is not None:
-        old_plain = _walk(old, (), 0, None, (new, new_plain))
+        old_plain = _walk(old, (), 0, None, stats, same=(new, new_plain))
     else:
-        old_plain = _walk(old, (), 0, cells)
+        old_plain = _walk(old, (), 0, cells, stats)
     changed = _changed(old, new) if old is not None and new is not None else sorted(image)
     item_key = orjson.dumps({k: key_values[k] for k in sorted(key_values)}).decode()
     return PreparedRow(
@@ -271,7 +274,7 @@ def _prepare_fast(
             position.arrival_time_us,
         ),
         cells,
-        0,
+        stats[0],
     )
 
 
@@ -283,6 +286,10 @@ def _equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return bool(va == vb)
     if tag_a == tag_b == "N":
         return Decimal(va) == Decimal(vb)  # "1.0" equals "1"
+    if tag_a == tag_b == "SS":
+        return set(va) == set(vb)  # validated: unique strings; order does not matter
+    if tag_a == tag_b == "NS":
+        return {Decimal(t) for t in va} == {Decimal(t) for t in vb}
     # set order, map key order, BOOL vs N (True == 1 in Python): exactly the codec's answer
     return bool(ddb_json.deserialize_value(a) == ddb_json.deserialize_value(b))
 
@@ -318,6 +325,8 @@ def _walk(
     prefix: tuple[str, ...],
     depth: int,
     cells: list[Cell] | None,
+    stats: list[int],
+    *,
     same: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Validate a DynamoDB-JSON map, return its plain-JSON form, collect its column cells.
@@ -342,11 +351,29 @@ def _walk(
             if cells is not None:
                 cells.append((_column(prefix, attr, "S"), value))
         elif tag == "N":
-            if type(value) is not str or not _FAST_NUMBER.match(value):
-                raise _SlowPathError
-            out[attr] = orjson.Fragment(value)
+            if type(value) is str and _FAST_NUMBER.match(value):
+                out[attr] = orjson.Fragment(value)
+                if cells is not None:
+                    cells.append((_column(prefix, attr, "N"), value))
+            else:
+                # Unusual text or magnitude: the codec's exact parser (raises → codec's path).
+                number = ddb_json.parse_number(value)
+                text = str(number)
+                out[attr] = orjson.Fragment(text)
+                if cells is not None:
+                    if number_fits(number):
+                        cells.append((_column(prefix, attr, "N"), text))
+                    else:
+                        cells.append((schema.number_text_column((*prefix, attr)), text))
+                        stats[0] += 1
+        elif tag == "B" and type(value) is str:
+            try:
+                data = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise _SlowPathError from None
+            out[attr] = base64.b64encode(data).decode("ascii")
             if cells is not None:
-                cells.append((_column(prefix, attr, "N"), value))
+                cells.append((_column(prefix, attr, "B"), data))
         elif tag == "BOOL":
             if type(value) is not bool:
                 raise _SlowPathError
@@ -361,7 +388,7 @@ def _walk(
             if depth >= _MAX_FAST_DEPTH:
                 raise _SlowPathError
             flatten = cells is not None and depth < schema.MAX_FLATTEN_DEPTH
-            inner = _walk(value, (*prefix, attr), depth + 1, cells if flatten else None)
+            inner = _walk(value, (*prefix, attr), depth + 1, cells if flatten else None, stats)
             out[attr] = inner
             if cells is not None and not flatten:
                 cells.append((_column(prefix, attr, "M"), orjson.dumps(inner).decode()))
@@ -373,8 +400,16 @@ def _walk(
             out[attr] = members
             if cells is not None:
                 cells.append((_column(prefix, attr, "SS"), members))
+        elif tag == "NS" and type(value) is list and value and _fast_numbers(value):
+            numbers = [Decimal(t) for t in value]
+            if len(set(numbers)) != len(numbers):
+                raise _SlowPathError  # duplicate members ("1" and "1.0"): the codec rejects
+            texts = [t for _, t in sorted(zip(numbers, value, strict=True))]
+            out[attr] = [orjson.Fragment(t) for t in texts]
+            if cells is not None:
+                cells.append((_column(prefix, attr, "NS"), texts))
         elif tag == "L" and type(value) is list:
-            items = [_plain_av(v, depth + 1) for v in value]
+            items = [_plain_av(v, depth + 1, stats) for v in value]
             out[attr] = items
             if cells is not None:
                 cells.append((_column(prefix, attr, "L"), orjson.dumps(items).decode()))
@@ -385,12 +420,17 @@ def _walk(
                 raise _SlowPathError
             decoded = ddb_json.deserialize_value(av)
             out[attr] = plain(decoded)
-            if cells is not None and _value_cells((*prefix, attr), decoded, depth, cells):
-                raise _SlowPathError  # a number outside decimal(38,9): the codec's path counts it
+            if cells is not None:
+                stats[0] += _value_cells((*prefix, attr), decoded, depth, cells)
     return out
 
 
-def _plain_av(av: Any, depth: int) -> Any:
+def _fast_numbers(texts: list[Any]) -> bool:
+    match = _FAST_NUMBER.match
+    return all(type(t) is str and match(t) for t in texts)
+
+
+def _plain_av(av: Any, depth: int, stats: list[int]) -> Any:
     """Plain-JSON form of one nested value (inside a list); no columns."""
     if type(av) is not dict or len(av) != 1 or depth >= _MAX_FAST_DEPTH:
         raise _SlowPathError
@@ -412,7 +452,7 @@ def _plain_av(av: Any, depth: int) -> Any:
             raise _SlowPathError
         return None
     if tag == "M" and type(value) is dict:
-        return _walk(value, (), depth + 1, None)
+        return _walk(value, (), depth + 1, None, stats)
     if tag == "L" and type(value) is list:
-        return [_plain_av(v, depth + 1) for v in value]
+        return [_plain_av(v, depth + 1, stats) for v in value]
     raise _SlowPathError
