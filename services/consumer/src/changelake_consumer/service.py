@@ -59,9 +59,9 @@ class BatchPolicy:
     """When buffers flush and how writes are retried (defaults tuned for freshness)."""
 
     max_rows: int = 20_000
-    max_bytes: int = 32 * 1024 * 1024
+    max_bytes: int = 16 * 1024 * 1024
     max_age_s: float = 2.0
-    max_buffered_bytes: int = 128 * 1024 * 1024
+    max_buffered_bytes: int = 64 * 1024 * 1024
     max_open_partitions: int = 48
     write_attempts: int = 5
     write_backoff_s: float = 0.5

@@ -24,13 +24,13 @@ class ConsumerSettings(ChangelakeSettings):
     )
     flush_rows: int = Field(20_000, ge=1, description="Flush a partition buffer at this many rows")
     flush_bytes: int = Field(
-        32 * 1024 * 1024, ge=1024, description="Flush a partition buffer at this many input bytes"
+        16 * 1024 * 1024, ge=1024, description="Flush a partition buffer at this many input bytes"
     )
     flush_age_s: float = Field(
         2.0, gt=0, description="Flush a partition buffer this many seconds after its first record"
     )
     max_buffered_bytes: int = Field(
-        128 * 1024 * 1024,
+        64 * 1024 * 1024,
         ge=1024,
         description="Flush the oldest buffers when a shard holds more input bytes than this",
     )
