@@ -162,6 +162,7 @@ def test_demo_summary_counts_match_what_was_produced(monkeypatch: pytest.MonkeyP
     assert summary.bad_records_quarantined == summary.bad_records_sent == 3
     assert summary.partitions >= 1
     assert summary.files >= 1
+    assert summary.bytes_stored > 0
     assert summary.freshness_p50_s is not None
     assert summary.freshness_p95_s is not None
     assert summary.freshness_p50_s <= summary.freshness_p95_s

@@ -261,7 +261,7 @@ def run_demo(
                         raise outcome["error"]
                     produced = outcome["summary"]
                     if deadline is None:
-                        summary.produce_s = produced.elapsed_s
+                        summary.produce_s = round(produced.elapsed_s, 1)
                         deadline = time.monotonic() + timeout_s
                         progress.update(visible, total=produced.total)
                     if len(seen.first_seen) >= produced.total:
@@ -345,6 +345,7 @@ def _named_queries(engine: Any, table: str, summary: DemoSummary, show: Any, tic
         summary.distinct_events = int(record["distinct_events"])
         summary.duplicates_removed = int(record["duplicate_rows"])
         summary.files = int(record["files"])
+        summary.bytes_stored = dup.stats.bytes_read
     summary.ttl_deletes = _ttl_deletes(engine, table)
 
 
@@ -384,7 +385,10 @@ def summary_table(summary: DemoSummary) -> Table:
             "bad records quarantined",
             f"{summary.bad_records_quarantined:,} of {summary.bad_records_sent:,} sent",
         ),
-        ("partitions / files", f"{summary.partitions:,} / {summary.files:,}"),
+        (
+            "partitions / files / bytes",
+            f"{summary.partitions:,} / {summary.files:,} / {summary.bytes_stored:,}",
+        ),
         (
             "freshness write → visible p50 / p95",
             f"{secs(summary.freshness_p50_s)} / {secs(summary.freshness_p95_s)}",
