@@ -247,21 +247,27 @@ def test_kcl_checkpoint_shutdown_exception_stops_processing(daemon_env: dict[str
 
 def test_kcl_checkpoint_invalid_state_exits_non_zero(daemon_env: dict[str, str]) -> None:
     daemon = Daemon({**daemon_env, "CHANGELAKE_FLUSH_ROWS": "1"})
-    daemon.initialize()
-    daemon.process([change(0)])
-    daemon.expect_checkpoint()
-    daemon.reply_checkpoint(None, error="InvalidStateException")
-    assert daemon.receive() is None  # no status: the process ended
-    assert daemon.close() != 0
+    try:
+        daemon.initialize()
+        daemon.process([change(0)])
+        daemon.expect_checkpoint()
+        daemon.reply_checkpoint(None, error="InvalidStateException")
+        assert daemon.receive() is None  # no status: the process ended
+    finally:
+        code = daemon.close()
+    assert code != 0
 
 
 def test_kcl_unexpected_exception_exits_non_zero(daemon_env: dict[str, str]) -> None:
     # GIVEN a bucket that does not exist: the S3 write fails (an infrastructure error)
     daemon = Daemon({**daemon_env, "CHANGELAKE_LAKE_BUCKET": "missing-bucket"})
-    daemon.initialize()
-    daemon.process([change(i) for i in range(3)])
-    assert daemon.receive() is None  # neither checkpoint nor status: the batch is not skipped
-    assert daemon.close() != 0
+    try:
+        daemon.initialize()
+        daemon.process([change(i) for i in range(3)])
+        assert daemon.receive() is None  # neither checkpoint nor status: the batch is not skipped
+    finally:
+        code = daemon.close()
+    assert code != 0
     assert any("record processor failed" in line for line in daemon.stderr)
 
 
