@@ -297,3 +297,156 @@ def test_kcl_entrypoint_renders_properties_and_execs_the_daemon(tmp_path: Path) 
     # The image points the properties at /tmp, the writable scratch volume on ECS.
     runtime_env = ds.dockerfile("consumer").stage(None).last("ENV").value
     assert "CHANGELAKE_KCL_PROPERTIES_PATH=/tmp/" in runtime_env
+
+
+def replay_stage(service: str, stage: str, context: Path, work: Path) -> None:
+    """Run one stage's RUN steps as written, paths mapped into ``work``.
+
+    Local differences: uv is the one running the tests (not ``pip install uv``) and uses its
+    cache; pip steps of the Lambda stage run through uv for this interpreter; for the consumer
+    the jar-less amazon_kclpy stands in for the real one (its build needs Maven Central), and
+    the jar check is the one step skipped.
+    """
+    uv = find_uv()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_NO_CACHE")}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    base_python = Path(sys.base_prefix) / "bin" / "python3"
+    paths = {
+        "/tmp/build": str(work / "build"),
+        "/build": str(work / "build"),
+        "/opt/venv": str(work / "venv"),
+        '"${LAMBDA_TASK_ROOT}"': str(work / "task"),
+    }
+    for run in ds.dockerfile(service).stage(stage).all("RUN"):
+        text = run.value
+        if text.startswith("pip install") and "uv==" in text:
+            continue  # the image's way to get uv; we have ours
+        if "amazon_kclpy" in text and "jars" in text:
+            continue  # the jar check: no Maven Central here (the nojars copy is installed)
+        text = re.sub("|".join(re.escape(p) for p in paths), lambda m: paths[m.group(0)], text)
+        text = re.sub(r"(?<![\w/.-])uv (?=export|build|pip|venv)", f"{uv} ", text)
+        text = re.sub(r"(?<![\w/.-])python -m venv", f"{base_python} -m venv", text)
+        text = re.sub(
+            r"(?<![\w/.-])pip install --no-cache-dir",
+            f"{uv} pip install --python {base_python}",
+            text,
+        )
+        if service == "consumer" and "--require-hashes -r" in text:
+            strip_requirement(work / "build" / "requirements.txt", "amazon-kclpy")
+        proc = subprocess.run(
+            ["sh", "-ec", text],
+            cwd=context,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, f"{service}: RUN {run.value}\n{proc.stdout}\n{proc.stderr}"
+    if service == "consumer" and stage == "builder":
+        script = ROOT / "scripts" / "install_kclpy_nojars.py"
+        python = work / "venv" / "bin" / "python"
+        subprocess.run([str(python), str(script)], check=True, timeout=120, env=env)
+
+
+def strip_requirement(path: Path, name: str) -> None:
+    """Drop one requirement (and its hash continuation lines) from a requirements file."""
+    kept: list[str] = []
+    skipping = False
+    for line in path.read_text().splitlines():
+        if line.startswith(f"{name}=="):
+            skipping = True
+            continue
+        if skipping and line.startswith((" ", "\t")):
+            continue
+        skipping = False
+        kept.append(line)
+    path.write_text("\n".join(kept) + "\n")
+
+
+@pytest.fixture(scope="module")
+def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of exactly the files Docker sends (the builder's /src)."""
+    context = tmp_path_factory.mktemp("context")
+    for rel in ds.build_context_files():
+        target = context / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    return context
+
+
+IMAGE_IMPORT_CHECK = """
+import importlib, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+names = [m.name for m in pkgutil.walk_packages(package.__path__, sys.argv[1] + ".")]
+for name in names:
+    if not name.endswith(".__main__"):
+        importlib.import_module(name)
+print(len(names))
+"""
+
+
+def image_python(service: str, work: Path) -> tuple[list[str], dict[str, str]]:
+    """How to run the image's interpreter: the builder's venv, or the Lambda task root."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    if (work / "venv" / "bin" / "python").exists():
+        return [str(work / "venv" / "bin" / "python")], env
+    # Lambda: the base interpreter without site-packages (-S), the task root on the path.
+    env["PYTHONPATH"] = str(work / "task")
+    return [str(Path(sys.base_prefix) / "bin" / "python3"), "-S"], env
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("service", "stage"),
+    [(s, "builder") for s in SERVICES if s != "transform"]
+    + [(s, "lambda") for s in sorted(LAMBDA_STAGES)],
+)
+def test_image_imports_every_module_of_its_service(
+    service: str, stage: str, build_context: Path, tmp_path: Path
+) -> None:
+    """What the image installs holds every import the service's code needs, and no CLI/CDK.
+
+    The workspace venv has every package; an image has only its member's locked closure. A
+    service importing a package it does not declare passes every other test and breaks here.
+    """
+    # GIVEN the builder (and, for a Lambda image, its lambda stage) replayed on the context
+    replay_stage(service, "builder", build_context, tmp_path)
+    if stage != "builder":
+        replay_stage(service, stage, build_context, tmp_path)
+        shutil.rmtree(tmp_path / "venv", ignore_errors=True)
+    python, env = image_python(service, tmp_path)
+    # WHEN every module of the service is imported with the image's packages only
+    proc = subprocess.run(
+        [*python, "-c", IMAGE_IMPORT_CHECK, f"changelake_{service}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    # THEN all import, the handler resolves, and nothing of the CLI, CDK or tests is there
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.strip()) >= 3
+    if stage == "lambda":
+        cmd = ds.dockerfile(service).stage(stage).last("CMD").exec_form()
+        module, _, attr = cmd[0].rpartition(".")
+        check = subprocess.run(
+            [*python, "-c", f"import {module} as m; assert callable(m.{attr})"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert check.returncode == 0, check.stderr
+    for absent in ("changelake_cli", "aws_cdk", "pytest", "duckdb"):
+        probe = subprocess.run(
+            [*python, "-c", f"import {absent}"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert probe.returncode != 0, f"{service} image would contain {absent}"
