@@ -146,3 +146,32 @@ def test_projection_matches_template_within_domain() -> None:
     assert proj.match("s3://b/raw/t/dt=2024-05-01/hour=24/f.json") is None
     assert proj.match("s3://b/raw/t/dt=2023-12-31/hour=07/f.json") is None
     assert proj.match("s3://b/raw/t/other/f.json") is None
+
+
+def test_render_json_keeps_decimals_exact_and_timestamps_iso() -> None:
+    from datetime import UTC, datetime
+
+    from changelake_cli.query.model import QueryResult
+    from changelake_cli.query.render import to_csv, to_json
+
+    result = QueryResult(
+        columns=["n", "at", "tags", "missing"],
+        types=["DECIMAL(38,9)", "TIMESTAMP", "VARCHAR[]", "VARCHAR"],
+        rows=[
+            (
+                Decimal("12345678901234567890123456789.123456789"),
+                datetime(2024, 5, 1, 10, 0, 0, 1, tzinfo=UTC),
+                ["a", "b"],
+                None,
+            )
+        ],
+        engine="local",
+    )
+    assert to_json(result) == (
+        '[{"n":"12345678901234567890123456789.123456789",'
+        '"at":"2024-05-01T10:00:00.000001+00:00","tags":["a","b"],"missing":null}]'
+    )
+    assert to_csv(result).splitlines() == [
+        "n,at,tags,missing",
+        '12345678901234567890123456789.123456789,2024-05-01 10:00:00.000001,"[""a"",""b""]",',
+    ]

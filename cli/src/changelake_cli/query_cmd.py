@@ -105,8 +105,14 @@ def register(app: typer.Typer) -> None:
         out = Console(soft_wrap=False)
         if list_named:
             for name, nq in load_all().items():
-                args = " ".join(f"--param {p}=<…>" for p in nq.parameter_names())
-                out.print(f"[bold]{name}[/bold] {args}\n    {nq.description}")
+                declared = {p.name: p for p in nq.params}
+                args = " ".join(
+                    f"--param {p.name}=<{p.type}>"
+                    + (f" (default {p.default})" if p.default is not None else "")
+                    for p in (declared[n] for n in nq.parameter_names())
+                )
+                out.print(f"[bold]{name}[/bold] {args}", highlight=False)
+                out.print(f"    {nq.description}", highlight=False)
             return
         try:
             if (sql is None) == (named is None):
