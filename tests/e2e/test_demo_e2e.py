@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from changelake.layout import changes_table_name
 from changelake.settings import ChangelakeSettings
-from changelake_cli.demo_cmd import _ensure_consumer, free_port, run_demo
+from changelake_cli.demo_cmd import free_port, run_demo
 from changelake_cli.main import app
 from changelake_cli.query.current_check import compare
 from changelake_cli.query.local_engine import LocalEngine
@@ -115,7 +115,6 @@ def test_current_view_equals_dynamodb_scan_under_faults(monkeypatch: pytest.Monk
         seed=11, duplicate_rate=0.1, reorder_window=16, ttl_rate=0.5, precision_mix=True
     )
     with LocalStack(free_port(), settings=settings, faults=faults) as stack:
-        _ensure_consumer(stack)
         ddb = boto3.client("dynamodb", region_name=settings.region)
         written, must_live, must_be_absent = _workload(ddb, settings.table_name)
         engine = LocalEngine(settings.database)

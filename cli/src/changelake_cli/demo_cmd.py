@@ -159,15 +159,12 @@ def _send_bad_records(stream: str, count: int) -> int:
     return count
 
 
-def _ensure_consumer(stack: Any) -> None:
-    # The consumer registers itself in services.default_factories; until then, run it here.
-    if any(getattr(s, "name", "") == "consumer" for s in stack.services):
-        return
-    from changelake_consumer.local_runner import local_service
-
-    service = local_service()
-    service.start()
-    stack.services.append(service)
+def _check_services(stack: Any) -> None:
+    """The demo needs the consumer and the catalog running in the stack."""
+    names = {getattr(s, "name", "") for s in stack.services}
+    missing = {"consumer", "catalog"} - names
+    if missing:
+        raise RuntimeError(f"the local stack runs no {', '.join(sorted(missing))} service")
 
 
 def run_demo(
@@ -215,7 +212,7 @@ def run_demo(
         with LocalStack(
             free_port(), settings=settings, faults=fault_config, precision="MICROSECOND"
         ) as stack:
-            _ensure_consumer(stack)
+            _check_services(stack)
             progress.update(boot, completed=1)
             writing = progress.add_task("writing to DynamoDB", total=count)
             visible = progress.add_task("visible in the lake", total=count)
