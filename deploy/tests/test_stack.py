@@ -557,3 +557,32 @@ def test_app_py_synthesizes_into_cdk_out_layout() -> None:
     assert cdk_json["app"].endswith("python app.py")
     assert (REPO_ROOT / "deploy" / "app.py").is_file()
     assert cdk_json["context"]["@aws-cdk/core:validateAgainstDefaultRules"] is True
+
+
+def test_assertions_api_sees_the_same_wiring(template: Any) -> None:
+    """The CDK assertions API agrees: dynamic partitioning, µs destination, encrypted queues."""
+    from aws_cdk.assertions import Match
+
+    template.has_resource_properties(
+        "AWS::KinesisFirehose::DeliveryStream",
+        {
+            "ExtendedS3DestinationConfiguration": Match.object_like(
+                {
+                    "Prefix": contract.FIREHOSE_RAW_PREFIX,
+                    "DynamicPartitioningConfiguration": Match.object_like({"Enabled": True}),
+                }
+            )
+        },
+    )
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KinesisStreamSpecification": Match.object_like(
+                {"ApproximateCreationDateTimePrecision": "MICROSECOND"}
+            )
+        },
+    )
+    template.all_resources_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True})
+    template.all_resources_properties(
+        "AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value(), "RetentionInDays": 30}
+    )
