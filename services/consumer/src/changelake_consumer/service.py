@@ -47,6 +47,7 @@ ERROR_SOURCE = "consumer"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 JSONL_TYPE = "application/x-ndjson"
 _MAX_BACKOFF_S = 8.0
+_HOUR_US = 3_600_000_000
 SEQUENCE_INDEX = [name for name, _ in schema.SYSTEM_COLUMNS].index("sequence_number")
 
 
@@ -134,6 +135,7 @@ class ShardProcessor:
         self._index = 0
         self._last_seq: str | None = start_after
         self._buffered_bytes = 0
+        self._partitions: dict[int, Partition] = {}
 
     # -- public API ----------------------------------------------------------------------
 
@@ -200,7 +202,12 @@ class ShardProcessor:
         return self._clock() if now is None else now
 
     def _add(self, row: PreparedRow, size: int, now: float | None) -> None:
-        partition = layout.partition_for_us(row.event_time_us)
+        hour = row.event_time_us // _HOUR_US
+        partition = self._partitions.get(hour)
+        if partition is None:  # formatting dates per record costs more than the rest of _add
+            if len(self._partitions) > 4096:
+                self._partitions.clear()
+            partition = self._partitions[hour] = layout.partition_for_us(row.event_time_us)
         key = (row.table, partition)
         buf = self._buffers.get(key)
         if buf is None:
