@@ -105,3 +105,17 @@ def test_query_cmd_athena_engine_passes_named_params(aws_endpoint: str) -> None:
     assert execution["ExecutionParameters"] == ["'it''s'"]
     assert "FROM persons_changes" in execution["Query"]
     assert execution["WorkGroup"] == "primary"
+
+
+def test_query_cmd_athena_workgroup_option(aws_endpoint: str) -> None:
+    import boto3
+
+    client = boto3.client("athena", region_name="us-east-1")
+    client.create_work_group(Name="analysts", Configuration={})
+    result = CliRunner().invoke(
+        app, ["query", "--engine", "athena", "--workgroup", "analysts", "--sql", "SELECT 1"]
+    )
+    assert result.exit_code == 0, result.output
+    (query_id,) = client.list_query_executions()["QueryExecutionIds"]
+    execution = client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    assert execution["WorkGroup"] == "analysts"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from enum import StrEnum
 from typing import Annotated
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from changelake.logs import configure_logging
 from rich.console import Console
 
@@ -96,10 +98,16 @@ def register(app: typer.Typer) -> None:
         output: Annotated[
             OutputFormat, typer.Option("--format", help="table, json (array of rows) or csv")
         ] = OutputFormat.table,
+        workgroup: Annotated[
+            str | None,
+            typer.Option(help="Athena workgroup [default: CHANGELAKE_ATHENA_WORKGROUP or primary]"),
+        ] = None,
         list_named: Annotated[bool, typer.Option("--list", help="List named queries")] = False,
     ) -> None:
         """Run Athena SQL on the local lake (DuckDB, default) or on Athena."""
         settings = QuerySettings()
+        if workgroup is not None:
+            settings = settings.model_copy(update={"athena_workgroup": workgroup})
         configure_logging(settings.log_level)
         err = Console(stderr=True)
         out = Console(soft_wrap=False)
@@ -135,6 +143,15 @@ def register(app: typer.Typer) -> None:
             )
         except QueryError as exc:
             err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(1) from exc
+        except (BotoCoreError, ClientError) as exc:
+            where = os.environ.get("AWS_ENDPOINT_URL") or "AWS (no AWS_ENDPOINT_URL set)"
+            err.print(
+                f"[red]error:[/red] {exc}\n  endpoint: {where} — for the local stack run "
+                "`changelake local up` and export the AWS_ENDPOINT_URL it prints",
+                markup=True,
+                highlight=False,
+            )
             raise typer.Exit(1) from exc
         elapsed = time.monotonic() - started
         if output is OutputFormat.json:
