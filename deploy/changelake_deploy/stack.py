@@ -507,15 +507,12 @@ class ChangelakeStack(cdk.Stack):
         function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="WriteThePersonsTable",
+                # Exactly the producer's calls: BatchWriteItem (puts and deletes), UpdateItem,
+                # DescribeTable (the table-exists check).
                 actions=[
                     "dynamodb:DescribeTable",
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
                     "dynamodb:BatchWriteItem",
-                    "dynamodb:Query",
-                    "dynamodb:Scan",
+                    "dynamodb:UpdateItem",
                 ],
                 resources=[self.table.table_arn],
             )

@@ -472,8 +472,9 @@ def test_producer_role_writes_only_the_table(synth: Synth) -> None:
     table_id, _ = only(synth.resources("AWS::DynamoDB::Table"))
     role = function["Properties"]["Role"]["Fn::GetAtt"][0]
     table = allowed(synth, role)
-    assert table["dynamodb:PutItem"] == [getatt(table_id)]
-    assert "dynamodb:DeleteTable" not in table
+    assert table["dynamodb:BatchWriteItem"] == [getatt(table_id)]
+    assert table["dynamodb:UpdateItem"] == [getatt(table_id)]
+    assert not {"dynamodb:DeleteTable", "dynamodb:Scan", "dynamodb:PutItem"} & set(table)
     assert not any(a.startswith("s3:") for a in table)
 
 
