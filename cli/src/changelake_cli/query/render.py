@@ -60,6 +60,14 @@ def cell_text(value: Any, null: str = "NULL") -> str:
     return str(plain(value))
 
 
+def _display(value: Any) -> str:
+    # A decimal(38,9) column shows 1.000000000; on screen the value reads better as 1.
+    text = cell_text(value)
+    if isinstance(value, Decimal) and "." in text and "E" not in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
 def to_table(
     result: QueryResult,
     title: str | None = None,
@@ -80,7 +88,7 @@ def to_table(
         table.add_column(name, overflow="fold")
     shown = result.rows if max_rows is None else result.rows[:max_rows]
     for row in shown:
-        cells = [cell_text(row[i]) for i in index]
+        cells = [_display(row[i]) for i in index]
         if max_cell is not None:
             cells = [c if len(c) <= max_cell else c[: max_cell - 1] + "…" for c in cells]
         table.add_row(*cells)
