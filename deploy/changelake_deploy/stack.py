@@ -778,6 +778,20 @@ class ChangelakeStack(cdk.Stack):
                 resources=[*lease_tables, *(f"{t}/index/*" for t in lease_tables)],
             )
         )
+        consumer_prefixes = [
+            contract.CHANGES_PREFIX,
+            f"{contract.ERRORS_PREFIX}{contract.CONSUMER_ERROR_SOURCE}/",
+        ]
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                # Before writing a file the consumer lists its shard's objects in the partition
+                # (a replay must not duplicate rows already written).
+                sid="ListOwnPrefixes",
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in consumer_prefixes]}},
+            )
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="WriteChangesAndErrors",

@@ -416,6 +416,9 @@ def test_consumer_role_writes_only_changes_and_its_errors(synth: Synth) -> None:
         "/errors/consumer/*",
     ]
     assert not {"s3:DeleteObject", "s3:GetObject", "dynamodb:DeleteTable"} & set(table)
+    (listing,) = [s for s in statements(synth, role) if "s3:ListBucket" in actions_of(s)]
+    assert listing["Resource"] == getatt(bucket_id)
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["changes/*", "errors/consumer/*"]}}
     lease_tables = json.dumps(table["dynamodb:CreateTable"])
     assert "table/changelake-consumer" in lease_tables
     assert "kinesis:GetRecords" in table
