@@ -71,7 +71,6 @@ class LocalEngine:
         self.objects = objects or S3Objects(region=region)
         self.threads = threads
         self.last_sql = ""
-        self.last_objects: list[S3Object] = []
 
     def run(self, sql: str, params: Sequence[str] = ()) -> QueryResult:
         """Run one Athena query (``?`` bound to ``params``, SQL literal texts); return the rows."""
@@ -82,7 +81,6 @@ class LocalEngine:
         needed = transpile.referenced_columns(tree)
         with_path = transpile.uses_column(tree, PATH_COLUMN)
         stats = ScanStats()
-        self.last_objects = []
         con = duckdb.connect(config={"threads": self.threads})
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -154,7 +152,6 @@ class LocalEngine:
         stats.partitions_pruned += scan.pruned
         stats.files += len(scan.objects)
         stats.bytes_read += sum(o.size for o, _ in scan.objects)
-        self.last_objects.extend(o for o, _ in scan.objects)
         columns = [c for c in table.columns if needed is None or c.name in needed]
         payloads = self.objects.fetch([o for o, _ in scan.objects])
         parts: list[pa.Table] = []
