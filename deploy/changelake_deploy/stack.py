@@ -806,6 +806,7 @@ class ChangelakeStack(cdk.Stack):
         )
         # Decrypt too: multipart uploads of SSE-KMS objects read back their data keys.
         role.add_to_principal_policy(self._kms_via("s3", decrypt=True, encrypt=True))
+        # The KCL publishes its own metrics to the namespace named after the application.
         role.add_to_principal_policy(self._put_metrics(self.app_name))
         return self._service("consumer", task, self.config.consumer_count)
 
@@ -879,7 +880,7 @@ class ChangelakeStack(cdk.Stack):
                 ],
             )
         )
-        role.add_to_principal_policy(self._put_metrics("changelake"))
+        # No PutMetricData: the catalog's metrics are EMF log lines (CHANGELAKE_METRICS=emf).
         return self._service("catalog", task, 1)
 
     # ---- helpers --------------------------------------------------------------------------------

@@ -439,6 +439,7 @@ def test_catalog_role_reads_changes_registers_glue_and_never_writes_s3(synth: Sy
     assert ":database/changelake" in glue_resources
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(table)
     assert not any(a.startswith("kinesis:") or a.startswith("dynamodb:") for a in table)
+    assert "cloudwatch:PutMetricData" not in table
 
 
 def test_firehose_role_writes_only_raw_and_firehose_errors(synth: Synth) -> None:
