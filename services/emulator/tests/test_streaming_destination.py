@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -197,3 +198,16 @@ def test_event_clock_refines_within_the_second_when_stream_time_is_coarse() -> N
     assert (
         EventClock().event_time_us(coarse, observed_us=coarse_us + 5_000_000) == coarse_us + 999_000
     )
+
+
+def test_event_clock_gives_one_item_strictly_later_ms_when_its_changes_share_a_ms() -> None:
+    # GIVEN three changes of item A and one of item B read with the same stream millisecond
+    clock = EventClock()
+    a = [clock.event_time_us(T, observed_us=T_US, item="A") for _ in range(3)]
+    b = clock.event_time_us(T, observed_us=T_US, item="B")
+    # THEN item A's changes sit in distinct, increasing milliseconds (as real serialized writes
+    # do), so ms and µs renderings of them normalize to the same order; B is not pushed.
+    assert [t // 1000 for t in a] == [T_US // 1000, T_US // 1000 + 1, T_US // 1000 + 2]
+    assert b // 1000 == T_US // 1000
+    for earlier, later in itertools.pairwise(a):
+        assert (later // 1000) * 1000 > earlier  # a later change in ms beats an earlier one in µs

@@ -141,19 +141,37 @@ def _forget_moto_iterator(iterator: str, region: str) -> None:
 
 
 class EventClock:
-    """Turns stream creation times into event times of at least ms resolution (see module doc)."""
+    """Turns stream creation times into event times of at least ms resolution (see module doc).
+
+    Successive changes of one item never share a millisecond: DynamoDB serializes writes to an
+    item and each takes milliseconds, so the real ``ApproximateCreationDateTime`` of two
+    changes of the same item differs even at ms precision. Without this, the emulator's coarse
+    clock would give whole polls one ms and make per-item order unrecoverable once the fault
+    injector reorders records (AWS orders by ``ApproximateCreationDateTime`` alone).
+    """
+
+    _MAX_ITEMS = 200_000
 
     def __init__(self) -> None:
         self._last_ms = -1
         self._used_in_ms = 0
+        self._last_ms_by_item: dict[str, int] = {}
 
-    def event_time_us(self, created: datetime, observed_us: int) -> int:
+    def event_time_us(self, created: datetime, observed_us: int, item: str | None = None) -> int:
         """Event time in µs: the stream's ms, refined when coarse, µs-distinct within one ms."""
         # botocore parses the wire's float seconds: round back to the ms it carried.
         ms = (datetime_to_us(created) + 500) // 1000
         if ms % 1000 == 0:
             second_ms = ms
             ms = min(max(observed_us // 1000, second_ms), second_ms + 999)
+        if item is not None:
+            last = self._last_ms_by_item.get(item)
+            if last is not None and ms <= last:
+                ms = last + 1
+            if len(self._last_ms_by_item) >= self._MAX_ITEMS:
+                # Bounded memory: only near-simultaneous writes of one item matter.
+                self._last_ms_by_item.clear()
+            self._last_ms_by_item[item] = ms
         if ms == self._last_ms:
             self._used_in_ms = min(self._used_in_ms + 1, 999)
         else:
@@ -265,7 +283,9 @@ class StreamingDestination:
                 table=self.table,
                 region=self.region,
                 event_time_us=self._clock.event_time_us(
-                    rec["dynamodb"]["ApproximateCreationDateTime"], observed
+                    rec["dynamodb"]["ApproximateCreationDateTime"],
+                    observed,
+                    partition_key(rec["dynamodb"]["Keys"]),
                 ),
                 precision=decision.precision or self.precision,
                 ttl_delete=decision.ttl,
