@@ -10,7 +10,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
-from changelake import schema
+from changelake import glue_schema
 from changelake.events import Position
 from changelake.layout import change_object_key, partition_for_us
 from changelake.testing.fakes import InMemoryObjectStore
@@ -66,7 +66,7 @@ def test_columns_of_consumer_output_match_the_consumer_type_policy() -> None:
     footer_schema = read_parquet_schema(store, "k.parquet")
     columns = {c.name: c.type for c in columns_of(footer_schema)}
 
-    expected = {f.name: schema.glue_type(f.type) for f in pq.read_schema(io.BytesIO(data))}
+    expected = {f.name: glue_schema.glue_type(f.type) for f in pq.read_schema(io.BytesIO(data))}
     assert columns == expected
     assert columns["age__n"] == "decimal(38,9)"
     assert columns["tags__ss"] == "array<string>"

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from changelake import ddb_json, schema
+from changelake import ddb_json, glue_schema, schema
 from changelake.events import ChangeEvent, Position, decode_record
 from changelake.testing import golden
 from changelake_consumer.columns import ChangeColumns, image_json, number_fits
@@ -169,5 +169,5 @@ def test_arrow_type_for_column_decided_by_name() -> None:
     assert schema.arrow_type_for_column("attr__event_id") == pa.string()
     assert schema.arrow_type_for_column("attr__dt__bool") == pa.bool_()
     assert schema.arrow_type_for_column("event_time") == schema.TIMESTAMP
-    assert schema.glue_type(schema.NUMBER_TYPE) == "decimal(38,9)"
-    assert schema.glue_type(pa.list_(pa.string())) == "array<string>"
+    assert glue_schema.glue_type(schema.NUMBER_TYPE) == "decimal(38,9)"
+    assert glue_schema.glue_type(pa.list_(pa.string())) == "array<string>"

@@ -1,5 +1,6 @@
 """The column and type policy of the curated change table (``<table>_changes``), shared by the
-consumer (which writes Parquet) and the catalog (which maps the same Arrow types to Glue types).
+consumer (which writes Parquet) and the catalog (which maps the same Arrow types to Glue types
+with :func:`changelake.glue_schema.glue_type`).
 
 The policy is a pure function of the attribute *path* and the DynamoDB *type tag* — never of
 the value, of the order values arrive in, or of which shard/process/file saw them first — so
@@ -133,28 +134,3 @@ def arrow_type_for_column(name: str) -> pa.DataType:
             if tag_suffix == "__" + suffix:
                 return TAG_TYPE[tag]
     return pa.string()
-
-
-def glue_type(arrow_type: pa.DataType) -> str:
-    """Hive/Glue type name of an Arrow type this policy produces (for the catalog)."""
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "string"
-    if pa.types.is_decimal(arrow_type):
-        return f"decimal({arrow_type.precision},{arrow_type.scale})"
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
-        return "binary"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    if pa.types.is_int64(arrow_type):
-        return "bigint"
-    if pa.types.is_int32(arrow_type):
-        return "int"
-    if pa.types.is_float64(arrow_type):
-        return "double"
-    if pa.types.is_list(arrow_type):
-        return f"array<{glue_type(arrow_type.value_type)}>"
-    if pa.types.is_null(arrow_type):
-        return "string"
-    raise ValueError(f"no Glue type for Arrow type {arrow_type}")
