@@ -450,3 +450,50 @@ def test_image_imports_every_module_of_its_service(
             env=env,
         )
         assert probe.returncode != 0, f"{service} image would contain {absent}"
+
+
+# Amazon Linux 2023 (the python3.12+ Lambda runtimes) ships glibc 2.34.
+LAMBDA_PLATFORM = "x86_64-manylinux_2_34"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("service", sorted(LAMBDA_STAGES))
+def test_lambda_requirements_have_wheels_for_the_lambda_runtime(
+    service: str, build_context: Path, tmp_path: Path
+) -> None:
+    """Every locked requirement of a Lambda image has a wheel for the runtime's Python and glibc.
+
+    The Lambda stage installs with pip inside the Lambda base image: an sdist there would need a
+    compiler the image lacks. (Lambda's python3.11 runtime, glibc 2.26, fails here: ADR 0012.)
+    """
+    lambda_stage = ds.dockerfile(service).stage(LAMBDA_STAGES[service])
+    python_version = lambda_stage.image.rsplit(":", 1)[1]
+    replay_stage(service, "builder", build_context, tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    proc = subprocess.run(
+        [
+            find_uv(),
+            "pip",
+            "install",
+            "--target",
+            str(tmp_path / "task"),
+            "--python-platform",
+            LAMBDA_PLATFORM,
+            "--python-version",
+            python_version,
+            "--only-binary",
+            ":all:",
+            "--no-deps",
+            "--require-hashes",
+            "-r",
+            str(tmp_path / "build" / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    tag = f"cpython-{python_version.replace('.', '')}-x86_64-linux-gnu.so"
+    assert list((tmp_path / "task").rglob(f"*.{tag}")), "native wheels for the runtime's Python"
