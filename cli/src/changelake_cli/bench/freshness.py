@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections import defaultdict, deque
+from pathlib import Path
 from typing import Any
 
 from changelake import layout
@@ -123,6 +126,7 @@ def run(
     # The two services the embedded pipeline needs, in local-up order, named explicitly so the
     # bench measures the same pipeline whatever else the stack registers.
     factories: list[Any] = [consumer_service, catalog_service]
+    cpu_before = _cpu_by_thread({})
     with LocalStack(0, settings=settings, factories=factories) as stack:
         engine = LocalEngine(settings.database)
         started = time.monotonic()
@@ -181,6 +185,7 @@ def run(
             writer.wait(30)
             follower.join(30)
         write_seconds = min(time.monotonic(), until) - started
+        cpu = _cpu_by_thread(cpu_before)
     lat = pending.latencies
     achieved = round(pending.written / write_seconds, 1) if write_seconds > 0 else None
     # Latency by when the change was written: a rise from the first to the last third means the
@@ -193,6 +198,7 @@ def run(
             part = [lat for w, lat in pending.samples if k * span <= w - first < (k + 1) * span]
             thirds.append(_r(percentile(part, 50)))
     ours: dict[str, Any] = {
+        "pipeline_process_cpu_seconds_by_thread": cpu,
         "latency_p50_by_third_of_run_s": thirds,
         "changes_written": pending.written,
         "achieved_rate_per_s": achieved,
@@ -228,13 +234,40 @@ def run(
         Row("not visible after drain", ours["not_visible_after_drain"]),
         Row("one _current query (s, p50)", ours["query_seconds_p50"]),
     ]
+    top = ", ".join(f"{k} {v}s" for k, v in list(cpu.items())[:5])
     notes = [
+        f"pipeline process CPU by thread: {top}",
         "latency is measured to the end of the first query that shows the change; the "
-        "query loop itself shares the 2 cores with the pipeline"
+        "query loop itself shares the 2 cores with the pipeline",
     ]
     return BenchResult(
         bench="freshness", params=params, ours=ours, baseline={}, ratio={}, rows=rows, notes=notes
     )
+
+
+def _cpu_by_thread(before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds of this process by thread-name family since ``before`` (Linux /proc).
+
+    Threads that already exited (moto's per-request handler threads) are reported together as
+    ``exited threads``: the process total minus the live threads.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    out: dict[str, float] = defaultdict(float)
+    live = 0.0
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        secs = (int(fields[11]) + int(fields[12])) / tick
+        live += secs
+        name = names.get(int(task.name), "other (native)")
+        out[re.sub(r"[-_ ]?\d+$", "", name.split(" (")[0]) or name] += secs
+    times = os.times()
+    out["exited threads"] = max(0.0, times.user + times.system - live)
+    result = {k: round(v - before.get(k, 0.0), 1) for k, v in out.items()}
+    return dict(sorted(result.items(), key=lambda kv: -kv[1]))
 
 
 def _unavailable(params: dict[str, Any], reason: str) -> BenchResult:
