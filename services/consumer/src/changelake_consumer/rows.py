@@ -219,6 +219,7 @@ def _prepare_fast(
         or precision not in _PRECISIONS
     ):
         raise _SlowPathError
+    before: dict[str, Any] | None = None  # MODIFY's old image
     if name == "INSERT":
         if type(new) is not dict or old is not None:
             raise _SlowPathError
@@ -231,6 +232,7 @@ def _prepare_fast(
         if type(new) is not dict or type(old) is not dict:
             raise _SlowPathError
         image = new
+        before = old
     event_time_us = normalize_epoch_us(stamp, precision)
     key_values: dict[str, Any] = {}
     for key_name, av in keys.items():
@@ -247,15 +249,36 @@ def _prepare_fast(
             raise _SlowPathError
     cells: list[Cell] = []
     stats = [0]
-    new_plain = None if new is None else _walk(new, (), 0, cells if image is new else None, stats)
-    if old is None:
-        old_plain = None
-    elif new is not None and new_plain is not None:
-        old_plain = _walk(old, (), 0, None, stats, same=(new, new_plain))
+    image_plain = _walk(image, (), 0, cells, stats)
+    if before is not None:
+        # The old image: attributes whose raw value equals the new image's were validated
+        # there and reuse its plain value; the others are validated here, and only they can
+        # be changed attributes (besides those the new image adds).
+        old_plain: dict[str, Any] = {}
+        differing: list[str] = []
+        for attr, av in before.items():
+            if image.get(attr) == av:
+                old_plain[attr] = image_plain[attr]
+            else:
+                old_plain[attr] = _walk({attr: av}, (), 0, None, stats)[attr]
+                differing.append(attr)
+        changed = [a for a in image if a not in before]
+        for attr in differing:
+            if attr not in image or not _equal(before[attr], image[attr]):
+                changed.append(attr)
+        changed.sort()
+        new_json: str | None = orjson.dumps(image_plain).decode()
+        old_json: str | None = orjson.dumps(old_plain).decode()
     else:
-        old_plain = _walk(old, (), 0, cells, stats)
-    changed = _changed(old, new) if old is not None and new is not None else sorted(image)
-    item_key = orjson.dumps({k: key_values[k] for k in sorted(key_values)}).decode()
+        changed = sorted(image)
+        if name == "INSERT":
+            new_json, old_json = orjson.dumps(image_plain).decode(), None
+        else:
+            new_json, old_json = None, orjson.dumps(image_plain).decode()
+    if len(key_values) == 1:
+        item_key = orjson.dumps(key_values).decode()
+    else:
+        item_key = orjson.dumps({k: key_values[k] for k in sorted(key_values)}).decode()
     return PreparedRow(
         table,
         event_time_us,
@@ -264,8 +287,8 @@ def _prepare_fast(
             name,
             event_time_us,
             item_key,
-            orjson.dumps(new_plain).decode() if new_plain is not None else None,
-            orjson.dumps(old_plain).decode() if old_plain is not None else None,
+            new_json,
+            old_json,
             changed,
             ttl,
             size,
@@ -294,30 +317,18 @@ def _equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return bool(ddb_json.deserialize_value(a) == ddb_json.deserialize_value(b))
 
 
-def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    out = []
-    for attr in old.keys() | new.keys():
-        if (
-            attr not in old
-            or attr not in new
-            or (old[attr] != new[attr] and not _equal(old[attr], new[attr]))
-        ):
-            out.append(attr)
-    out.sort()
-    return out
+# Column names by map path, then attribute name: (tag, column) of the last tag seen there.
+# Bounded: attribute names come from the data, so the cache stops growing at a limit.
+_columns_by_prefix: dict[tuple[str, ...], dict[str, tuple[str, str]]] = {}
+_COLUMN_CACHE_LIMIT = 65536
+_column_cache_size = [0]
+_NUMBER_TEXT = "N#text"  # pseudo tag: the companion text column of numbers that do not fit
 
 
-_column_cache: dict[tuple[tuple[str, ...], str, str], str] = {}
-
-
-def _column(prefix: tuple[str, ...], attr: str, tag: str) -> str:
-    key = (prefix, attr, tag)
-    name = _column_cache.get(key)
-    if name is None:
-        name = schema.column_name((*prefix, attr), tag)
-        if len(_column_cache) < 65536:
-            _column_cache[key] = name
-    return name
+def _column_name(prefix: tuple[str, ...], attr: str, tag: str) -> str:
+    if tag == _NUMBER_TEXT:
+        return schema.number_text_column((*prefix, attr))
+    return schema.column_name((*prefix, attr), tag)
 
 
 def _walk(
@@ -326,93 +337,86 @@ def _walk(
     depth: int,
     cells: list[Cell] | None,
     stats: list[int],
-    *,
-    same: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Validate a DynamoDB-JSON map, return its plain-JSON form, collect its column cells.
-
-    ``same`` = (other raw image, its plain form): attributes whose raw value equals the other
-    image's were validated there already and reuse its plain value (MODIFY's old image).
-    """
+    """Validate a DynamoDB-JSON map, return its plain-JSON form, collect its column cells."""
     out: dict[str, Any] = {}
+    columns: dict[str, tuple[str, str]] | None = None
+    if cells is not None:
+        columns = _columns_by_prefix.get(prefix)
+        if columns is None:
+            columns = {}
+            if _column_cache_size[0] < _COLUMN_CACHE_LIMIT:
+                _columns_by_prefix[prefix] = columns
     for attr, av in image.items():
-        if same is not None and same[0].get(attr) == av:
-            out[attr] = same[1][attr]
-            continue
-        if not attr and depth == 0:
-            raise _SlowPathError  # empty top-level names are the codec's to reject
         if type(av) is not dict or len(av) != 1:
             raise _SlowPathError
+        if not attr and depth == 0:
+            raise _SlowPathError  # empty top-level names are the codec's to reject
         ((tag, value),) = av.items()
+        # Each branch sets the plain value and, for a column cell, its tag and cell value.
+        cell_tag: str = tag
+        cell: Any
         if tag == "S":
             if type(value) is not str:
                 raise _SlowPathError
-            out[attr] = value
-            if cells is not None:
-                cells.append((_column(prefix, attr, "S"), value))
+            out[attr] = cell = value
         elif tag == "N":
             if type(value) is str and _FAST_NUMBER.match(value):
                 out[attr] = orjson.Fragment(value)
-                if cells is not None:
-                    cells.append((_column(prefix, attr, "N"), value))
+                cell = value
             else:
                 # Unusual text or magnitude: the codec's exact parser (raises → codec's path).
                 number = ddb_json.parse_number(value)
-                text = str(number)
-                out[attr] = orjson.Fragment(text)
-                if cells is not None:
-                    if number_fits(number):
-                        cells.append((_column(prefix, attr, "N"), text))
-                    else:
-                        cells.append((schema.number_text_column((*prefix, attr)), text))
+                cell = str(number)
+                out[attr] = orjson.Fragment(cell)
+                if not number_fits(number):
+                    cell_tag = _NUMBER_TEXT
+                    if cells is not None:
                         stats[0] += 1
-        elif tag == "B" and type(value) is str:
-            try:
-                data = base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                raise _SlowPathError from None
-            out[attr] = base64.b64encode(data).decode("ascii")
-            if cells is not None:
-                cells.append((_column(prefix, attr, "B"), data))
         elif tag == "BOOL":
             if type(value) is not bool:
                 raise _SlowPathError
-            out[attr] = value
-            if cells is not None:
-                cells.append((_column(prefix, attr, "BOOL"), value))
+            out[attr] = cell = value
         elif tag == "NULL":
             if value is not True:
                 raise _SlowPathError
             out[attr] = None
+            continue
         elif tag == "M" and type(value) is dict:
             if depth >= _MAX_FAST_DEPTH:
                 raise _SlowPathError
             flatten = cells is not None and depth < schema.MAX_FLATTEN_DEPTH
             inner = _walk(value, (*prefix, attr), depth + 1, cells if flatten else None, stats)
             out[attr] = inner
-            if cells is not None and not flatten:
-                cells.append((_column(prefix, attr, "M"), orjson.dumps(inner).decode()))
+            if cells is None or flatten:
+                continue
+            cell = orjson.dumps(inner).decode()
         elif tag == "SS" and type(value) is list and value:
             members = sorted(value)
             for i in range(len(members)):
                 if type(members[i]) is not str or (i and members[i] == members[i - 1]):
                     raise _SlowPathError
-            out[attr] = members
-            if cells is not None:
-                cells.append((_column(prefix, attr, "SS"), members))
+            out[attr] = cell = members
+        elif tag == "B" and type(value) is str:
+            try:
+                data = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise _SlowPathError from None
+            out[attr] = base64.b64encode(data).decode("ascii")
+            cell = data
         elif tag == "NS" and type(value) is list and value and _fast_numbers(value):
             numbers = [Decimal(t) for t in value]
             if len(set(numbers)) != len(numbers):
                 raise _SlowPathError  # duplicate members ("1" and "1.0"): the codec rejects
             texts = [t for _, t in sorted(zip(numbers, value, strict=True))]
             out[attr] = [orjson.Fragment(t) for t in texts]
-            if cells is not None:
-                cells.append((_column(prefix, attr, "NS"), texts))
+            cell = texts
         elif tag == "L" and type(value) is list:
             items = [_plain_av(v, depth + 1, stats) for v in value]
             out[attr] = items
-            if cells is not None:
-                cells.append((_column(prefix, attr, "L"), orjson.dumps(items).decode()))
+            if cells is None:
+                continue
+            cell = orjson.dumps(items).decode()
         else:
             # Everything else through the shared codec (raises DdbJsonError → codec's path).
             # Only at the top level, where its depth count starts exactly where the codec's does.
@@ -422,6 +426,15 @@ def _walk(
             out[attr] = plain(decoded)
             if cells is not None:
                 stats[0] += _value_cells((*prefix, attr), decoded, depth, cells)
+            continue
+        if columns is not None:
+            hit = columns.get(attr)
+            if hit is None or hit[0] != cell_tag:
+                hit = (cell_tag, _column_name(prefix, attr, cell_tag))
+                if _column_cache_size[0] < _COLUMN_CACHE_LIMIT:
+                    columns[attr] = hit
+                    _column_cache_size[0] += 1
+            cells.append((hit[1], cell))  # type: ignore[union-attr]
     return out
 
 
