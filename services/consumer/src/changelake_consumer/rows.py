@@ -347,11 +347,12 @@ def _walk(
             columns = {}
             if _column_cache_size[0] < _COLUMN_CACHE_LIMIT:
                 _columns_by_prefix[prefix] = columns
+    if not depth and "" in image:
+        raise _SlowPathError  # empty top-level names are the codec's to reject
     for attr, av in image.items():
-        if type(av) is not dict or len(av) != 1:
+        if type(av) is not dict:
             raise _SlowPathError
-        if not attr and depth == 0:
-            raise _SlowPathError  # empty top-level names are the codec's to reject
+        # Not exactly one type key: ValueError, which sends the record down the codec's path.
         ((tag, value),) = av.items()
         # Each branch sets the plain value and, for a column cell, its tag and cell value.
         cell_tag: str = tag
