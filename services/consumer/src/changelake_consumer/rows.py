@@ -35,6 +35,8 @@ from changelake_consumer.decode import decode_fast
 # those in E-notation).
 _FAST_NUMBER = re.compile(r"-?(?:[1-9][0-9]{0,28}|0(?!\.0{6}))(?:\.[0-9]{1,9})?\Z")
 _MAX_FAST_DEPTH = 16
+_fast_number = _FAST_NUMBER.match
+_fragment = orjson.Fragment
 _EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
 _PRECISIONS = frozenset({None, "MILLISECOND", "MICROSECOND"})
 
@@ -241,8 +243,8 @@ def _prepare_fast(
         ((tag, value),) = av.items()
         if tag == "S" and type(value) is str and value:
             key_values[key_name] = value
-        elif tag == "N" and type(value) is str and _FAST_NUMBER.match(value):
-            key_values[key_name] = orjson.Fragment(value)
+        elif tag == "N" and type(value) is str and _fast_number(value):
+            key_values[key_name] = _fragment(value)
         else:
             raise _SlowPathError
         if key_name in image and image[key_name] != av:
@@ -254,17 +256,19 @@ def _prepare_fast(
         # The old image: attributes whose raw value equals the new image's were validated
         # there and reuse its plain value; the others are validated here, and only they can
         # be changed attributes (besides those the new image adds).
-        old_plain: dict[str, Any] = {}
-        differing: list[str] = []
-        for attr, av in before.items():
-            if image.get(attr) == av:
-                old_plain[attr] = image_plain[attr]
-            else:
-                old_plain[attr] = _walk({attr: av}, (), 0, None, stats)[attr]
-                differing.append(attr)
+        get = image.get
+        differing = {attr: av for attr, av in before.items() if get(attr) != av}
+        if differing:
+            differing_plain = _walk(differing, (), 0, None, stats)
+            old_plain = {
+                attr: differing_plain[attr] if attr in differing else image_plain[attr]
+                for attr in before
+            }
+        else:
+            old_plain = {attr: image_plain[attr] for attr in before}
         changed = [a for a in image if a not in before]
-        for attr in differing:
-            if attr not in image or not _equal(before[attr], image[attr]):
+        for attr, av in differing.items():
+            if attr not in image or not _equal(av, image[attr]):
                 changed.append(attr)
         changed.sort()
         new_json: str | None = orjson.dumps(image_plain).decode()
@@ -362,14 +366,14 @@ def _walk(
                 raise _SlowPathError
             out[attr] = cell = value
         elif tag == "N":
-            if type(value) is str and _FAST_NUMBER.match(value):
-                out[attr] = orjson.Fragment(value)
+            if type(value) is str and _fast_number(value):
+                out[attr] = _fragment(value)
                 cell = value
             else:
                 # Unusual text or magnitude: the codec's exact parser (raises → codec's path).
                 number = ddb_json.parse_number(value)
                 cell = str(number)
-                out[attr] = orjson.Fragment(cell)
+                out[attr] = _fragment(cell)
                 if not number_fits(number):
                     cell_tag = _NUMBER_TEXT
                     if cells is not None:
@@ -410,7 +414,7 @@ def _walk(
             if len(set(numbers)) != len(numbers):
                 raise _SlowPathError  # duplicate members ("1" and "1.0"): the codec rejects
             texts = [t for _, t in sorted(zip(numbers, value, strict=True))]
-            out[attr] = [orjson.Fragment(t) for t in texts]
+            out[attr] = [_fragment(t) for t in texts]
             cell = texts
         elif tag == "L" and type(value) is list:
             items = [_plain_av(v, depth + 1, stats) for v in value]
@@ -454,9 +458,9 @@ def _plain_av(av: Any, depth: int, stats: list[int]) -> Any:
             raise _SlowPathError
         return value
     if tag == "N":
-        if type(value) is not str or not _FAST_NUMBER.match(value):
+        if type(value) is not str or not _fast_number(value):
             raise _SlowPathError
-        return orjson.Fragment(value)
+        return _fragment(value)
     if tag == "BOOL":
         if type(value) is not bool:
             raise _SlowPathError
