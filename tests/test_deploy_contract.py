@@ -49,7 +49,7 @@ def test_deploy_environment_names_are_settings_fields(service: str) -> None:
     """Every CHANGELAKE_* name the stack sets is a field of the service's settings class."""
     module_name, _, class_name = contract.SETTINGS_CLASSES[service].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    assert cls is ds.settings_class(service)
+    assert cls is ds.settings_class(service.partition("-")[0])  # producer-task: producer
     fields = ds.env_names(cls)
     names = set(contract.ENVIRONMENT[service])
     assert sorted(names - set(fields)) == []
@@ -98,6 +98,8 @@ def test_deploy_commands_and_handlers_are_the_images_own() -> None:
         list(contract.CONSUMER_COMMAND)
         == ds.dockerfile("consumer").stage(None).last("CMD").exec_form()
     )
+    producer_cmd = ds.dockerfile("producer").stage("runtime").last("CMD").exec_form()
+    assert list(contract.PRODUCER_COMMAND) == producer_cmd
     catalog_cmd = ds.dockerfile("catalog").stage(None).last("CMD").exec_form()
     assert list(contract.CATALOG_COMMAND) == catalog_cmd
     assert ds.module_runnable(catalog_cmd[2])

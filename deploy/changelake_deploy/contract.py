@@ -18,6 +18,7 @@ SETTINGS_CLASSES: dict[str, str] = {
     "catalog": "changelake_catalog.settings:CatalogSettings",
     "transform": "changelake_transform.settings:TransformSettings",
     "producer": "changelake_producer.settings:ProducerSettings",
+    "producer-task": "changelake_producer.settings:ProducerSettings",
 }
 
 # The CHANGELAKE_* variables the stack sets on each service's container or function. Every name
@@ -53,11 +54,21 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
         "CHANGELAKE_LOG_LEVEL",
         "CHANGELAKE_METRICS",
     ),
+    # The producer as an on-demand ECS task (`aws ecs run-task`, overrides per run).
+    "producer-task": (
+        "CHANGELAKE_REGION",
+        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_LOG_LEVEL",
+        "CHANGELAKE_METRICS",
+        "CHANGELAKE_PRODUCER_DURATION_S",
+        "CHANGELAKE_PRODUCER_RATE",
+    ),
 }
 
 # Container commands and Lambda handlers (the Dockerfiles' defaults, restated for the stack).
 CONSUMER_COMMAND = ("/usr/local/bin/kcl-entrypoint.sh",)
 CATALOG_COMMAND = ("python", "-m", "changelake_catalog")
+PRODUCER_COMMAND = ("python", "-m", "changelake_producer")
 LAMBDA_HANDLERS: dict[str, str] = {
     "transform": "changelake_transform.handler.handler",
     "producer": "changelake_producer.lambda_handler.handler",
@@ -68,6 +79,7 @@ IMAGES: dict[str, tuple[str, str | None]] = {
     "catalog": ("services/catalog/Dockerfile", None),
     "transform": ("services/transform/Dockerfile", "lambda"),
     "producer": ("services/producer/Dockerfile", "lambda"),
+    "producer-task": ("services/producer/Dockerfile", "runtime"),
 }
 
 # Lake layout (copies of changelake.layout; the root test-suite asserts they are equal).

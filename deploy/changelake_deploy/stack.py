@@ -136,6 +136,7 @@ class ChangelakeStack(cdk.Stack):
         self.consumer_service = self._consumer_service()
         self.catalog_service = self._catalog_service()
         self.producer = self._producer_lambda() if cfg.with_producer else None
+        self.producer_task = self._producer_task() if cfg.with_producer else None
         self._harden_cdk_internals()
 
         for name, value in {
@@ -504,21 +505,44 @@ class ChangelakeStack(cdk.Stack):
             memory=512,
             description='changelake: writes fake persons; event {"batchSize": N}',
         )
-        function.add_to_role_policy(
+        for statement in self._producer_statements():
+            function.add_to_role_policy(statement)
+        return function
+
+    def _producer_statements(self) -> list[iam.PolicyStatement]:
+        """The producer's calls only: BatchWriteItem (puts, deletes), UpdateItem, DescribeTable."""
+        return [
             iam.PolicyStatement(
                 sid="WriteThePersonsTable",
-                # Exactly the producer's calls: BatchWriteItem (puts and deletes), UpdateItem,
-                # DescribeTable (the table-exists check).
                 actions=[
                     "dynamodb:DescribeTable",
                     "dynamodb:BatchWriteItem",
                     "dynamodb:UpdateItem",
                 ],
                 resources=[self.table.table_arn],
-            )
+            ),
+            self._kms_via("dynamodb", decrypt=True, encrypt=True),
+        ]
+
+    def _producer_task(self) -> ecs.FargateTaskDefinition:
+        """The producer CLI as a task definition (no service): run it with `aws ecs run-task`."""
+        env = self._environment(
+            "producer-task",
+            {
+                "CHANGELAKE_REGION": self.region,
+                "CHANGELAKE_TABLE_NAME": self.table.table_name,
+                "CHANGELAKE_LOG_LEVEL": self.config.log_level,
+                "CHANGELAKE_METRICS": "emf",
+                # Defaults of one run; `run-task --overrides` changes them per run.
+                "CHANGELAKE_PRODUCER_DURATION_S": "600",
+                "CHANGELAKE_PRODUCER_RATE": "50",
+            },
         )
-        function.add_to_role_policy(self._kms_via("dynamodb", decrypt=True, encrypt=True))
-        return function
+        task, _ = self._task("producer-task", contract.PRODUCER_COMMAND, env, cpu=256, memory=512)
+        for statement in self._producer_statements():
+            task.task_role.add_to_principal_policy(statement)
+        cdk.CfnOutput(self, "ProducerTaskDefinitionArn", value=task.task_definition_arn)
+        return task
 
     # ---- Firehose ------------------------------------------------------------------------------
 

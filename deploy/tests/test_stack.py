@@ -110,7 +110,7 @@ def test_stack_resource_counts_whole_pipeline(template: Any) -> None:
         "AWS::KinesisFirehose::DeliveryStream": 1,
         "AWS::ECS::Cluster": 1,
         "AWS::ECS::Service": 2,
-        "AWS::ECS::TaskDefinition": 2,
+        "AWS::ECS::TaskDefinition": 3,  # consumer, catalog, and the producer's run-task
         "AWS::SQS::Queue": 2,
         "AWS::Glue::Database": 1,
         "AWS::Athena::WorkGroup": 1,
@@ -301,6 +301,20 @@ def test_ecs_task_runs_contract_command_with_contract_environment(
     assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
 
 
+def test_producer_task_runs_the_cli_on_demand_without_a_service(synth: Synth) -> None:
+    """The producer's task definition runs its CLI image; no ECS service keeps it running."""
+    definition = container(synth, "ProducerTaskTask")
+    assert definition["Command"] == list(contract.PRODUCER_COMMAND)
+    env = {e["Name"]: e["Value"] for e in definition["Environment"]}
+    assert env["CHANGELAKE_PRODUCER_DURATION_S"] == "600"
+    task_ids = {
+        s["Properties"]["TaskDefinition"]["Ref"]
+        for s in synth.resources("AWS::ECS::Service").values()
+    }
+    assert not any(t.startswith("ProducerTask") for t in task_ids)
+    assert "ProducerTaskDefinitionArn" in synth.template["Outputs"]
+
+
 def test_ecs_services_private_without_public_ip(synth: Synth) -> None:
     """Both services run in private subnets, no public IP, with rollback on failed deploys."""
     for service in synth.resources("AWS::ECS::Service").values():
@@ -470,11 +484,14 @@ def test_transform_role_touches_no_data_store(synth: Synth) -> None:
     }
 
 
-def test_producer_role_writes_only_the_table(synth: Synth) -> None:
-    """The producer Lambda may write items of the one table and nothing else of the lake."""
-    _, function = image_function(synth, "Producer")
+@pytest.mark.parametrize("kind", ["lambda", "task"])
+def test_producer_role_writes_only_the_table(synth: Synth, kind: str) -> None:
+    """The producer (Lambda or ECS task) may write items of the one table, nothing else."""
     table_id, _ = only(synth.resources("AWS::DynamoDB::Table"))
-    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    if kind == "lambda":
+        role = image_function(synth, "Producer")[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+    else:
+        role = task_role(synth, "ProducerTaskTask")
     table = allowed(synth, role)
     assert table["dynamodb:BatchWriteItem"] == [getatt(table_id)]
     assert table["dynamodb:UpdateItem"] == [getatt(table_id)]
@@ -532,6 +549,7 @@ def test_context_existing_vpc_other_table_without_producer(variant: Synth) -> No
         if r["Properties"].get("PackageType") == "Image"
     ]
     assert len(images) == 1
+    assert len(variant.resources("AWS::ECS::TaskDefinition")) == 2
     sqls = [
         q["Properties"]["QueryString"]
         for q in variant.resources("AWS::Athena::NamedQuery").values()
@@ -551,6 +569,7 @@ def test_contract_environment_matches_stack_for_every_service(synth: Synth) -> N
         "producer": set(
             image_function(synth, "Producer")[1]["Properties"]["Environment"]["Variables"]
         ),
+        "producer-task": {e["Name"] for e in container(synth, "ProducerTaskTask")["Environment"]},
     }
     assert seen == {k: set(v) for k, v in contract.ENVIRONMENT.items()}
     assert set(contract.SETTINGS_CLASSES) == set(contract.ENVIRONMENT)
