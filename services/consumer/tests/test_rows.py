@@ -155,7 +155,7 @@ def test_prepare_typical_change_takes_the_fast_path(monkeypatch: pytest.MonkeyPa
     def forbidden(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("fell back to the codec's path")
 
-    monkeypatch.setattr(rows, "decode_fast", forbidden)
+    monkeypatch.setattr(rows, "decode_record", forbidden)
     item = person(1, tags={"a", "b"}, phones=["1", "2"], note=None)
     for event_name in ("INSERT", "MODIFY", "REMOVE"):
         raw, pos = change(1, event_name=event_name, item=item)

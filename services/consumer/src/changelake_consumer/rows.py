@@ -6,9 +6,9 @@ DynamoDB JSON in one walk straight into column cells and the plain-JSON images â
 images, no pydantic. Any value it does not handle itself (B, sets, lists, unusual numbers) is
 decoded by the shared codec (``changelake.ddb_json.deserialize_value``), and anything doubtful
 about the record (a bad value, an odd envelope, a key that differs from the image) sends the
-whole record down :func:`prepare_event` after :func:`changelake_consumer.decode.decode_fast`,
-which is exactly the shared codec. Tests check both paths yield identical rows on every golden
-fixture and on random records.
+whole record down :func:`prepare_event` after :func:`changelake.events.decode_record`, the
+shared codec itself (rare records, so its speed does not matter). Tests check both paths
+yield identical rows on every golden fixture and on random records.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from typing import Any
 
 import orjson
 from changelake import ddb_json, layout, schema
-from changelake.events import ChangeEvent, DecodeFailure, Position
+from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
 from changelake.timeutil import normalize_epoch_us
 from changelake.wire import TTL_PRINCIPAL
 
 from changelake_consumer.columns import image_json, number_fits, plain, value_json
-from changelake_consumer.decode import decode_fast
 
 # Numbers whose text is already canonical (str(Decimal(t)) == t), within DynamoDB's limits and
 # exactly representable as decimal(38, 9): at most 29 integer and 9 fraction digits, no
@@ -83,7 +82,7 @@ def prepare(
         pass
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         pass  # anything surprising: the codec's path decides, with its own reasons
-    decoded = decode_fast(raw, position, expected_table=expected_table)
+    decoded = decode_record(raw, position, expected_table=expected_table)
     if isinstance(decoded, DecodeFailure):
         return decoded
     if not _table_ok(decoded.table):
