@@ -204,3 +204,28 @@ def test_handle_rereads_glue_on_retry_when_a_table_update_failed(
         Partition("2024-05-01", "10"),
         Partition("2024-05-01", "11"),
     }
+
+
+def test_poll_once_drains_a_burst_into_one_registration_when_more_than_ten_messages_wait(
+    make_row: Callable[..., Any], make_parquet: Callable[..., bytes]
+) -> None:
+    # GIVEN 25 objects over 25 partitions, one message each (SQS hands out at most 10 a call)
+    store = InMemoryObjectStore()
+    data = make_parquet([make_row("a")])
+    keys = [_k("persons", f"{h:02d}", f"s-{h}") for h in range(24)]
+    keys.append(_k("persons", "00", "s-extra"))
+    for key in keys:
+        store.objects[key] = data
+    queue = FakeQueue([_message(str(i), k) for i, k in enumerate(keys)])
+    registry = FakeRegistry()
+    service = CatalogService(
+        queue, store, registry, RecordingMetrics(), bucket="lake", workers=4, max_batch=20
+    )
+    # WHEN one poll runs
+    outcome = service.poll_once()
+    # THEN it drained up to max_batch (20) and registered them in one call; the rest waits
+    assert outcome.deleted == 20
+    assert len(registry.partition_batches) == 1
+    assert len(registry.partition_batches[0]) == 20
+    assert len(queue.pending) == 5
+    assert service.poll_once().deleted == 5

@@ -36,6 +36,7 @@ def build_service(settings: CatalogSettings) -> CatalogService:
         make_metrics(settings.metrics),
         bucket=settings.lake_bucket,
         batch_size=settings.catalog_batch_size,
+        max_batch=settings.catalog_max_batch,
         wait_seconds=settings.catalog_wait_seconds,
         retry_delay_seconds=settings.catalog_retry_delay_seconds,
         workers=settings.catalog_workers,

@@ -94,6 +94,7 @@ class CatalogService:
         *,
         bucket: str | None = None,
         batch_size: int = 10,
+        max_batch: int = 100,
         wait_seconds: int = 5,
         retry_delay_seconds: int = 5,
         workers: int = 8,
@@ -105,6 +106,7 @@ class CatalogService:
         self._metrics = metrics
         self._bucket = bucket
         self._batch_size = batch_size
+        self._max_batch = max(max_batch, batch_size)
         self._wait_seconds = wait_seconds
         self._retry_delay = retry_delay_seconds
         self._workers = workers
@@ -113,10 +115,18 @@ class CatalogService:
         self._known_partitions: dict[str, set[Partition]] = defaultdict(set)
 
     def poll_once(self) -> BatchOutcome:
-        """Receive one batch (long poll) and handle it."""
-        messages = self._queue.receive(self._batch_size, self._wait_seconds)
+        """Receive one batch (long poll, then drain without waiting) and handle it."""
+        messages = list(self._queue.receive(self._batch_size, self._wait_seconds))
         if not messages:
             return BatchOutcome()
+        # A burst of objects (one flush of many partitions, a backfill) is far cheaper as one
+        # batch: one parallel footer fan-out and one coalesced registration per table, instead
+        # of a Glue round per 10 messages (SQS's receive limit).
+        while len(messages) < self._max_batch:
+            more = self._queue.receive(min(self._batch_size, self._max_batch - len(messages)), 0)
+            if not more:
+                break
+            messages.extend(more)
         return self.handle(messages)
 
     def handle(self, messages: Sequence[QueueMessage]) -> BatchOutcome:

@@ -12,6 +12,14 @@ class CatalogSettings(ChangelakeSettings):
     catalog_batch_size: int = Field(
         10, ge=1, le=10, description="SQS messages received per call (SQS allows at most 10)"
     )
+    catalog_max_batch: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Messages handled as one batch: after a receive returns, the queue is drained "
+        "without waiting up to this many, so a burst costs one footer fan-out and one "
+        "registration per table",
+    )
     catalog_wait_seconds: int = Field(
         5,
         ge=0,
