@@ -7,7 +7,6 @@ compose environment, the emulator's hostname and port translated to 127.0.0.1 an
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -17,25 +16,13 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import changelake_dockerspec
 import pytest
 from pydantic import TypeAdapter
 
-
-def _load_spec() -> ModuleType:
-    path = Path(__file__).with_name("dockerspec.py")
-    spec = importlib.util.spec_from_file_location("changelake_tests_dockerspec", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ds = _load_spec()
+ds = changelake_dockerspec
 ROOT: Path = ds.ROOT
 SERVICES: list[str] = ds.SERVICES
 EMULATOR = "emulator"

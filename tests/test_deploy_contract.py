@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import changelake_dockerspec
 import pytest
 from changelake import layout
 
@@ -29,7 +30,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-ds = _load("changelake_tests_dockerspec", Path(__file__).with_name("dockerspec.py"))
+ds = changelake_dockerspec
 contract: Any = _load(
     "changelake_deploy_contract", ROOT / "deploy" / "changelake_deploy" / "contract.py"
 )

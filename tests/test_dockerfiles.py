@@ -7,7 +7,6 @@ replayed on a copy of the exact build context.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -15,23 +14,11 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from types import ModuleType
 
+import changelake_dockerspec
 import pytest
 
-
-def _load_spec() -> ModuleType:
-    path = Path(__file__).with_name("dockerspec.py")
-    spec = importlib.util.spec_from_file_location("changelake_tests_dockerspec", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ds = _load_spec()
+ds = changelake_dockerspec
 ROOT: Path = ds.ROOT
 SERVICES: list[str] = ds.SERVICES
 # Images that run as Lambda functions: their last stage is the AWS Lambda Python base image.

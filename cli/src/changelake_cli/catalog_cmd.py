@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
-import threading
 from typing import Annotated
 
 import typer
@@ -18,16 +16,9 @@ catalog_app = typer.Typer(
 @catalog_app.command("run")
 def run() -> None:
     """Run the catalog service (S3 events via SQS → Glue) until Ctrl-C."""
-    from changelake.logs import configure_logging
-    from changelake_catalog.__main__ import build_service
-    from changelake_catalog.settings import CatalogSettings
+    from changelake_catalog.__main__ import main
 
-    settings = CatalogSettings()
-    configure_logging(settings.log_level)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    build_service(settings).run(stop)
+    main()
 
 
 @catalog_app.command("repair")
