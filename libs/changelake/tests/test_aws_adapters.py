@@ -76,3 +76,22 @@ def test_s3_object_store_missing_key_raises_key_error(store: S3ObjectStore) -> N
         store.get("missing", (0, 1))
     with pytest.raises(KeyError):
         store.size("missing")
+
+
+def test_aws_factory_uses_changelake_region_when_aws_config_names_none(
+    aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN no AWS region anywhere (env or config file) but CHANGELAKE_REGION set
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("CHANGELAKE_REGION", "eu-west-1")
+    aws._session.cache_clear()
+    try:
+        # WHEN a client is made without a region THEN it uses the setting and works
+        sqs = aws.sqs()  # SQS has no global default: without the fallback, NoRegionError
+        assert sqs.meta.region_name == "eu-west-1"
+        url = sqs.create_queue(QueueName="regional")["QueueUrl"]
+        assert url in sqs.list_queues()["QueueUrls"]
+    finally:
+        aws._session.cache_clear()

@@ -7,11 +7,14 @@ environment variables, which boto3 reads itself; nothing here hard-codes an endp
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+from changelake.settings import ENV_PREFIX, ChangelakeSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_athena import AthenaClient
@@ -50,10 +53,23 @@ def _session(region: str | None) -> boto3.session.Session:
     return boto3.session.Session(region_name=region)
 
 
+def default_region() -> str:
+    """The region when AWS's own configuration names none: ``CHANGELAKE_REGION`` (documented)."""
+    region = os.environ.get(f"{ENV_PREFIX}REGION")
+    return region or str(ChangelakeSettings.model_fields["region"].default)
+
+
 def client(service: str, region: str | None = None, **config: Any) -> Any:
-    """A boto3 client for ``service`` with the project's policy (thread-safe creation)."""
+    """A boto3 client for ``service`` with the project's policy (thread-safe creation).
+
+    The region is ``region``, else AWS's own resolution (``AWS_REGION``, profile …), else
+    :func:`default_region` — so a service never dies with ``NoRegionError``.
+    """
     with _lock:
-        return _session(region).client(service, config=client_config(**config))  # type: ignore[call-overload]
+        session = _session(region)
+        if not session.region_name:  # stubs say str; boto3 gives None when unset
+            session = _session(default_region())
+        return session.client(service, config=client_config(**config))  # type: ignore[call-overload]
 
 
 def s3(region: str | None = None) -> S3Client:

@@ -24,7 +24,10 @@ class ChangelakeSettings(BaseSettings):
         env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
     )
 
-    region: str = Field("us-east-1", description="AWS region of every resource")
+    region: str = Field(
+        "us-east-1",
+        description="AWS region of every resource (clients use it when AWS_REGION is unset)",
+    )
     table_name: str = Field("persons", description="DynamoDB table whose changes are captured")
     stream_name: str = Field("changelake-persons", description="Kinesis stream of the changes")
     lake_bucket: str = Field("changelake-lake", description="S3 bucket of the lake")
