@@ -18,9 +18,10 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-.venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) scripts/install_kclpy_nojars.py | $(UV)
-	$(UV) sync --all-packages --inexact --frozen
-	$(UV) run --no-sync python scripts/install_kclpy_nojars.py
+.venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) | $(UV)
+	# --all-extras: the consumer's `kcl` extra is the real amazon-kclpy, whose build downloads
+	# the KCL jars from Maven Central (KCL_MVN_REPO_SEARCH_URL points it at a mirror).
+	$(UV) sync --all-packages --all-extras --inexact --frozen
 	@touch $@
 
 .PHONY: install

@@ -73,8 +73,10 @@ def test_cli_consumer_run_kcl_without_java_fails_clearly(
     assert "--runner local" in result.output
 
 
-def test_cli_consumer_run_kcl_without_jars_on_this_machine() -> None:
-    # amazon_kclpy is installed here without its jars (scripts/install_kclpy_nojars.py).
+def test_cli_consumer_run_kcl_without_jars_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CHANGELAKE_KCL_JARS_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["consumer", "run", "--runner", "kcl"])
     assert result.exit_code == 2
     assert "the KCL runner needs" in result.output
