@@ -78,3 +78,42 @@ def test_readme_quick_start_is_the_two_make_commands_ci_runs() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo:", makefile, re.M)
     assert re.search(r"^test:", makefile, re.M)
+
+
+# Paths that only exist on a development machine, never in a clone of the repository.
+_OUTSIDE_PATH_RE = re.compile(r"\.\./shared\b|(?<![\w.])shared/[A-Z_]+\.md|/work/|/root/")
+
+
+@pytest.mark.unit
+def test_repository_refers_to_no_path_outside_itself() -> None:
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    offenders = []
+    for rel in tracked:
+        path = ROOT / rel
+        if (
+            rel.endswith(".lock")
+            or rel == "tests/test_readme.py"
+            or not path.is_file()
+            or path.stat().st_size > 1_000_000
+        ):
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        offenders += [
+            f"{rel}:{n}"
+            for n, line in enumerate(text.splitlines(), 1)
+            if _OUTSIDE_PATH_RE.search(line)
+        ]
+    assert offenders == []
+
+
+@pytest.mark.unit
+def test_docs_that_code_comments_cite_exist() -> None:
+    for name in ("architecture.md", "aws-behaviour.md", "conventions.md"):
+        assert (ROOT / "docs" / name).is_file(), name

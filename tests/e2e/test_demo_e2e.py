@@ -3,7 +3,7 @@
 GIVEN the local stack with the faults Kinesis Data Streams for DynamoDB really has (duplicates,
 reordering, ms/µs timestamps mixed, TTL deletes), WHEN persons are written, updated and deleted,
 THEN ``<table>_current`` equals a Scan of the DynamoDB table exactly and deleted items are absent
-(AWS_BEHAVIOUR.md: at-least-once, out of order; dedupe by event_id, order by event time).
+(docs/aws-behaviour.md: at-least-once, out of order; dedupe by event_id, order by event time).
 """
 
 from __future__ import annotations

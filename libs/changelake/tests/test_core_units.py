@@ -43,7 +43,7 @@ def test_normalize_epoch_us_gives_same_instant_for_ms_us_and_precision(
 
 
 def test_normalize_epoch_us_trusts_precision_field_over_magnitude() -> None:
-    # AWS_BEHAVIOUR.md: use the field when present; a MICROSECOND 13-digit value is µs.
+    # docs/aws-behaviour.md: use the field when present; a MICROSECOND 13-digit value is µs.
     assert timeutil.normalize_epoch_us(1795778553444, "MICROSECOND") == 1795778553444
 
 

@@ -1,7 +1,7 @@
 """Catalog test fixtures: change-table Parquet bytes, and a moto lake wired like the emulator.
 
 Until the consumer writes real objects, tests build Parquet files with pyarrow in the shape of
-ARCHITECTURE.md's change-table contract. The ``lake`` fixture creates what the emulator's
+docs/architecture.md's change-table contract. The ``lake`` fixture creates what the emulator's
 bootstrap creates: the bucket, the catalog queue with its DLQ (maxReceiveCount 5), the bucket
 notification (ObjectCreated on ``changes/``) and the Glue database.
 """

@@ -1,4 +1,4 @@
-"""Fault injection: the faults claimed, and deterministic by seed (AWS_BEHAVIOUR.md)."""
+"""Fault injection: the faults claimed, and deterministic by seed (docs/aws-behaviour.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Athena partition projection, honoured locally: which existing objects belong to the table.
 
 With ``projection.enabled = true`` Athena ignores registered partitions and computes them from
-the table properties (AWS_BEHAVIOUR.md). Enumerating a whole projected range (years of hours)
+the table properties (docs/aws-behaviour.md). Enumerating a whole projected range (years of hours)
 would cost one LIST per partition, so the local engine lists the template's fixed prefix once
 and keeps each object whose path matches the template with values inside the projection's domain:
 the same set of rows Athena reads.

@@ -1,6 +1,6 @@
 """S3 reads for the local engine: list a partition's objects and fetch their bytes through boto3.
 
-pyarrow's S3 filesystem ignores ``AWS_ENDPOINT_URL`` (AWS_BEHAVIOUR.md), so every byte comes
+pyarrow's S3 filesystem ignores ``AWS_ENDPOINT_URL`` (docs/aws-behaviour.md), so every byte comes
 through boto3 with the project's client policy. Objects are cached by (bucket, key, ETag): a
 repeated query re-lists (and so sees new files) but does not re-download unchanged ones.
 """

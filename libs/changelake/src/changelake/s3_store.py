@@ -1,7 +1,7 @@
 """S3 adapter of :class:`~changelake.ports.ObjectStore` (bytes through boto3, one client policy).
 
 pyarrow's own S3 filesystem ignores ``AWS_ENDPOINT_URL``; writing bytes through boto3 keeps
-one client policy that works against AWS and the emulator alike (AWS_BEHAVIOUR.md).
+one client policy that works against AWS and the emulator alike (docs/aws-behaviour.md).
 """
 
 from __future__ import annotations

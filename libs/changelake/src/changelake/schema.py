@@ -70,7 +70,7 @@ TAG_TYPE: dict[str, pa.DataType] = {
     "M": pa.string(),
 }
 
-# System columns, in file order (ARCHITECTURE.md "Curated change table").
+# System columns, in file order (docs/architecture.md "Curated change table").
 SYSTEM_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("event_id", pa.string()),
     ("event_name", pa.string()),

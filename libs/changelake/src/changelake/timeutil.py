@@ -19,7 +19,7 @@ _US_MAX = 253_402_300_799_999_999
 def normalize_epoch_us(value: int, precision: str | None = None) -> int:
     """Normalize ``ApproximateCreationDateTime`` to µs: trust the precision field, else magnitude.
 
-    AWS_BEHAVIOUR.md: the value is epoch milliseconds, or microseconds when
+    docs/aws-behaviour.md: the value is epoch milliseconds, or microseconds when
     ``ApproximateCreationDateTimePrecision`` is ``MICROSECOND``; real captures show both 13- and
     16-digit values, so a missing field falls back to the number's magnitude.
     """

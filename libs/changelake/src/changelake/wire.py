@@ -1,4 +1,4 @@
-"""The Kinesis-for-DynamoDB record exactly as AWS emits it (see shared/AWS_BEHAVIOUR.md).
+"""The Kinesis-for-DynamoDB record exactly as AWS emits it (see docs/aws-behaviour.md).
 
 Field names are AWS's own. Images stay DynamoDB JSON here (``dict[str, Any]``): the strict
 codec in :mod:`changelake.ddb_json` validates them once, column-wise, further in; validating

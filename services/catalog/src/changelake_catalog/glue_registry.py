@@ -4,7 +4,7 @@
   exponential backoff on top of the client's own retries (botocore gives up after its budget;
   a burst of catalog work must not drop a batch); other boto errors become
   :class:`CatalogError` (``raise … from e``) carrying the AWS error code.
-* ``BatchCreatePartition`` takes at most 100 partitions per call (AWS_BEHAVIOUR.md);
+* ``BatchCreatePartition`` takes at most 100 partitions per call (docs/aws-behaviour.md);
   ``AlreadyExistsException`` per partition counts as success; other per-partition errors are
   retried for those partitions only; non-retryable ones raise.
 * Table changes are optimistic: read the table and its ``VersionId``, compute the new input,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_PARTITIONS_PER_CALL = 100  # BatchCreatePartition limit (AWS_BEHAVIOUR.md)
+MAX_PARTITIONS_PER_CALL = 100  # BatchCreatePartition limit (docs/aws-behaviour.md)
 THROTTLE_CODES = frozenset(
     {
         "ThrottlingException",

@@ -5,7 +5,7 @@ shard). stdout is the MultiLang protocol channel: this module hands the real std
 points ``sys.stdout`` at stderr, so a stray ``print`` can never corrupt the protocol; logs go to
 stderr as JSON lines.
 
-Lifecycle (AWS_BEHAVIOUR.md "KCL and amazon-kclpy"):
+Lifecycle (docs/aws-behaviour.md "KCL and amazon-kclpy"):
 
 * ``process_records`` feeds the core and checkpoints the sequence number the core says is safe
   (never past a row that is not durable in S3);

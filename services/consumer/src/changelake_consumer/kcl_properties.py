@@ -39,7 +39,7 @@ def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> 
         f"processingLanguage = python/{sys.version_info.major}.{sys.version_info.minor}",
         f"initialPositionInStream = {settings.initial_position}",
         f"regionName = {settings.region}",
-        # Time-based flushing needs a call even when a poll returns nothing (AWS_BEHAVIOUR.md).
+        # Time-based flushing needs a call even when a poll returns nothing (docs/aws-behaviour.md).
         "callProcessRecordsEvenForEmptyRecordList = true",
         f"maxRecords = {settings.get_records_limit}",
         f"idleTimeBetweenReadsInMillis = {round(1000 / settings.get_records_per_s)}",

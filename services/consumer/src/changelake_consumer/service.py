@@ -5,7 +5,7 @@ column buffer per (table, event-time partition) → Parquet objects under ``chan
 come from the shard id and the first/last sequence number of their rows → the sequence number
 that is safe to checkpoint.
 
-Ordering rules (ARCHITECTURE.md "Guarantees", AWS_BEHAVIOUR.md "KCL and amazon-kclpy"):
+Ordering rules (docs/architecture.md "Guarantees", docs/aws-behaviour.md "KCL and amazon-kclpy"):
 
 * **Checkpoint**: never past a record whose row is not durable. With several partition buffers
   open, the safe checkpoint is the sequence number *just before* the oldest unflushed record;

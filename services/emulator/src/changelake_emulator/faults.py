@@ -1,6 +1,6 @@
 """Fault injection for the streaming destination: duplicates, reordering, TTL identity, ms/µs.
 
-AWS_BEHAVIOUR.md: Kinesis Data Streams for DynamoDB delivers at least once and out of order, TTL
+docs/aws-behaviour.md: Kinesis Data Streams for DynamoDB delivers at least once and out of order, TTL
 deletes carry the DynamoDB service identity, and real captures mix 13- and 16-digit timestamps.
 The emulator is exactly-once and in order unless asked otherwise; these faults let tests prove
 the consumer copes with what AWS really does.

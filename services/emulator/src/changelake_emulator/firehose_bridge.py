@@ -2,7 +2,7 @@
 
 moto's Firehose writes direct PUTs to S3 at once; it has no Kinesis source, no Lambda
 processor, no dynamic partitioning. This bridge stands in for all three, faithfully to the
-contract in AWS_BEHAVIOUR.md:
+contract in docs/aws-behaviour.md:
 
 * it reads the stream with its own iterators, one ``GetRecords`` per shard per poll interval
   (default 1 s, like Firehose), well inside the 5 calls/s per shard a consumer shares;

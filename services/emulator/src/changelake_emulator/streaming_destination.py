@@ -1,7 +1,7 @@
 """DynamoDB → Kinesis streaming destination (moto lacks ``EnableKinesisStreamingDestination``).
 
 Follows the table's DynamoDB stream and puts each change on the Kinesis stream in the exact
-Kinesis-for-DynamoDB shape (AWS_BEHAVIOUR.md): no ``SequenceNumber``, ``StreamViewType`` or
+Kinesis-for-DynamoDB shape (docs/aws-behaviour.md): no ``SequenceNumber``, ``StreamViewType`` or
 ``eventVersion``; INSERT carries only ``NewImage``, REMOVE only ``OldImage``; ``tableName``,
 ``recordFormat`` and ``userIdentity`` are added; ``ApproximateCreationDateTime`` is epoch ms,
 or µs with ``ApproximateCreationDateTimePrecision: MICROSECOND``.

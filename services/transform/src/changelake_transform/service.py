@@ -1,6 +1,6 @@
 """The Firehose data-transformation contract, as a pure function over the event's records.
 
-AWS_BEHAVIOUR.md (Firehose): each output record keeps its input ``recordId``; ``result`` is
+docs/aws-behaviour.md (Firehose): each output record keeps its input ``recordId``; ``result`` is
 ``Ok``, ``Dropped`` or ``ProcessingFailed``; ``data`` is base64; ``metadata.partitionKeys``
 feeds dynamic partitioning (``!{partitionKeyFromLambda:…}``); the response is at most 6 MB.
 
