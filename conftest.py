@@ -8,7 +8,6 @@ clients through the standard ``AWS_ENDPOINT_URL`` variable.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,6 @@ os.environ["AWS_REGION"] = "us-east-1"
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """The golden fixtures folder (tests/fixtures)."""
@@ -43,6 +35,7 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 for the whole session; yields its endpoint URL."""
+    from changelake_cli.local_stack import free_port
     from moto.server import ThreadedMotoServer
 
     port = free_port()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import changelake_dockerspec
 import pytest
+from changelake_cli.local_stack import free_port
 from pydantic import TypeAdapter
 
 ds = changelake_dockerspec
@@ -186,13 +186,6 @@ def test_compose_services_wait_for_a_healthy_emulator(compose: dict[str, Any], n
 
 
 # ---- the services as local processes, the way compose runs them --------------------------------
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def local_env(compose: dict[str, Any], name: str, port: int) -> dict[str, str]:

@@ -5,23 +5,17 @@ from __future__ import annotations
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from changelake_cli.local_stack import free_port
 
 pytestmark = pytest.mark.e2e
 
 READY_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _changelake() -> list[str]:
@@ -49,7 +43,7 @@ def _wait_ready(proc: subprocess.Popen[str]) -> str:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_local_up_prints_ready_and_exits_zero_when_signalled(signum: int) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
     proc = subprocess.Popen(
         [*_changelake(), "local", "up", "--port", str(port)],

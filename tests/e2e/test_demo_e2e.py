@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from changelake.layout import changes_table_name
 from changelake.settings import ChangelakeSettings
-from changelake_cli.demo_cmd import free_port, run_demo
+from changelake_cli.demo_cmd import run_demo
+from changelake_cli.local_stack import free_port
 from changelake_cli.main import app
 from changelake_cli.query.current_check import compare
 from changelake_cli.query.local_engine import LocalEngine

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from types import TracebackType
 from typing import Literal, Self
 
@@ -26,6 +27,13 @@ FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "changelake-local",
     "AWS_SECRET_ACCESS_KEY": "changelake-local",
 }
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a local stack, and the tests that start one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class LocalStack:

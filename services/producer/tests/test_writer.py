@@ -139,3 +139,35 @@ def test_writer_applies_inserts_updates_deletes_exactly_when_table_exists(
 def test_writer_check_raises_clear_error_when_table_missing(aws_endpoint: str) -> None:
     with pytest.raises(TableMissingError, match=r"'persons' does not exist .*changelake local up"):
         DynamoDBWriter("persons").check()
+
+
+@pytest.mark.aws
+def test_producer_task_honours_batch_size_setting(
+    aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from changelake_producer import __main__ as task
+    from changelake_producer import writer as writer_module
+
+    _create_table()
+    sizes: list[int] = []
+
+    class RecordingWriter(DynamoDBWriter):
+        def write_batch(self, operations: Any) -> None:
+            sizes.append(len(operations))
+            super().write_batch(operations)
+
+    monkeypatch.setattr(writer_module, "DynamoDBWriter", RecordingWriter)
+    for name, value in {
+        "CHANGELAKE_TABLE_NAME": "persons",
+        "CHANGELAKE_PRODUCER_COUNT": "40",
+        "CHANGELAKE_PRODUCER_MIX": "insert=1,update=0,delete=0",
+        "CHANGELAKE_PRODUCER_SEED": "7",
+        "CHANGELAKE_PRODUCER_BATCH_SIZE": "4",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    assert task.main() == 0
+
+    assert max(sizes, default=0) == 4
+    assert sum(sizes) == 40
+    assert boto3.client("dynamodb").scan(TableName="persons", Select="COUNT")["Count"] == 40

@@ -1,4 +1,4 @@
-"""The transform Lambda against the Firehose data-transformation contract (docs/aws-behaviour.md)."""
+"""The transform Lambda against the Firehose transformation contract (docs/aws-behaviour.md)."""
 
 from __future__ import annotations
 

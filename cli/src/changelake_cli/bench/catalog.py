@@ -27,13 +27,13 @@ from changelake_cli.bench.env import (
     bootstrapped_moto,
     boto_client,
     fake_aws_env,
-    percentile,
     scoped_env,
 )
 from changelake_cli.bench.lake import our_writer
 from changelake_cli.bench.proxy import CountingProxy
 from changelake_cli.bench.records import TABLE, generate
 from changelake_cli.bench.report import BenchResult, Progress, Row, Target, ratio
+from changelake_cli.stats import percentile
 
 _START = datetime(2026, 2, 1, tzinfo=UTC)
 _BUCKET = "changelake-lake"

@@ -73,12 +73,3 @@ def boto_client(service: str, endpoint: str) -> Any:
     )
     make: Any = session.client  # service is a runtime string: no typed overload applies
     return make(service, endpoint_url=endpoint)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100); ``None`` for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]

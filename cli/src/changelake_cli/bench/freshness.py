@@ -26,8 +26,8 @@ from typing import Any
 
 from changelake import layout
 
-from changelake_cli.bench.env import percentile
 from changelake_cli.bench.report import BenchResult, Progress, Row, Target
+from changelake_cli.stats import percentile
 
 
 class _Pending:

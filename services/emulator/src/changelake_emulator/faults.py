@@ -1,9 +1,9 @@
 """Fault injection for the streaming destination: duplicates, reordering, TTL identity, ms/µs.
 
-docs/aws-behaviour.md: Kinesis Data Streams for DynamoDB delivers at least once and out of order, TTL
-deletes carry the DynamoDB service identity, and real captures mix 13- and 16-digit timestamps.
-The emulator is exactly-once and in order unless asked otherwise; these faults let tests prove
-the consumer copes with what AWS really does.
+docs/aws-behaviour.md: Kinesis Data Streams for DynamoDB delivers at least once and out of
+order, TTL deletes carry the DynamoDB service identity, and real captures mix 13- and 16-digit
+timestamps. The emulator is exactly-once and in order unless asked otherwise; these faults let
+tests prove the consumer copes with what AWS really does.
 
 Every decision is a pure function of ``(seed, ordinal, copy)``, where *ordinal* is the record's
 position in the table's DynamoDB stream. The same seed over the same sequence of changes

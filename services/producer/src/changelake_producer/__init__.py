@@ -30,6 +30,7 @@ def produce(
     settings: ChangelakeSettings | None = None,
     progress: bool = False,
     keep_operations: bool = False,
+    batch_size: int | None = None,
 ) -> ProduceSummary:
     """Write changes to ``settings.table_name`` wherever ``AWS_ENDPOINT_URL`` points.
 
@@ -56,4 +57,5 @@ def produce(
         seed=seed,
         progress=bar,
         keep_operations=keep_operations,
+        batch_size=batch_size or service.MAX_BATCH,
     )

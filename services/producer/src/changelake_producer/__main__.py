@@ -28,6 +28,7 @@ def main() -> int:
             mix=settings.producer_mix,
             seed=seed,
             settings=settings,
+            batch_size=settings.producer_batch_size,
         )
     except TableMissingError as exc:
         print(f"error: {exc}", file=sys.stderr)
