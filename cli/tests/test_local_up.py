@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -41,8 +42,34 @@ def _wait_ready(proc: subprocess.Popen[str]) -> str:
     raise AssertionError(f"no 'ready' line within {READY_TIMEOUT_S}s; stdout so far: {seen!r}")
 
 
+def _second_shell_works_with_the_printed_exports(
+    proc: subprocess.Popen[str], port: int, home: Path
+) -> None:
+    """A new user's second shell: only PATH, an empty HOME and the lines `local up` printed."""
+    assert proc.stdout is not None
+    exports: dict[str, str] = {}
+    for line in proc.stdout:
+        if "Ctrl-C" in line:
+            break
+        if line.strip().startswith("export "):
+            name, _, value = line.strip().removeprefix("export ").partition("=")
+            exports[name] = value
+    assert exports["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "AWS_EC2_METADATA_DISABLED": "true"}
+    result = subprocess.run(
+        [*_changelake(), "produce", "--count", "5", "--mix", "insert=1", "--format", "json"],
+        env={**env, **exports},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["inserts"] == 5
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_local_up_prints_ready_and_exits_zero_when_signalled(signum: int) -> None:
+def test_local_up_prints_ready_and_exits_zero_when_signalled(signum: int, tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
     proc = subprocess.Popen(
@@ -60,6 +87,8 @@ def test_local_up_prints_ready_and_exits_zero_when_signalled(signum: int) -> Non
 
         client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}")
         assert "persons" in client.list_tables()["TableNames"]
+        if signum == signal.SIGINT:
+            _second_shell_works_with_the_printed_exports(proc, port, tmp_path)
         proc.send_signal(signum)
         assert proc.wait(timeout=60) == 0
     finally:

@@ -9,10 +9,21 @@ from types import FrameType
 from typing import Annotated, Literal
 
 import typer
+from changelake import aws
 from changelake.logs import configure_logging
 from changelake.settings import ChangelakeSettings
 
 DEFAULT_PORT = 4566
+
+
+def shell_env(endpoint: str, settings: ChangelakeSettings) -> list[tuple[str, str]]:
+    """The variables a second shell needs to use the local stack (dummy credentials)."""
+    return [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", settings.region),
+        *aws.LOCAL_CREDENTIALS.items(),
+    ]
+
 
 local_app = typer.Typer(help="Run the pipeline locally on the embedded AWS emulator.")
 
@@ -49,11 +60,13 @@ def up(
             names = ", ".join(s.name for s in stack.services) or "none registered"
             print(
                 f"changelake local stack ready at {stack.endpoint}\n"
-                f"  export AWS_ENDPOINT_URL={stack.endpoint}\n"
                 f"  table {settings.table_name} -> stream {settings.stream_name} -> "
                 f"s3://{settings.lake_bucket} (raw/ via Firehose {settings.firehose_name}); "
                 f"services: {names}\n"
-                "  Ctrl-C to stop",
+                "  In a second shell, paste these lines, then run `changelake produce`, "
+                "`changelake query` or the AWS CLI against the stack:\n"
+                + "".join(f"    export {k}={v}\n" for k, v in shell_env(stack.endpoint, settings))
+                + "  Ctrl-C to stop",
                 flush=True,
             )
             while not stop.wait(0.5):

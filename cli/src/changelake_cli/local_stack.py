@@ -15,6 +15,7 @@ import socket
 from types import TracebackType
 from typing import Literal, Self
 
+from changelake import aws
 from changelake.settings import ChangelakeSettings
 from changelake_emulator.emulator import Emulator
 from changelake_emulator.faults import FaultConfig
@@ -22,11 +23,6 @@ from changelake_emulator.faults import FaultConfig
 from changelake_cli.services import BackgroundService, ServiceFactory, default_factories
 
 log = logging.getLogger(__name__)
-
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "changelake-local",
-    "AWS_SECRET_ACCESS_KEY": "changelake-local",
-}
 
 
 def free_port() -> int:
@@ -86,7 +82,7 @@ class LocalStack:
             self.emulator.start()
             self._set_env("AWS_ENDPOINT_URL", self.emulator.endpoint)
             if not os.environ.get("AWS_ACCESS_KEY_ID"):
-                for name, value in FAKE_CREDENTIALS.items():
+                for name, value in aws.LOCAL_CREDENTIALS.items():
                     self._set_env(name, value)
             if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
                 self._set_env("AWS_DEFAULT_REGION", self.settings.region)

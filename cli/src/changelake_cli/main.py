@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from changelake_cli import (
@@ -9,6 +11,7 @@ from changelake_cli import (
     catalog_cmd,
     consumer_cmd,
     demo_cmd,
+    errors,
     local_cmd,
     produce_cmd,
     query_cmd,
@@ -26,5 +29,16 @@ for _module in (demo_cmd, local_cmd, produce_cmd, consumer_cmd, catalog_cmd, que
     _module.register(app)
 
 
+def main() -> None:
+    """The installed ``changelake`` script: the app, with failures as one line on stderr."""
+    try:
+        app()
+    except Exception as exc:
+        if errors.show_tracebacks():
+            raise
+        print(errors.one_line(exc), file=sys.stderr)
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

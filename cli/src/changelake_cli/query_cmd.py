@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from enum import StrEnum
@@ -13,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from changelake.logs import configure_logging
 from rich.console import Console
 
+from changelake_cli import errors
 from changelake_cli.query import render
 from changelake_cli.query.model import QueryError, QueryResult
 from changelake_cli.query.named import load, load_all
@@ -145,13 +145,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
             raise typer.Exit(1) from exc
         except (BotoCoreError, ClientError) as exc:
-            where = os.environ.get("AWS_ENDPOINT_URL") or "AWS (no AWS_ENDPOINT_URL set)"
-            err.print(
-                f"[red]error:[/red] {exc}\n  endpoint: {where} — for the local stack run "
-                "`changelake local up` and export the AWS_ENDPOINT_URL it prints",
-                markup=True,
-                highlight=False,
-            )
+            err.print(errors.one_line(exc), markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from exc
         elapsed = time.monotonic() - started
         if output is OutputFormat.json:

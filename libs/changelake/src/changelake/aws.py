@@ -1,14 +1,19 @@
 """AWS client factory: the one place that holds retry, timeout and endpoint policy.
 
 Endpoints come only from the standard ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``
-environment variables, which boto3 reads itself; nothing here hard-codes an endpoint.
+environment variables, which boto3 reads itself; nothing here hard-codes an endpoint. A client
+aimed at a loopback endpoint (the local stack) on a machine with no AWS credentials configured
+gets dummy ones, as LocalStack's ``awslocal`` does, and says so once.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
+import urllib.parse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -27,6 +32,26 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger(__name__)
+
+# What a client aimed at the local stack uses when nothing else is configured.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "changelake-local",
+    "AWS_SECRET_ACCESS_KEY": "changelake-local",
+}
+# Any of these means the user configured credentials: never override them.
+_CREDENTIAL_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+_CREDENTIAL_FILES = (
+    ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+    ("AWS_CONFIG_FILE", "~/.aws/config"),
+)
 
 RETRY_ATTEMPTS = 8
 CONNECT_TIMEOUT_S = 5
@@ -59,17 +84,58 @@ def default_region() -> str:
     return region or str(ChangelakeSettings.model_fields["region"].default)
 
 
+def endpoint_for(service: str) -> str | None:
+    """The endpoint override boto3 will use for ``service`` (``None``: AWS itself)."""
+    specific = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}")
+    return specific or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` points at this machine (127.0.0.0/8, ::1, localhost)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def credentials_configured() -> bool:
+    """Whether the user configured AWS credentials in any way boto3 reads without a network."""
+    if any(os.environ.get(name) for name in _CREDENTIAL_ENV):
+        return True
+    return any(
+        Path(os.environ.get(var) or default).expanduser().is_file()
+        for var, default in _CREDENTIAL_FILES
+    )
+
+
+@functools.cache
+def _say_dummy_credentials(endpoint: str) -> None:
+    log.warning(
+        "no AWS credentials configured: using dummy ones for the local endpoint",
+        extra={"endpoint": endpoint},
+    )
+
+
 def client(service: str, region: str | None = None, **config: Any) -> Any:
     """A boto3 client for ``service`` with the project's policy (thread-safe creation).
 
     The region is ``region``, else AWS's own resolution (``AWS_REGION``, profile …), else
-    :func:`default_region` — so a service never dies with ``NoRegionError``.
+    :func:`default_region` — so a service never dies with ``NoRegionError``. Aimed at a
+    loopback endpoint with no credentials configured, it uses :data:`LOCAL_CREDENTIALS`.
     """
+    credentials: dict[str, str] = {}
+    endpoint = endpoint_for(service)
+    if endpoint and is_loopback(endpoint) and not credentials_configured():
+        _say_dummy_credentials(endpoint)
+        credentials = {
+            "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        }
     with _lock:
         session = _session(region)
         if not session.region_name:  # stubs say str; boto3 gives None when unset
             session = _session(default_region())
-        return session.client(service, config=client_config(**config))  # type: ignore[call-overload]
+        return session.client(  # type: ignore[call-overload]
+            service, config=client_config(**config), **credentials
+        )
 
 
 def s3(region: str | None = None) -> S3Client:
