@@ -401,7 +401,7 @@ def test_in_memory_checkpoints_and_metrics_record_history() -> None:
     checkpoints = InMemoryCheckpointStore()
     checkpoints.save("s-1", "10")
     checkpoints.save("s-1", "20")
-    checkpoints.mark_finished("s-1")
+    checkpoints.mark_finished("s-1", "25")
     recorded = RecordingMetrics()
     recorded.count("records", 2)
     recorded.count("records")
@@ -410,4 +410,6 @@ def test_in_memory_checkpoints_and_metrics_record_history() -> None:
     assert checkpoints.load("s-2") is None
     assert checkpoints.history == [("s-1", "10"), ("s-1", "20")]
     assert checkpoints.is_finished("s-1")
+    assert checkpoints.finished_end("s-1") == "25"
+    assert not checkpoints.is_finished("s-2")
     assert recorded.counters["records"] == 3

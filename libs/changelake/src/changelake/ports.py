@@ -49,12 +49,21 @@ class CheckpointStore(Protocol):
         """Persist the checkpoint (raise on failure)."""
         ...
 
-    def mark_finished(self, shard_id: str) -> None:
-        """Record that the shard is closed and fully processed (children may start)."""
+    def mark_finished(self, shard_id: str, end: str | None) -> None:
+        """Record that the shard is closed and fully processed (children may start).
+
+        ``end`` is the shard's ending sequence number as the consumer saw it when it finished
+        (``None`` if it had none); a closed shard's end never moves in Kinesis, so a later,
+        larger ending sequence number means records the consumer never read.
+        """
         ...
 
     def is_finished(self, shard_id: str) -> bool:
         """Whether :meth:`mark_finished` was called for the shard."""
+        ...
+
+    def finished_end(self, shard_id: str) -> str | None:
+        """The ``end`` recorded by :meth:`mark_finished` (``None``: not finished or no end)."""
         ...
 
 

@@ -7,7 +7,7 @@ may start). The table is created on first use (on-demand capacity).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from changelake import aws
@@ -51,14 +51,18 @@ class DynamoDBCheckpointStore:
             TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
 
+    def _item(self, shard_id: str) -> dict[str, Any]:
+        """The shard's item (strongly consistent read); empty if it has none."""
+        return dict(
+            self._db.get_item(
+                TableName=self.table, Key=self._key(shard_id), ConsistentRead=True
+            ).get("Item", {})
+        )
+
     def load(self, shard_id: str) -> str | None:
-        """The last saved sequence number of the shard, if any (strongly consistent read)."""
-        item = self._db.get_item(
-            TableName=self.table, Key=self._key(shard_id), ConsistentRead=True
-        ).get("Item")
-        if not item or "checkpoint" not in item:
-            return None
-        return item["checkpoint"]["S"]
+        """The last saved sequence number of the shard, if any."""
+        item = self._item(shard_id)
+        return item["checkpoint"]["S"] if "checkpoint" in item else None
 
     def save(self, shard_id: str, sequence_number: str) -> None:
         """Persist the checkpoint (raises on failure)."""
@@ -73,22 +77,31 @@ class DynamoDBCheckpointStore:
             },
         )
 
-    def mark_finished(self, shard_id: str) -> None:
-        """Record that the closed shard is fully processed."""
+    def mark_finished(self, shard_id: str, end: str | None) -> None:
+        """Record that the closed shard is fully processed, up to its ending ``end``."""
+        names = {"#f": "finished", "#u": "updated_at"}
+        values: dict[str, Any] = {
+            ":t": {"BOOL": True},
+            ":u": {"S": us_to_datetime(now_us()).isoformat()},
+        }
+        update = "SET #f = :t, #u = :u"
+        if end is not None:
+            names["#e"] = "ending_sequence"
+            values[":e"] = {"S": end}
+            update += ", #e = :e"
         self._db.update_item(
             TableName=self.table,
             Key=self._key(shard_id),
-            UpdateExpression="SET #f = :t, #u = :u",
-            ExpressionAttributeNames={"#f": "finished", "#u": "updated_at"},
-            ExpressionAttributeValues={
-                ":t": {"BOOL": True},
-                ":u": {"S": us_to_datetime(now_us()).isoformat()},
-            },
+            UpdateExpression=update,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )
 
     def is_finished(self, shard_id: str) -> bool:
         """Whether :meth:`mark_finished` was called for the shard."""
-        item = self._db.get_item(
-            TableName=self.table, Key=self._key(shard_id), ConsistentRead=True
-        ).get("Item")
-        return bool(item and item.get("finished", {}).get("BOOL"))
+        return bool(self._item(shard_id).get("finished", {}).get("BOOL"))
+
+    def finished_end(self, shard_id: str) -> str | None:
+        """The ending sequence number recorded when the shard finished."""
+        item = self._item(shard_id)
+        return item["ending_sequence"]["S"] if "ending_sequence" in item else None

@@ -80,6 +80,8 @@ class LocalConsumer:
         self._coordinator: threading.Thread | None = None
         self._workers: dict[str, threading.Thread] = {}
         self._finished: set[str] = set()
+        self._finished_end: dict[str, str | None] = {}
+        self._beyond_reported: set[tuple[str, str]] = set()
         self._closed: dict[str, ShardInfo] = {}
         self._lag: dict[str, int] = {}
         self.failure: BaseException | None = None
@@ -146,11 +148,17 @@ class LocalConsumer:
         for shard in shards:
             sid = shard.shard_id
             with self._lock:
-                if sid in self._workers or sid in self._finished:
+                finished = sid in self._finished
+                if sid in self._workers and not finished:
                     continue
-            if self._checkpoints.is_finished(sid):
+            if not finished and self._checkpoints.is_finished(sid):
+                end = self._checkpoints.finished_end(sid)
                 with self._lock:
                     self._finished.add(sid)
+                    self._finished_end[sid] = end
+                finished = True
+            if finished:
+                self._check_end(shard)
                 continue
             with self._lock:
                 # Parents first (KCL's rule): a parent that is no longer listed has aged out.
@@ -163,6 +171,28 @@ class LocalConsumer:
                 self._workers[sid] = thread
                 self.history.append(("start", sid))
             thread.start()
+
+    def _check_end(self, shard: ShardInfo) -> None:
+        """Loudly report records beyond the end a finished shard had when it finished.
+
+        A closed shard's ending sequence number never moves in Kinesis; if it did, records
+        were written to the shard after this consumer read it to its end, and nobody will
+        read them (issue 18: moto routed writes to split parents). Error + metric, once per
+        new end.
+        """
+        sid, ending = shard.shard_id, shard.ending_sequence
+        with self._lock:
+            recorded = self._finished_end.get(sid)
+            if ending is None or recorded is None or int(ending) <= int(recorded):
+                return
+            if (sid, ending) in self._beyond_reported:
+                return
+            self._beyond_reported.add((sid, ending))
+        log.error(
+            "records beyond a finished shard's end: they were never read",
+            extra={"shard_id": sid, "recorded_end": recorded, "ending_sequence": ending},
+        )
+        self._metrics.count("records_beyond_shard_end", 1, {"shard": sid})
 
     def _fail(self, exc: BaseException) -> None:
         log.error("consumer failed", exc_info=exc)
@@ -236,12 +266,20 @@ class LocalConsumer:
         checkpoint = processor.flush_all()
         if checkpoint is not None and checkpoint != saved:
             self._checkpoints.save(sid, checkpoint)
-        self._checkpoints.mark_finished(sid)
+        end = self._ending_sequence(sid, processor.last_sequence)
+        self._checkpoints.mark_finished(sid, end)
         with self._lock:
             self._finished.add(sid)
+            self._finished_end[sid] = end
             self.history.append(("end", sid))
-        log.info("shard finished", extra={"shard_id": sid})
+        log.info("shard finished", extra={"shard_id": sid, "ending_sequence": end})
         return checkpoint
+
+    def _ending_sequence(self, sid: str, last: str | None) -> str | None:
+        """The shard's ending sequence number now (fresh listing), at least the last one read."""
+        listed = next((s for s in self._reader.list_shards() if s.shard_id == sid), None)
+        ends = [int(v) for v in (listed.ending_sequence if listed else None, last) if v is not None]
+        return str(max(ends)) if ends else None
 
 
 def build(settings: ConsumerSettings | None = None) -> LocalConsumer:

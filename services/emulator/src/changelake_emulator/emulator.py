@@ -24,6 +24,7 @@ from changelake_emulator.bootstrap import bootstrap, transform_lambda_arn
 from changelake_emulator.clients import emulator_client
 from changelake_emulator.faults import FaultConfig
 from changelake_emulator.firehose_bridge import FirehoseBridge, Handler
+from changelake_emulator.kinesis_resharding import install as install_kinesis_resharding
 from changelake_emulator.streaming_destination import StreamingDestination
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class Emulator:
                         "process-wide): stop it first"
                     )
                 _running.add(id(self))
+            install_kinesis_resharding()  # moto's split/merge routing loses records
             # moto's werkzeug request log would flood stderr with one line per API call.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
             server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)

@@ -47,7 +47,7 @@ class InMemoryCheckpointStore:
     def __init__(self) -> None:
         self.checkpoints: dict[str, str] = {}
         self.history: list[tuple[str, str]] = []
-        self.finished: set[str] = set()
+        self.finished: dict[str, str | None] = {}
 
     def load(self, shard_id: str) -> str | None:
         """Last saved sequence number."""
@@ -58,13 +58,17 @@ class InMemoryCheckpointStore:
         self.checkpoints[shard_id] = sequence_number
         self.history.append((shard_id, sequence_number))
 
-    def mark_finished(self, shard_id: str) -> None:
-        """Mark the shard finished."""
-        self.finished.add(shard_id)
+    def mark_finished(self, shard_id: str, end: str | None) -> None:
+        """Mark the shard finished at ``end``."""
+        self.finished[shard_id] = end
 
     def is_finished(self, shard_id: str) -> bool:
         """Whether the shard is finished."""
         return shard_id in self.finished
+
+    def finished_end(self, shard_id: str) -> str | None:
+        """The end recorded when the shard finished."""
+        return self.finished.get(shard_id)
 
 
 class RecordingMetrics:
