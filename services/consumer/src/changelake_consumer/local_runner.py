@@ -12,14 +12,18 @@ resumes from the checkpoint after a restart, and reports its lag (``MillisBehind
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Protocol
 
 from changelake.metrics import make_metrics
 from changelake.ports import CheckpointStore, Metrics, ObjectStore
 
+from changelake_consumer.dynamodb_checkpoints import LeaseItem, LeaseLostError
 from changelake_consumer.kinesis_shards import (
     IteratorExpiredError,
     Page,
@@ -51,6 +55,47 @@ class ShardReader(Protocol):
         ...
 
 
+class ShardLeases(Protocol):
+    """Shard ownership among runners (:class:`~.dynamodb_checkpoints.DynamoDBCheckpointStore`)."""
+
+    worker_id: str | None
+
+    def heartbeat(self) -> None:
+        """Tell the other runners this one is alive."""
+        ...
+
+    def retire(self) -> None:
+        """Remove this runner's heartbeat (clean stop)."""
+        ...
+
+    def scan(self) -> list[LeaseItem]:
+        """Every shard lease and runner heartbeat of the stream."""
+        ...
+
+    def acquire(self, shard_id: str, expired: LeaseItem | None) -> bool:
+        """Take a free lease, or an ``expired`` one as observed; False if another was faster."""
+        ...
+
+    def renew(self, shard_id: str) -> None:
+        """Renew an owned lease (raise LeaseLostError if it is no longer ours)."""
+        ...
+
+    def release(self, shard_id: str) -> None:
+        """Give an owned lease up."""
+        ...
+
+
+def quota(shards: int, workers: list[str], me: str) -> int:
+    """How many of ``shards`` ready shards runner ``me`` should own among live ``workers``.
+
+    Every runner computes the same split from the same set of live runners: the first
+    ``shards % len(workers)`` runners by id own one more. The quotas add up to ``shards``.
+    """
+    ranked = sorted(set(workers) | {me})
+    base, extra = divmod(shards, len(ranked))
+    return base + (1 if ranked.index(me) < extra else 0)
+
+
 class LocalConsumer:
     """A :class:`changelake_cli.services.BackgroundService` running every shard in threads."""
 
@@ -66,6 +111,7 @@ class LocalConsumer:
         *,
         ensure_checkpoints: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        leases: ShardLeases | None = None,
     ) -> None:
         self.settings = settings
         self._reader = reader
@@ -82,6 +128,9 @@ class LocalConsumer:
         self._finished: set[str] = set()
         self._finished_end: dict[str, str | None] = {}
         self._beyond_reported: set[tuple[str, str]] = set()
+        self._leases = leases
+        self._seen: dict[tuple[bool, str], tuple[tuple[str | None, int], float]] = {}
+        self._surplus: set[str] = set()
         self._closed: dict[str, ShardInfo] = {}
         self._lag: dict[str, int] = {}
         self.failure: BaseException | None = None
@@ -112,6 +161,8 @@ class LocalConsumer:
             self._coordinator.join(timeout=120)
         for thread in list(self._workers.values()):
             thread.join(timeout=120)
+        if self._leases is not None:
+            self._leases.retire()
         self._metrics.flush()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -145,6 +196,9 @@ class LocalConsumer:
             for shard in shards:
                 if shard.closed:
                     self._closed[shard.shard_id] = shard
+        if self._leases is not None:
+            self._sync_leased(self._leases, shards, listed)
+            return
         for shard in shards:
             sid = shard.shard_id
             with self._lock:
@@ -165,12 +219,91 @@ class LocalConsumer:
                 ready = all(p not in listed or p in self._finished for p in shard.parent_ids)
                 if not ready or self._stop.is_set():
                     continue
-                thread = threading.Thread(
-                    target=self._run_shard, args=(shard,), name=f"consumer-{sid}", daemon=True
-                )
-                self._workers[sid] = thread
-                self.history.append(("start", sid))
+                thread = self._start_worker(shard)
             thread.start()
+
+    def _start_worker(self, shard: ShardInfo) -> threading.Thread:
+        """Register a worker thread for the shard (under the lock); the caller starts it."""
+        sid = shard.shard_id
+        thread = threading.Thread(
+            target=self._run_shard, args=(shard,), name=f"consumer-{sid}", daemon=True
+        )
+        self._workers[sid] = thread
+        self.history.append(("start", sid))
+        return thread
+
+    def _sync_leased(self, leases: ShardLeases, shards: list[ShardInfo], listed: set[str]) -> None:
+        """Own this runner's share of the ready shards (ADR 0017).
+
+        Ready shards are the unfinished ones whose parents are finished. Each runner owns
+        :func:`quota` of them among the live runners (heartbeat moved within the lease
+        timeout); a runner over its quota releases the surplus after a final checkpoint, one
+        under it takes free leases, and leases whose counter stood still for the lease timeout
+        (a runner killed or stuck) with a conditional write on the counter it saw.
+        """
+        me = leases.worker_id or ""
+        timeout = self.settings.lease_timeout_s
+        leases.heartbeat()
+        items = leases.scan()
+        now = self._clock()
+        live = [me]
+        by_shard: dict[str, LeaseItem] = {}
+        for item in items:
+            key = (item.is_worker, item.shard_id)
+            state = (item.owner, item.counter)
+            seen = self._seen.get(key)
+            if seen is None or seen[0] != state:
+                self._seen[key] = seen = (state, now)
+            fresh = now - seen[1] < timeout
+            if item.is_worker:
+                if fresh and item.shard_id != me:
+                    live.append(item.shard_id)
+                continue
+            by_shard[item.shard_id] = item
+            if item.finished:
+                with self._lock:
+                    if item.shard_id not in self._finished:
+                        self._finished.add(item.shard_id)
+                        self._finished_end[item.shard_id] = item.ending_sequence
+        for shard in shards:
+            if shard.shard_id in self._finished:
+                self._check_end(shard)
+        with self._lock:
+            ready = [
+                s
+                for s in shards
+                if s.shard_id not in self._finished
+                and all(p not in listed or p in self._finished for p in s.parent_ids)
+            ]
+            mine = sorted(sid for sid in self._workers if sid not in self._finished)
+        share = quota(len(ready), live, me)
+        if len(mine) > share:
+            with self._lock:
+                self._surplus.update(mine[share:])
+            return
+        for shard in sorted(ready, key=lambda s: s.shard_id):
+            if len(mine) >= share or self._stop.is_set():
+                return
+            sid = shard.shard_id
+            with self._lock:
+                if sid in self._workers:
+                    continue
+            lease = by_shard.get(sid)
+            if lease is None or lease.owner is None:
+                taken = leases.acquire(sid, None)
+            elif lease.owner != me and now - self._seen[(False, sid)][1] >= timeout:
+                log.warning(
+                    "taking over an expired lease",
+                    extra={"shard_id": sid, "previous_owner": lease.owner},
+                )
+                taken = leases.acquire(sid, lease)
+            else:
+                continue
+            if taken:
+                mine.append(sid)
+                with self._lock:
+                    thread = self._start_worker(shard)
+                thread.start()
 
     def _check_end(self, shard: ShardInfo) -> None:
         """Loudly report records beyond the end a finished shard had when it finished.
@@ -210,14 +343,20 @@ class LocalConsumer:
         initial = "TRIM_HORIZON" if shard.parent_ids else self.settings.initial_position
         interval = 1.0 / self.settings.get_records_per_s
         throttle_backoff = interval
+        renew_every = self.settings.lease_timeout_s / 3
+        renewed = self._clock()
+        processor: ShardProcessor | None = None
         try:
             saved = self._checkpoints.load(sid)
             processor = ShardProcessor(
                 sid, self._store, self._metrics, self._policy, start_after=saved, clock=self._clock
             )
             iterator: str | None = self._reader.iterator(sid, saved, initial)
-            while not self._stop.is_set() and iterator is not None:
+            while not self._stop.is_set() and iterator is not None and not self._released(sid):
                 started = self._clock()
+                if self._leases is not None and started - renewed >= renew_every:
+                    self._leases.renew(sid)
+                    renewed = started
                 try:
                     page = self._reader.get_records(sid, iterator, self.settings.get_records_limit)
                 except IteratorExpiredError:
@@ -244,11 +383,27 @@ class LocalConsumer:
             checkpoint = processor.flush_all()  # shutdown requested: flush and checkpoint
             if checkpoint is not None and checkpoint != saved:
                 self._checkpoints.save(sid, checkpoint)
+            if self._leases is not None:
+                self._leases.release(sid)
+                log.info("lease released", extra={"shard_id": sid})
+        except LeaseLostError:
+            # Another runner owns the shard now: keep nothing, checkpoint nothing (the KCL's
+            # rule); the new owner reads again from the last checkpoint.
+            log.warning("lease lost", extra={"shard_id": sid})
+            if processor is not None:
+                processor.drop()
         except Exception as exc:  # WriteError and anything else: stop, never skip data
             self._fail(exc)
         finally:
             with self._lock:
                 self._lag.pop(sid, None)
+                if self._leases is not None and sid not in self._finished:
+                    self._workers.pop(sid, None)  # free to be taken again (by anyone)
+                    self._surplus.discard(sid)
+
+    def _released(self, sid: str) -> bool:
+        with self._lock:
+            return sid in self._surplus
 
     def _at_end(self, sid: str, page: Page, last: str | None) -> bool:
         # Real Kinesis ends a closed shard with a null NextShardIterator; moto keeps returning
@@ -268,6 +423,8 @@ class LocalConsumer:
             self._checkpoints.save(sid, checkpoint)
         end = self._ending_sequence(sid, processor.last_sequence)
         self._checkpoints.mark_finished(sid, end)
+        if self._leases is not None:
+            self._leases.release(sid)
         with self._lock:
             self._finished.add(sid)
             self._finished_end[sid] = end
@@ -290,7 +447,9 @@ def build(settings: ConsumerSettings | None = None) -> LocalConsumer:
     from changelake_consumer.kinesis_shards import KinesisShardReader
 
     settings = settings or ConsumerSettings()
-    checkpoints = DynamoDBCheckpointStore(settings.checkpoint_table, settings.stream_name)
+    checkpoints = DynamoDBCheckpointStore(
+        settings.checkpoint_table, settings.stream_name, worker_id=worker_id()
+    )
     return LocalConsumer(
         settings,
         KinesisShardReader(settings.stream_name),
@@ -298,7 +457,13 @@ def build(settings: ConsumerSettings | None = None) -> LocalConsumer:
         S3ObjectStore(settings.lake_bucket),
         make_metrics(settings.metrics, namespace="changelake/consumer"),
         ensure_checkpoints=checkpoints.ensure_table,
+        leases=checkpoints,
     )
+
+
+def worker_id() -> str:
+    """This runner's identity in the lease table: host, process and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def local_service() -> LocalConsumer:

@@ -55,6 +55,11 @@ class ConsumerSettings(ChangelakeSettings):
     shard_sync_s: float = Field(
         5.0, gt=0, description="How often the local runner lists shards (resharding)"
     )
+    lease_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Local runner: a shard lease or runner not renewed for this long is taken over",
+    )
     kcl_java: str = Field("java", description="Java executable running the MultiLangDaemon")
     kcl_jars_dir: str | None = Field(
         None, description="Folder of the KCL jars (default: amazon_kclpy's jars folder)"
