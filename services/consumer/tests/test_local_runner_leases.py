@@ -130,7 +130,7 @@ def test_local_runners_share_shards_and_take_over_after_sigkill(
     try:
         # GIVEN two runners on a 4-shard stream: two shards each
         first, second = runners.start(), runners.start()
-        _wait("2 runners × 2 shards", lambda: sorted(owners().values()) == [2, 2], runners)
+        _wait("2 runners, 2 shards each", lambda: sorted(owners().values()) == [2, 2], runners)
         produced += produce(count=120, seed=1, settings=SETTINGS).total
         _wait("first changes", lambda: len({r["event_id"] for r in _rows()}) == produced, runners)
         # WHEN a third runner joins THEN the shards are shared 2/1/1

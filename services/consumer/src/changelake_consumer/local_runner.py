@@ -185,9 +185,15 @@ class LocalConsumer:
                 if self._clock() - last_metrics >= METRICS_INTERVAL_S:
                     self._metrics.flush()
                     last_metrics = self._clock()
-                self._stop.wait(self.settings.shard_sync_s)
+                self._stop.wait(self._sync_interval())
         except Exception as exc:  # a broken coordinator must stop the whole consumer
             self._fail(exc)
+
+    def _sync_interval(self) -> float:
+        """Seconds between shard syncs; with leases, often enough for the heartbeat to show."""
+        if self._leases is None:
+            return self.settings.shard_sync_s
+        return min(self.settings.shard_sync_s, self.settings.lease_timeout_s / 3)
 
     def _sync_shards(self) -> None:
         shards = self._reader.list_shards()
