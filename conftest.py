@@ -60,15 +60,16 @@ def aws_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A started changelake Emulator on a free loopback port; AWS_ENDPOINT_URL points at it.
 
     moto's state is process-wide: the emulator resets it on start, so it begins empty (and
-    an ``aws_endpoint`` used in the same test would share its state).
+    an ``aws_endpoint`` used in the same test would share its state). Keyword arguments of
+    the Emulator can be given with ``@pytest.mark.parametrize("emulator", [{...}], indirect=True)``.
     """
     from changelake_emulator.emulator import Emulator
 
-    emu = Emulator(0)
+    emu = Emulator(0, **getattr(request, "param", {}))
     emu.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint)
     try:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,6 @@ pytestmark = pytest.mark.e2e
 
 TABLE = "leases-ckpt"
 SETTINGS = ChangelakeSettings()
-
-
-@pytest.fixture
-def four_shards(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    emu = Emulator(0, shards=4)
-    emu.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint)
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
 class Runners:
@@ -122,10 +111,11 @@ def _wait(what: str, predicate: Callable[[], bool], runners: Runners, timeout: f
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize("emulator", [{"shards": 4}], indirect=True)
 def test_local_runners_share_shards_and_take_over_after_sigkill(
-    four_shards: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path
 ) -> None:
-    runners = Runners(four_shards.endpoint, tmp_path)
+    runners = Runners(emulator.endpoint, tmp_path)
     produced = 0
     try:
         # GIVEN two runners on a 4-shard stream: two shards each
