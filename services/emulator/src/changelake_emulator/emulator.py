@@ -9,7 +9,6 @@ their own clients built with ``endpoint_url=self.endpoint``.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import urllib.request
 from dataclasses import dataclass
@@ -18,12 +17,12 @@ from typing import Any, Literal, Self
 
 from changelake import layout
 from changelake.settings import ChangelakeSettings
-from moto.server import ThreadedMotoServer
 
 from changelake_emulator.bootstrap import bootstrap, transform_lambda_arn
 from changelake_emulator.clients import emulator_client
 from changelake_emulator.faults import FaultConfig
 from changelake_emulator.firehose_bridge import FirehoseBridge, Handler
+from changelake_emulator.http_server import H2cMotoServer
 from changelake_emulator.kinesis_resharding import install as install_kinesis_resharding
 from changelake_emulator.streaming_destination import StreamingDestination
 
@@ -84,7 +83,7 @@ class Emulator:
         self.firehose_poll_seconds = firehose_poll_seconds
         self.shards = shards
         self._transform_handler = transform_handler
-        self._server: ThreadedMotoServer | None = None
+        self._server: H2cMotoServer | None = None
         self._endpoint: str | None = None
         self.streaming: StreamingDestination | None = None
         self.firehose: FirehoseBridge | None = None
@@ -116,12 +115,9 @@ class Emulator:
                     )
                 _running.add(id(self))
             install_kinesis_resharding()  # moto's split/merge routing loses records
-            # moto's werkzeug request log would flood stderr with one line per API call.
-            logging.getLogger("werkzeug").setLevel(logging.WARNING)
-            server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+            # HTTP/1.1 for boto3 and cleartext HTTP/2 for the KCL's Java SDK, on one port.
+            server = H2cMotoServer(self.host, self.port)
             try:
-                if self.port:
-                    _check_port_free(self.host, self.port)
                 server.start()
             except BaseException:
                 _release(self)
@@ -237,12 +233,3 @@ class Emulator:
 def _release(emulator: Emulator) -> None:
     with _running_lock:
         _running.discard(id(emulator))
-
-
-def _check_port_free(host: str, port: int) -> None:
-    # ThreadedMotoServer.start() waits forever if its server cannot bind: fail fast instead.
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
