@@ -43,23 +43,21 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
         "CHANGELAKE_LOG_LEVEL",
         "CHANGELAKE_METRICS",
     ),
+    # The transform and the producer emit no metrics: no CHANGELAKE_METRICS for them (ADR 0024).
     "transform": (
         "CHANGELAKE_REGION",
         "CHANGELAKE_LOG_LEVEL",
-        "CHANGELAKE_METRICS",
     ),
     "producer": (
         "CHANGELAKE_REGION",
         "CHANGELAKE_TABLE_NAME",
         "CHANGELAKE_LOG_LEVEL",
-        "CHANGELAKE_METRICS",
     ),
     # The producer as an on-demand ECS task (`aws ecs run-task`, overrides per run).
     "producer-task": (
         "CHANGELAKE_REGION",
         "CHANGELAKE_TABLE_NAME",
         "CHANGELAKE_LOG_LEVEL",
-        "CHANGELAKE_METRICS",
         "CHANGELAKE_PRODUCER_DURATION_S",
         "CHANGELAKE_PRODUCER_RATE",
     ),
@@ -81,6 +79,47 @@ IMAGES: dict[str, tuple[str, str | None]] = {
     "producer": ("services/producer/Dockerfile", "lambda"),
     "producer-task": ("services/producer/Dockerfile", "runtime"),
 }
+
+# The uid:gid every service image runs as (its Dockerfile's USER); the task definitions say it
+# again, so a task never runs as root even if an image forgot its USER line.
+RUNTIME_USER = "10001:10001"
+
+# ONE list of writable paths per long-running container: ECS runs every container with a
+# read-only root file system and mounts a Fargate bind volume (empty, task-scoped) at exactly
+# these paths; docker-compose.yml mounts tmpfs at the same paths (tests check both). On Fargate
+# a bind volume is root-owned 0755 unless the image declares ``VOLUME <path>`` on a directory it
+# prepared for the runtime user: the ECS data plane then copies the directory (and its owner and
+# mode) into the volume (ADR 0024). So each image must ``VOLUME`` every path listed here.
+WRITABLE_PATHS: dict[str, tuple[str, ...]] = {
+    # The rendered KCL .properties (CHANGELAKE_KCL_PROPERTIES_PATH), Python's and Java's temp
+    # files (tempfile, java.io.tmpdir, hsperfdata).
+    "consumer": ("/tmp",),
+    "catalog": ("/tmp",),
+    "producer-task": ("/tmp",),
+}
+
+# Metrics the stack's alarms, dashboard and scaling read, by the namespace the code emits them
+# in (``make_metrics(..., namespace=…)``; EMF on ECS). The root suite greps the services' source
+# for each name in a metrics call of that service; deploy/tests checks the template uses only
+# these names. AWS-published metrics (AWS/SQS, AWS/Firehose, …) are not listed here.
+CONSUMER_NAMESPACE = "changelake/consumer"
+CATALOG_NAMESPACE = "changelake"
+METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # service: (namespace, names)
+    "consumer": (
+        CONSUMER_NAMESPACE,
+        (
+            "lag_ms",  # gauge per shard: MillisBehindLatest of the last batch
+            "records_in",
+            "rows_written",
+            "duplicate_rows_skipped",
+            "decode_failures",  # records quarantined under errors/consumer/
+        ),
+    ),
+    "catalog": (CATALOG_NAMESPACE, ("catalog_objects", "catalog_messages_failed")),
+}
+# The one dimension of the consumer's per-shard gauges.
+CONSUMER_SHARD_DIMENSION = "shard"
 
 # Lake layout (copies of changelake.layout; the root test-suite asserts they are equal).
 CHANGES_PREFIX = "changes/"

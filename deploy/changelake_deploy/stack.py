@@ -25,11 +25,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
+import jsii
 from constructs import Construct, IConstruct
 
 from changelake_deploy import contract
+from changelake_deploy.monitoring import Monitoring
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
@@ -41,17 +42,34 @@ CATALOG_VISIBILITY_TIMEOUT = cdk.Duration.minutes(2)
 CATALOG_MAX_RECEIVE_COUNT = 5
 
 
+def default_table_name(stack_name: str) -> str:
+    """The DynamoDB table's name when context gives none: the stack's name + ``-persons``."""
+    return f"{stack_name}-persons"
+
+
+def default_database(stack_name: str) -> str:
+    """The Glue database's name when context gives none: the stack's name, Glue-safe."""
+    return contract.glue_table_base(stack_name)
+
+
 @dataclass(frozen=True)
 class ChangelakeConfig:
-    """Knobs read from CDK context (``cdk synth -c key=value``); defaults suit a demo account."""
+    """Knobs read from CDK context (``cdk synth -c key=value``); defaults suit a demo account.
 
-    table_name: str = "persons"
-    database: str = "changelake"
+    ``table_name`` and ``database`` default to names derived from the stack's name (None here),
+    so two stacks in one account never collide (ADR 0024).
+    """
+
+    table_name: str | None = None
+    database: str | None = None
     vpc_id: str | None = None
     shard_count: int = 2
     consumer_count: int = 1
     with_producer: bool = True
     log_level: str = "INFO"
+    alarm_topic_arn: str | None = None
+    # One NAT gateway for both AZs (cost); 2 = one per AZ, no single point of egress (ADR 0026).
+    nat_gateways: int = 1
 
     @classmethod
     def from_context(cls, scope: Construct) -> ChangelakeConfig:
@@ -62,15 +80,55 @@ class ChangelakeConfig:
             value = node.try_get_context(key)
             return default if value is None else value
 
+        def optional(key: str) -> str | None:
+            value = node.try_get_context(key)
+            return str(value) if value else None
+
         return cls(
-            table_name=str(get("table_name", cls.table_name)),
-            database=str(get("database", cls.database)),
-            vpc_id=(str(v) if (v := node.try_get_context("vpc_id")) else None),
+            table_name=optional("table_name"),
+            database=optional("database"),
+            vpc_id=optional("vpc_id"),
             shard_count=int(str(get("shard_count", cls.shard_count))),
             consumer_count=int(str(get("consumer_count", cls.consumer_count))),
             with_producer=str(get("with_producer", cls.with_producer)).lower()
             in ("1", "true", "yes"),
             log_level=str(get("log_level", cls.log_level)),
+            alarm_topic_arn=optional("alarm_topic_arn"),
+            nat_gateways=int(str(get("nat_gateways", cls.nat_gateways))),
+        )
+
+
+@jsii.implements(s3.IBucketNotificationDestination)
+class _QueueFromThisAccount:
+    """S3 → SQS destination whose queue-policy statement also pins ``aws:SourceAccount``.
+
+    CDK's ``SqsDestination`` grants ``s3.amazonaws.com`` with ``aws:SourceArn`` only; AWS
+    recommends both conditions against the confused deputy (ADR 0024).
+    """
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    def bind(self, scope: Construct, bucket: s3.IBucket) -> s3.BucketNotificationDestinationConfig:
+        """Add the queue-policy statement and name the queue as the destination."""
+        del scope
+        result = self._queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ObjectCreatedFromTheLake",
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+                resources=[self._queue.queue_arn],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": bucket.bucket_arn},
+                    "StringEquals": {"aws:SourceAccount": cdk.Stack.of(bucket).account},
+                },
+            )
+        )
+        assert result.policy_dependable is not None
+        return s3.BucketNotificationDestinationConfig(
+            arn=self._queue.queue_arn,
+            type=s3.BucketNotificationDestinationType.QUEUE,
+            dependencies=[result.policy_dependable],
         )
 
 
@@ -102,6 +160,13 @@ class ChangelakeStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.config = config or ChangelakeConfig.from_context(self)
         cfg = self.config
+        if not 1 <= cfg.consumer_count <= cfg.shard_count:
+            raise ValueError(
+                f"consumer_count={cfg.consumer_count} must be within 1..shard_count="
+                f"{cfg.shard_count}: a KCL worker beyond one per shard holds no lease"
+            )
+        self.table_name = cfg.table_name or default_table_name(self.stack_name)
+        self.database_name = cfg.database or default_database(self.stack_name)
         self.app_name = f"{construct_id.lower()}-consumer"
 
         self.key = self._key()
@@ -111,7 +176,7 @@ class ChangelakeStack(cdk.Stack):
         self.queue, self.dlq = self._queue()
         self.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
-            s3n.SqsDestination(self.queue),
+            _QueueFromThisAccount(self.queue),
             s3.NotificationKeyFilter(prefix=contract.CHANGES_PREFIX, suffix=".parquet"),
         )
         self.database = glue.CfnDatabase(
@@ -119,7 +184,7 @@ class ChangelakeStack(cdk.Stack):
             "Database",
             catalog_id=self.account,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
-                name=cfg.database,
+                name=self.database_name,
                 description="changelake: every DynamoDB change as a table",
                 location_uri=self.bucket.s3_url_for_object(),
             ),
@@ -137,6 +202,19 @@ class ChangelakeStack(cdk.Stack):
         self.catalog_service = self._catalog_service()
         self.producer = self._producer_lambda() if cfg.with_producer else None
         self.producer_task = self._producer_task() if cfg.with_producer else None
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            shard_count=cfg.shard_count,
+            alarm_topic_arn=cfg.alarm_topic_arn,
+            dlq=self.dlq,
+            queue=self.queue,
+            stream=self.stream,
+            delivery_stream_name=self.delivery_stream.ref,
+            functions=[f for f in (self.transform, self.producer) if f is not None],
+            cluster=self.cluster,
+            services={"consumer": self.consumer_service, "catalog": self.catalog_service},
+        )
         self._harden_cdk_internals()
 
         for name, value in {
@@ -144,10 +222,12 @@ class ChangelakeStack(cdk.Stack):
             "TableName": self.table.table_name,
             "StreamName": self.stream.stream_name,
             "CatalogQueueUrl": self.queue.queue_url,
-            "GlueDatabase": cfg.database,
+            "GlueDatabase": self.database_name,
             "AthenaWorkGroup": self.workgroup.name,
             "DeliveryStreamName": self.delivery_stream.ref,
             "ClusterName": self.cluster.cluster_name,
+            "DashboardName": self.monitoring.dashboard.dashboard_name,
+            **({"ProducerFunctionName": self.producer.function_name} if self.producer else {}),
         }.items():
             cdk.CfnOutput(self, name, value=value)
 
@@ -202,7 +282,7 @@ class ChangelakeStack(cdk.Stack):
             self,
             "Vpc",
             max_azs=2,
-            nat_gateways=1,
+            nat_gateways=self.config.nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC),
                 ec2.SubnetConfiguration(
@@ -250,7 +330,7 @@ class ChangelakeStack(cdk.Stack):
         table = dynamodb.Table(
             self,
             "Table",
-            table_name=self.config.table_name,
+            table_name=self.table_name,
             partition_key=dynamodb.Attribute(
                 name=contract.TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
@@ -262,7 +342,9 @@ class ChangelakeStack(cdk.Stack):
             ),
             kinesis_stream=stream,
             kinesis_precision_timestamp=dynamodb.ApproximateCreationDateTimePrecision.MICROSECOND,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            # Kept on `cdk destroy` (data), but deleted when the create that made it rolls back,
+            # so a failed first deploy never blocks the next one with "already exists".
+            removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
         return table, stream
 
@@ -369,7 +451,6 @@ class ChangelakeStack(cdk.Stack):
         return queue, dlq
 
     def _athena(self) -> athena.CfnWorkGroup:
-        cfg = self.config
         workgroup = athena.CfnWorkGroup(
             self,
             "WorkGroup",
@@ -396,14 +477,14 @@ class ChangelakeStack(cdk.Stack):
         named_dir = REPO_ROOT / contract.NAMED_QUERIES_DIR
         for path in sorted(named_dir.glob("*.sql")):
             description, sql = contract.render_named_query(
-                path.read_text(encoding="utf-8"), cfg.table_name
+                path.read_text(encoding="utf-8"), self.table_name
             )
             query = athena.CfnNamedQuery(
                 self,
                 f"Query{path.stem.title().replace('_', '')}",
                 name=path.stem,
                 description=description[:1024] or path.stem,
-                database=cfg.database,
+                database=self.database_name,
                 query_string=sql,
                 work_group=workgroup.ref,
             )
@@ -474,7 +555,6 @@ class ChangelakeStack(cdk.Stack):
             {
                 "CHANGELAKE_REGION": self.region,
                 "CHANGELAKE_LOG_LEVEL": self.config.log_level,
-                "CHANGELAKE_METRICS": "emf",
             },
         )
         return self._function(
@@ -494,7 +574,6 @@ class ChangelakeStack(cdk.Stack):
                 "CHANGELAKE_REGION": self.region,
                 "CHANGELAKE_TABLE_NAME": self.table.table_name,
                 "CHANGELAKE_LOG_LEVEL": self.config.log_level,
-                "CHANGELAKE_METRICS": "emf",
             },
         )
         function = self._function(
@@ -532,7 +611,6 @@ class ChangelakeStack(cdk.Stack):
                 "CHANGELAKE_REGION": self.region,
                 "CHANGELAKE_TABLE_NAME": self.table.table_name,
                 "CHANGELAKE_LOG_LEVEL": self.config.log_level,
-                "CHANGELAKE_METRICS": "emf",
                 # Defaults of one run; `run-task --overrides` changes them per run.
                 "CHANGELAKE_PRODUCER_DURATION_S": "600",
                 "CHANGELAKE_PRODUCER_RATE": "50",
@@ -691,8 +769,6 @@ class ChangelakeStack(cdk.Stack):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        # A read-only root file system; /tmp (rendered KCL properties, temp files) is scratch.
-        task.add_volume(name="tmp")
         dockerfile, target = contract.IMAGES[service]
         container = task.add_container(
             service,
@@ -708,12 +784,20 @@ class ChangelakeStack(cdk.Stack):
                 stream_prefix=service, log_group=self._log_group(f"{title}Logs")
             ),
             readonly_root_filesystem=True,
+            # The images' USER, restated: never root, even if an image lost its USER line.
+            user=contract.RUNTIME_USER,
             essential=True,
             stop_timeout=cdk.Duration.seconds(60),
         )
-        container.add_mount_points(
-            ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)
-        )
+        # A read-only root file system; only the contract's writable paths are Fargate bind
+        # volumes (task-scoped scratch). The image declares each as a VOLUME owned by the
+        # runtime user, so ECS copies that owner and mode into the volume (ADR 0024).
+        for index, path in enumerate(contract.WRITABLE_PATHS[service]):
+            volume = f"scratch{index}"
+            task.add_volume(name=volume)
+            container.add_mount_points(
+                ecs.MountPoint(container_path=path, source_volume=volume, read_only=False)
+            )
         return task, container
 
     def _service(
@@ -726,7 +810,7 @@ class ChangelakeStack(cdk.Stack):
             description=f"changelake {service}: no inbound, outbound to AWS APIs",
             allow_all_outbound=True,
         )
-        return ecs.FargateService(
+        fargate = ecs.FargateService(
             self,
             f"{service.title()}Service",
             cluster=self.cluster,
@@ -741,6 +825,11 @@ class ChangelakeStack(cdk.Stack):
             min_healthy_percent=100 if desired > 1 else 0,
             max_healthy_percent=200,
         )
+        # The first image pull goes through the NAT gateway: start no task before the private
+        # subnets' default routes via NAT exist (else the circuit breaker rolls back).
+        for subnet in self.vpc.private_subnets:
+            fargate.node.add_dependency(subnet.internet_connectivity_established)
+        return fargate
 
     def _consumer_service(self) -> ecs.FargateService:
         env = self._environment(
@@ -768,17 +857,8 @@ class ChangelakeStack(cdk.Stack):
                     "kinesis:GetShardIterator",
                     "kinesis:GetRecords",
                     "kinesis:ListShards",
-                    "kinesis:RegisterStreamConsumer",
-                    "kinesis:DescribeStreamConsumer",
                 ],
                 resources=[stream_arn],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="EnhancedFanOut",
-                actions=["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"],
-                resources=[f"{stream_arn}/consumer/{self.app_name}:*"],
             )
         )
         lease_tables = [
@@ -832,6 +912,7 @@ class ChangelakeStack(cdk.Stack):
         role.add_to_principal_policy(self._kms_via("s3", decrypt=True, encrypt=True))
         # The KCL publishes its own metrics to the namespace named after the application.
         role.add_to_principal_policy(self._put_metrics(self.app_name))
+        # Polling, not enhanced fan-out (ADR 0026): no RegisterStreamConsumer/SubscribeToShard.
         return self._service("consumer", task, self.config.consumer_count)
 
     def _catalog_service(self) -> ecs.FargateService:
@@ -842,7 +923,7 @@ class ChangelakeStack(cdk.Stack):
                 "CHANGELAKE_REGION": self.region,
                 "CHANGELAKE_TABLE_NAME": self.table.table_name,
                 "CHANGELAKE_LAKE_BUCKET": self.bucket.bucket_name,
-                "CHANGELAKE_DATABASE": cfg.database,
+                "CHANGELAKE_DATABASE": self.database_name,
                 "CHANGELAKE_CATALOG_QUEUE": self.queue.queue_name,
                 "CHANGELAKE_LOG_LEVEL": cfg.log_level,
                 "CHANGELAKE_METRICS": "emf",
@@ -899,8 +980,8 @@ class ChangelakeStack(cdk.Stack):
                 ],
                 resources=[
                     f"{glue_arn}:catalog",
-                    f"{glue_arn}:database/{cfg.database}",
-                    f"{glue_arn}:table/{cfg.database}/*",
+                    f"{glue_arn}:database/{self.database_name}",
+                    f"{glue_arn}:table/{self.database_name}/*",
                 ],
             )
         )

@@ -60,3 +60,20 @@ def template(synth: Synth) -> Any:
     from aws_cdk.assertions import Template
 
     return Template.from_json(synth.template)
+
+
+OTHER_STACK = "ChangelakeStaging"
+
+
+@pytest.fixture(scope="session")
+def other(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """A second stack in the same account: another name, 4 shards, 2 NATs, an alarm topic."""
+    return synthesize(
+        tmp_path_factory.mktemp("cdk.other"),
+        {
+            "stack_name": OTHER_STACK,
+            "shard_count": 4,
+            "nat_gateways": 2,
+            "alarm_topic_arn": "arn:aws:sns:eu-west-1:123456789012:oncall",
+        },
+    )

@@ -133,7 +133,7 @@ def test_table_streams_changes_to_kinesis_with_microsecond_precision(synth: Synt
     assert props["KeySchema"] == [
         {"AttributeName": contract.TABLE_PARTITION_KEY, "KeyType": "HASH"}
     ]
-    assert props["TableName"] == "persons"
+    assert props["TableName"] == "Changelake-persons"  # derived from the stack name
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["SSESpecification"]["SSEType"] == "KMS"
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -235,7 +235,7 @@ def test_lake_notifies_catalog_queue_on_new_parquet_under_changes(synth: Synth) 
 def test_glue_database_and_athena_workgroup_enforce_encrypted_results(synth: Synth) -> None:
     """The Glue database is named as configured; the workgroup enforces KMS-encrypted results."""
     _, database = only(synth.resources("AWS::Glue::Database"))
-    assert database["Properties"]["DatabaseInput"]["Name"] == "changelake"
+    assert database["Properties"]["DatabaseInput"]["Name"] == "changelake"  # the stack's name
     _, workgroup = only(synth.resources("AWS::Athena::WorkGroup"))
     config = workgroup["Properties"]["WorkGroupConfiguration"]
     assert config["EnforceWorkGroupConfiguration"] is True
@@ -257,12 +257,12 @@ def test_named_queries_one_per_shipped_sql_file_with_table_substituted(synth: Sy
     for path in files:
         query = queries[path.stem]
         assert "${table}" not in query["QueryString"]
-        assert "persons_" in query["QueryString"]
+        assert "changelake_persons_" in query["QueryString"]
         assert query["Database"] == "changelake"
         assert query["Description"]
         assert not query["Description"].startswith("--")
         assert query["QueryString"] == path.read_text(encoding="utf-8").replace(
-            "${table}", "persons"
+            "${table}", "changelake_persons"
         )
 
 
@@ -295,9 +295,9 @@ def test_ecs_task_runs_contract_command_with_contract_environment(
     names = sorted(e["Name"] for e in definition["Environment"])
     assert names == sorted(contract.ENVIRONMENT[service])
     assert definition["ReadonlyRootFilesystem"] is True
-    assert definition["MountPoints"] == [
-        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}
-    ]
+    assert [m["ContainerPath"] for m in definition["MountPoints"]] == list(
+        contract.WRITABLE_PATHS[service]
+    )
     assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
 
 
