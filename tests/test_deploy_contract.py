@@ -137,3 +137,67 @@ def test_deploy_table_key_matches_the_emulators_table(aws_endpoint: str) -> None
     ddb = boto3.client("dynamodb", endpoint_url=aws_endpoint, region_name=settings.region)
     schema = ddb.describe_table(TableName=settings.table_name)["Table"]["KeySchema"]
     assert schema == [{"AttributeName": contract.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
+
+
+def _metric_calls(service: str) -> tuple[set[str], str]:
+    """(names passed to ``.count``/``.gauge``, source text) of one service's code."""
+    source = "\n".join(
+        p.read_text(encoding="utf-8") for p in sorted((ROOT / "services" / service).rglob("*.py"))
+    )
+    return set(re.findall(r"\.(?:count|gauge)\(\s*\"(\w+)\"", source)), source
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("service", sorted(contract.METRICS))
+def test_deploy_alarm_metrics_are_emitted_by_the_code(service: str) -> None:
+    """Every metric the alarms/dashboard read is emitted by that service, in that namespace."""
+    import inspect
+
+    from changelake.metrics import make_metrics
+
+    namespace, names = contract.METRICS[service]
+    emitted, source = _metric_calls(service)
+    assert set(names) <= emitted, sorted(set(names) - emitted)
+    calls = re.findall(r"make_metrics\(([^)]*)\)", source)
+    assert calls, f"{service} builds no metrics sink"
+    default = inspect.signature(make_metrics).parameters["namespace"].default
+    for args in calls:
+        explicit = re.search(r'namespace\s*=\s*"([^"]+)"', args)
+        assert (explicit.group(1) if explicit else default) == namespace, args
+
+
+@pytest.mark.unit
+def test_deploy_consumer_gauges_carry_the_shard_dimension_the_alarms_group_by() -> None:
+    """The Metrics Insights queries group lag_ms by ``shard``: the gauge sets that dimension."""
+    _, source = _metric_calls("consumer")
+    gauges = re.findall(r"\.gauge\(\s*\"lag_ms\"[^\n]*", source)
+    assert gauges
+    for call in gauges:
+        assert f'{{"{contract.CONSUMER_SHARD_DIMENSION}":' in call, call
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("service", "stage"), [("consumer", None), ("catalog", None), ("producer", "runtime")]
+)
+def test_deploy_runtime_user_is_the_images_user(service: str, stage: str | None) -> None:
+    """The task definitions' ``user`` is the USER each ECS image runs as."""
+    user = ds.dockerfile(service).stage(stage).last("USER")
+    assert user is not None
+    assert user.value.strip() == contract.RUNTIME_USER
+
+
+@pytest.mark.unit
+def test_deploy_consumer_writes_its_kcl_properties_under_a_writable_path() -> None:
+    """The rendered .properties lands on a path the task mounts writable (read-only root fs)."""
+    from changelake_consumer.settings import ConsumerSettings
+
+    path = ConsumerSettings.model_fields["kcl_properties_path"].default
+    for env in ds.dockerfile("consumer").stage(None).all("ENV"):
+        match = re.search(r"CHANGELAKE_KCL_PROPERTIES_PATH=(\S+)", env.value)
+        if match:
+            path = match.group(1)
+    assert path, "the consumer image names no properties path"
+    assert any(
+        Path(path).is_relative_to(writable) for writable in contract.WRITABLE_PATHS["consumer"]
+    ), path
