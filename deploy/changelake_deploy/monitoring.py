@@ -33,7 +33,8 @@ LAG_ALARM_MS = 5 * 60 * 1000
 SCALE_OUT_MS = 60 * 1000
 SCALE_OUT_FAST_MS = 5 * 60 * 1000
 SCALE_IN_MS = 10 * 1000
-# Firehose buffers 60 s (×1.5 with dynamic partitioning) and retries failed partitions for 5 min.
+# Firehose buffers 60 s (up to 1.5 times that with dynamic partitioning) and retries a failed
+# partition for 5 min.
 FIREHOSE_FRESHNESS_ALARM_S = 15 * 60
 
 

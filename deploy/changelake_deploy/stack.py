@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
@@ -26,7 +27,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
-import jsii
+from aws_cdk.interfaces import aws_s3 as s3_refs
 from constructs import Construct, IConstruct
 
 from changelake_deploy import contract
@@ -109,7 +110,9 @@ class _QueueFromThisAccount:
     def __init__(self, queue: sqs.IQueue) -> None:
         self._queue = queue
 
-    def bind(self, scope: Construct, bucket: s3.IBucket) -> s3.BucketNotificationDestinationConfig:
+    def bind(
+        self, scope: Construct, bucket: s3_refs.IBucketRef
+    ) -> s3.BucketNotificationDestinationConfig:
         """Add the queue-policy statement and name the queue as the destination."""
         del scope
         result = self._queue.add_to_resource_policy(
@@ -119,7 +122,7 @@ class _QueueFromThisAccount:
                 actions=["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
                 resources=[self._queue.queue_arn],
                 conditions={
-                    "ArnLike": {"aws:SourceArn": bucket.bucket_arn},
+                    "ArnLike": {"aws:SourceArn": bucket.bucket_ref.bucket_arn},
                     "StringEquals": {"aws:SourceAccount": cdk.Stack.of(bucket).account},
                 },
             )
@@ -227,6 +230,8 @@ class ChangelakeStack(cdk.Stack):
             "DeliveryStreamName": self.delivery_stream.ref,
             "ClusterName": self.cluster.cluster_name,
             "DashboardName": self.monitoring.dashboard.dashboard_name,
+            # The principal to grant Lake Formation permissions in an LF-enabled account.
+            "CatalogRoleArn": self.catalog_service.task_definition.task_role.role_arn,
             **({"ProducerFunctionName": self.producer.function_name} if self.producer else {}),
         }.items():
             cdk.CfnOutput(self, name, value=value)

@@ -21,9 +21,14 @@ from conftest import DEPLOY_DIR, OTHER_STACK, Synth, synthesize
 
 pytestmark = pytest.mark.unit
 
+
 def task_definitions(synth: Synth) -> dict[str, dict[str, Any]]:
     """Service name (contract key) → its task definition's properties."""
-    prefixes = {"consumer": "ConsumerTask", "catalog": "CatalogTask", "producer-task": "ProducerTask"}
+    prefixes = {
+        "consumer": "ConsumerTask",
+        "catalog": "CatalogTask",
+        "producer-task": "ProducerTask",
+    }
     found: dict[str, dict[str, Any]] = {}
     for logical_id, resource in synth.resources("AWS::ECS::TaskDefinition").items():
         for service, prefix in prefixes.items():
@@ -153,10 +158,17 @@ def _path_without_uv() -> str:
 def test_cdk_json_app_command_synthesizes_without_uv_on_path(tmp_path: Path) -> None:
     """Run cdk.json's ``app`` exactly as the CDK CLI does (shell, CDK_OUTDIR), no uv on PATH."""
     app = json.loads((DEPLOY_DIR / "cdk.json").read_text())["app"]
-    assert not app.split()[0] == "uv"
+    assert app.split()[0] != "uv"
     env = {**os.environ, "PATH": _path_without_uv(), "CDK_OUTDIR": str(tmp_path)}
     proc = subprocess.run(
-        app, shell=True, cwd=DEPLOY_DIR, env=env, capture_output=True, text=True, timeout=240
+        app,
+        shell=True,
+        cwd=DEPLOY_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     template = json.loads((tmp_path / "Changelake.template.json").read_text())
@@ -206,6 +218,20 @@ def test_nat_gateways_one_by_default_one_per_az_by_context(synth: Synth, other: 
     assert len(other.resources("AWS::EC2::NatGateway")) == 2
 
 
+# ---- 6. the KCL daemon's logging is the image's --------------------------------------------
+
+
+def test_consumer_task_leaves_the_images_kcl_logging_alone(synth: Synth) -> None:
+    """The image ships the KCL's logback configuration; the task overrides nothing of it."""
+    (container,) = task_definitions(synth)["consumer"]["ContainerDefinitions"]
+    assert "EntryPoint" not in container
+    assert container["Command"] == list(contract.CONSUMER_COMMAND)
+    names = {e["Name"] for e in container["Environment"]}
+    assert names == set(contract.ENVIRONMENT["consumer"])  # no JAVA_TOOL_OPTIONS, no -D…
+    assert "logback" not in json.dumps(container).lower()
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
 # ---- 7. smaller findings ---------------------------------------------------------------------
 
 
@@ -229,6 +255,20 @@ def test_queue_policy_admits_s3_only_from_the_lake_in_this_account(synth: Synth)
         "ArnLike": {"aws:SourceArn": {"Fn::GetAtt": [lake_id, "Arn"]}},
         "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
     }
+
+
+def test_catalog_role_is_an_output_for_lake_formation_grants(synth: Synth) -> None:
+    """ADR 0024: in a Lake Formation account the catalog role is the grantee; it is an output."""
+    tasks = synth.resources("AWS::ECS::TaskDefinition")
+    (role_id,) = [
+        t["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+        for k, t in tasks.items()
+        if k.startswith("CatalogTask")
+    ]
+    outputs = synth.template["Outputs"]
+    assert outputs["CatalogRoleArn"]["Value"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    assert "ProducerFunctionName" in outputs  # the smoke test invokes it
+    assert "DashboardName" in outputs
 
 
 def test_lambdas_that_emit_no_metrics_get_no_metrics_sink(synth: Synth) -> None:
@@ -260,5 +300,5 @@ def test_consumer_reads_by_polling_so_its_role_has_no_fan_out(synth: Synth) -> N
 
 def test_more_consumers_than_shards_is_refused(tmp_path: Path) -> None:
     """A KCL worker beyond one per shard holds no lease: the synth fails, naming both values."""
-    with pytest.raises(ValueError, match="consumer_count=3 must be within 1..shard_count=2"):
+    with pytest.raises(ValueError, match=r"consumer_count=3 must be within 1\.\.shard_count=2"):
         synthesize(tmp_path, {"consumer_count": 3, "shard_count": 2})

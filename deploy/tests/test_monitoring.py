@@ -180,9 +180,7 @@ def test_consumer_scaling_steps_follow_the_lag(synth: Synth) -> None:
         k: r["Properties"]
         for k, r in synth.resources("AWS::ApplicationAutoScaling::ScalingPolicy").items()
     }
-    steps = {
-        k: p["StepScalingPolicyConfiguration"]["StepAdjustments"] for k, p in policies.items()
-    }
+    steps = {k: p["StepScalingPolicyConfiguration"]["StepAdjustments"] for k, p in policies.items()}
     adjustments = sorted(a["ScalingAdjustment"] for s in steps.values() for a in s)
     assert adjustments == [-1, 1, 2]
     scaling_alarms = alarms(synth, scaling=True)

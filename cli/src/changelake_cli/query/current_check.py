@@ -8,14 +8,23 @@ text equality per ``item_key``, and a deleted item must be absent from both side
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from changelake import aws, ddb_json
 from changelake.events import item_key
 from changelake.layout import current_view_name
 
-from changelake_cli.query.local_engine import LocalEngine
+from changelake_cli.query.model import QueryResult
+
+
+class SqlEngine(Protocol):
+    """What the check needs of an engine: the local one or Athena (same SQL text)."""
+
+    def run(self, sql: str, params: Sequence[str] = ()) -> QueryResult:
+        """Run one query and return every row."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +50,14 @@ def scan_images(table: str, client: Any | None = None) -> dict[str, str]:
     images: dict[str, str] = {}
     for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for raw in page.get("Items", []):
-            image = ddb_json.deserialize_image({k: _wire(v) for k, v in raw.items()})
+            image = ddb_json.deserialize_image({k: boto_to_ddb_json(v) for k, v in raw.items()})
             rendered = ddb_json.image_to_json(image)
             assert rendered is not None
             images[item_key({k: image[k] for k in keys})] = rendered
     return images
 
 
-def _wire(value: Any) -> Any:
+def boto_to_ddb_json(value: Any) -> Any:
     """boto3 returns binary (B, BS) as bytes; the codec reads DynamoDB JSON, where it is base64."""
     if not isinstance(value, dict) or len(value) != 1:
         return value
@@ -58,13 +67,13 @@ def _wire(value: Any) -> Any:
     if tag == "BS":
         return {"BS": [base64.b64encode(bytes(b)).decode("ascii") for b in inner]}
     if tag == "M":
-        return {"M": {k: _wire(v) for k, v in inner.items()}}
+        return {"M": {k: boto_to_ddb_json(v) for k, v in inner.items()}}
     if tag == "L":
-        return {"L": [_wire(v) for v in inner]}
+        return {"L": [boto_to_ddb_json(v) for v in inner]}
     return value
 
 
-def view_images(engine: LocalEngine, table: str) -> dict[str, str]:
+def view_images(engine: SqlEngine, table: str) -> dict[str, str]:
     """Every row of ``<table>_current`` as ``item_key → new_image`` (raises on duplicates)."""
     result = engine.run(f"SELECT item_key, new_image FROM {current_view_name(table)}")
     images: dict[str, str] = {}
@@ -75,8 +84,8 @@ def view_images(engine: LocalEngine, table: str) -> dict[str, str]:
     return images
 
 
-def compare(engine: LocalEngine, table: str, client: Any | None = None) -> CurrentCheck:
-    """Compare the view (local engine) with a Scan of the DynamoDB table."""
+def compare(engine: SqlEngine, table: str, client: Any | None = None) -> CurrentCheck:
+    """Compare the view (local engine or Athena) with a Scan of the DynamoDB table."""
     lake = view_images(engine, table)
     source = scan_images(table, client)
     return CurrentCheck(
