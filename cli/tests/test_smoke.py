@@ -43,6 +43,19 @@ def stack() -> Iterator[LocalStack]:
         yield local
 
 
+def smoke_run(count: int, invoke: smoke.Invoke, **options: Any) -> smoke.SmokeSummary:
+    """``run_smoke`` against the local stack: local engine, the emulator's DynamoDB."""
+    return smoke.run_smoke(
+        STACK,
+        smoke.stack_outputs(STACK),
+        invoke=invoke,
+        engine=LocalEngine("changelake"),
+        ddb=aws.dynamodb(),
+        count=count,
+        **options,
+    )
+
+
 def in_process_producer(function: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """What ``lambda:Invoke`` runs on AWS: the producer image's handler, with this payload."""
     assert function == "smoke-producer"
@@ -136,16 +149,8 @@ def test_smoke_fails_when_the_view_never_matches_and_still_cleans_up(stack: Loca
     """A timeout is a FAIL with the differences listed; the items written are deleted anyway."""
     ddb = aws.dynamodb()
     before = scan_images("persons", ddb)
-    summary = smoke.run_smoke(
-        STACK,
-        smoke.stack_outputs(STACK),
-        invoke=in_process_producer,
-        engine=LocalEngine("changelake"),
-        ddb=ddb,
-        count=5,
-        timeout_s=0,  # one look, right after the writes: the lake cannot have them yet
-        poll_s=0,
-    )
+    # One look, right after the writes: the lake cannot have them yet.
+    summary = smoke_run(5, in_process_producer, timeout_s=0, poll_s=0)
     assert not summary.equal
     assert summary.polls == 1
     assert summary.seconds_to_visible is None
@@ -165,12 +170,5 @@ def test_smoke_refuses_a_producer_that_wrote_something_else(stack: LocalStack) -
     ddb = aws.dynamodb()
     before = scan_images("persons", ddb)
     with pytest.raises(smoke.SmokeError, match="reported 3 inserts and the table gained 3"):
-        smoke.run_smoke(
-            STACK,
-            smoke.stack_outputs(STACK),
-            invoke=writes_three,
-            engine=LocalEngine("changelake"),
-            ddb=ddb,
-            count=7,
-        )
+        smoke_run(7, writes_three)
     assert scan_images("persons", ddb) == before  # cleaned up on the error path too

@@ -150,13 +150,7 @@ class Monitoring(Construct):
                 description=f"Fewer {service_name} tasks run than desired for 5 minutes "
                 "(crash loop, failed image pull, capacity).",
             )
-        throttled = cw.Metric(
-            namespace="AWS/Kinesis",
-            metric_name="ReadProvisionedThroughputExceeded",
-            dimensions_map={"StreamName": stream.stream_name},
-            statistic="Average",
-            period=MINUTE,
-        )
+        throttled = self._stream(stream, "ReadProvisionedThroughputExceeded", "Average")
         self._alarm(
             "StreamReadThrottled",
             throttled,
@@ -190,13 +184,7 @@ class Monitoring(Construct):
             period_override=cw.PeriodOverride.AUTO,
             default_interval=cdk.Duration.hours(3),
         )
-        incoming = cw.Metric(
-            namespace="AWS/Kinesis",
-            metric_name="IncomingRecords",
-            dimensions_map={"StreamName": stream.stream_name},
-            statistic="Sum",
-            period=MINUTE,
-        )
+        incoming = self._stream(stream, "IncomingRecords", "Sum")
         self.dashboard.add_widgets(
             cw.TextWidget(
                 markdown=f"# changelake `{stack.stack_name}`\nThroughput, lag, duplicates, "
@@ -312,6 +300,17 @@ class Monitoring(Construct):
             dimensions_map={"DeliveryStreamName": delivery_stream_name},
             statistic=statistic,
             period=period,
+        )
+
+    @staticmethod
+    def _stream(stream: kinesis.IStream, name: str, statistic: str) -> cw.Metric:
+        """A stream-level AWS/Kinesis metric, per minute."""
+        return cw.Metric(
+            namespace="AWS/Kinesis",
+            metric_name=name,
+            dimensions_map={"StreamName": stream.stream_name},
+            statistic=statistic,
+            period=MINUTE,
         )
 
     def _insights(self, service: ecs.FargateService, name: str) -> cw.Metric:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from changelake_deploy import contract
 from changelake_deploy.stack import default_database, default_table_name
+from test_stack import allowed, task_role
 
 from conftest import DEPLOY_DIR, OTHER_STACK, Synth, synthesize
 
@@ -259,12 +260,7 @@ def test_queue_policy_admits_s3_only_from_the_lake_in_this_account(synth: Synth)
 
 def test_catalog_role_is_an_output_for_lake_formation_grants(synth: Synth) -> None:
     """ADR 0024: in a Lake Formation account the catalog role is the grantee; it is an output."""
-    tasks = synth.resources("AWS::ECS::TaskDefinition")
-    (role_id,) = [
-        t["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
-        for k, t in tasks.items()
-        if k.startswith("CatalogTask")
-    ]
+    role_id = task_role(synth, "CatalogTask")
     outputs = synth.template["Outputs"]
     assert outputs["CatalogRoleArn"]["Value"] == {"Fn::GetAtt": [role_id, "Arn"]}
     assert "ProducerFunctionName" in outputs  # the smoke test invokes it
@@ -282,18 +278,7 @@ def test_lambdas_that_emit_no_metrics_get_no_metrics_sink(synth: Synth) -> None:
 
 def test_consumer_reads_by_polling_so_its_role_has_no_fan_out(synth: Synth) -> None:
     """ADR 0026: polling (GetRecords), so no RegisterStreamConsumer / SubscribeToShard."""
-    tasks = synth.resources("AWS::ECS::TaskDefinition")
-    (role_id,) = [
-        t["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
-        for k, t in tasks.items()
-        if k.startswith("ConsumerTask")
-    ]
-    actions: set[str] = set()
-    for policy in synth.resources("AWS::IAM::Policy").values():
-        if {"Ref": role_id} in policy["Properties"]["Roles"]:
-            for st in policy["Properties"]["PolicyDocument"]["Statement"]:
-                action = st["Action"]
-                actions |= {action} if isinstance(action, str) else set(action)
+    actions = set(allowed(synth, task_role(synth, "ConsumerTask")))
     assert {"kinesis:GetRecords", "kinesis:GetShardIterator"} <= actions
     assert not {"kinesis:SubscribeToShard", "kinesis:RegisterStreamConsumer"} & actions
 
