@@ -29,7 +29,6 @@ INSTANT_US = 1795778553444000  # 2026-11-27T11:22:33.444Z
         (1795778553444000, None),  # 16 digits: epoch µs, by magnitude
         (1795778553444000, "MICROSECOND"),
         (1795778553444, "MILLISECOND"),
-        (1795778553, None),  # 10 digits: DynamoDB *Streams* seconds (rounded down)
     ],
 )
 def test_normalize_epoch_us_gives_same_instant_for_ms_us_and_precision(
@@ -42,6 +41,12 @@ def test_normalize_epoch_us_gives_same_instant_for_ms_us_and_precision(
         assert us == INSTANT_US
 
 
+def test_normalize_epoch_us_accepts_times_up_to_a_day_ahead() -> None:
+    soon_ms = timeutil.now_us() // 1000 + 23 * 3_600_000
+
+    assert timeutil.normalize_epoch_us(soon_ms) == soon_ms * 1000
+
+
 def test_normalize_epoch_us_trusts_precision_field_over_magnitude() -> None:
     # docs/aws-behaviour.md: use the field when present; a MICROSECOND 13-digit value is µs.
     assert timeutil.normalize_epoch_us(1795778553444, "MICROSECOND") == 1795778553444
@@ -52,6 +57,15 @@ def test_normalize_epoch_us_trusts_precision_field_over_magnitude() -> None:
     [
         (-1, None, "negative"),
         (12345, None, "not a plausible epoch"),
+        # issue 18, finding 4: 1971 in ms was read as seconds (dt=2969-05-03)
+        (31536000000, None, "11 digits without ApproximateCreationDateTimePrecision"),
+        (315360000000, None, "12 digits without"),
+        (1795778553, None, "10 digits without"),
+        (17957785534440, None, "14 digits without"),
+        (179577855344400, None, "15 digits without"),
+        (4102444800000, None, "in the future"),  # 2100-01-01 in ms
+        (4102444800000000, "MICROSECOND", "in the future"),
+        (10**16, None, "in the future"),
         (10**19, None, "beyond year 9999"),
         (10**18, "MICROSECOND", "beyond year 9999"),
         (1795778553444, "NANOSECOND", "unknown ApproximateCreationDateTimePrecision"),

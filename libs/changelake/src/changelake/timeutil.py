@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# A 13-digit epoch value is milliseconds (years 2001-2286), a 16-digit one microseconds.
-# DynamoDB *Streams* records carry seconds (10 digits); those are accepted too.
+# Without a precision field only what AWS sends is accepted: 13 digits are epoch milliseconds
+# (years 2001-2286), 16 digits epoch microseconds. Anything else (an 11-12-digit value is
+# 1970-2001 in ms, or seconds from 5138 on) is ambiguous and quarantined, never guessed.
 _MS_MIN = 10**12
+_MS_END = 10**13
 _US_MIN = 10**15
-_S_MIN = 10**9
+# An event time later than this after the wall clock is implausible (a wrong unit, a broken
+# clock): it would create partitions in the future, so it is quarantined.
+FUTURE_TOLERANCE_US = 24 * 3_600_000_000
 # The last µs a datetime can hold (9999-12-31T23:59:59.999999Z): anything later would make
 # every downstream datetime/partition computation overflow, so it is rejected here as data.
 _US_MAX = 253_402_300_799_999_999
 
 
 def normalize_epoch_us(value: int, precision: str | None = None) -> int:
-    """Normalize ``ApproximateCreationDateTime`` to µs: trust the precision field, else magnitude.
+    """Normalize ``ApproximateCreationDateTime`` to µs: trust the precision field, else digits.
 
     docs/aws-behaviour.md: the value is epoch milliseconds, or microseconds when
     ``ApproximateCreationDateTimePrecision`` is ``MICROSECOND``; real captures show both 13- and
-    16-digit values, so a missing field falls back to the number's magnitude.
+    16-digit values, so a missing field falls back to the digit count, 13 or 16 and nothing
+    else. A time more than :data:`FUTURE_TOLERANCE_US` after now is rejected too.
     """
     if value < 0:
         raise ValueError(f"negative timestamp {value}")
@@ -31,16 +37,22 @@ def normalize_epoch_us(value: int, precision: str | None = None) -> int:
         us = value * 1000
     elif precision is not None:
         raise ValueError(f"unknown ApproximateCreationDateTimePrecision {precision!r}")
-    elif value >= _US_MIN:
+    elif value >= _US_MIN:  # 16 digits (more: caught below as the future)
         us = value
-    elif value >= _MS_MIN:
+    elif _MS_MIN <= value < _MS_END:
         us = value * 1000
-    elif value >= _S_MIN:
-        us = value * 1_000_000
     else:
-        raise ValueError(f"timestamp {value} is not a plausible epoch value")
+        raise ValueError(
+            f"timestamp {value} is not a plausible epoch value: {len(str(value))} digits without "
+            "ApproximateCreationDateTimePrecision (AWS sends 13 for ms or 16 for µs)"
+        )
     if us > _US_MAX:
         raise ValueError(f"timestamp {value} is beyond year 9999")
+    if us > time.time_ns() // 1000 + FUTURE_TOLERANCE_US:
+        raise ValueError(
+            f"timestamp {value} is in the future: {us_to_datetime(us).isoformat()} is more "
+            "than 24 h after now"
+        )
     return us
 
 
