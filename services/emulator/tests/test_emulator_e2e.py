@@ -18,6 +18,7 @@ from changelake import ddb_json
 from changelake.events import DecodeFailure, Position, decode_record
 from changelake.layout import partition_for_us
 from changelake.settings import ChangelakeSettings
+from changelake.testing import golden
 from changelake.testing.records import kinesis_dynamodb_record
 from changelake.timeutil import normalize_epoch_us, now_us
 from changelake_emulator.bootstrap import bootstrap
@@ -212,23 +213,34 @@ def test_emulator_routes_bad_record_to_firehose_error_prefix(
 ) -> None:
     emu = make_emulator()
     kinesis = _client("kinesis", emu.endpoint)
-    kinesis.put_record(
-        StreamName=SETTINGS.stream_name, Data=b'{"not": "a change"}', PartitionKey="x"
-    )
-    _wait(lambda: emu.stats().firehose_failed >= 1)
+    traversal = next(f for f in golden.load_malformed() if f.name == "table_name_traversal")
+    for data in (b'{"not": "a change"}', traversal.raw):
+        kinesis.put_record(StreamName=SETTINGS.stream_name, Data=data, PartitionKey="x")
+    _wait(lambda: emu.stats().firehose_failed >= 2)
     s3 = _client("s3", emu.endpoint)
-    (obj,) = s3.list_objects_v2(Bucket=SETTINGS.lake_bucket, Prefix="errors/firehose/")["Contents"]
-    assert re.match(
-        r"errors/firehose/processing-failed/\d{4}-\d{2}-\d{2}/changelake-raw-1-", obj["Key"]
+    lines = []
+    for obj in s3.list_objects_v2(Bucket=SETTINGS.lake_bucket, Prefix="errors/firehose/")[
+        "Contents"
+    ]:
+        assert re.match(
+            r"errors/firehose/processing-failed/\d{4}-\d{2}-\d{2}/changelake-raw-1-", obj["Key"]
+        )
+        body = s3.get_object(Bucket=SETTINGS.lake_bucket, Key=obj["Key"])["Body"].read()
+        lines += [orjson.loads(line) for line in body.splitlines()]
+    errors = {base64.b64decode(e["rawData"]): e for e in lines}
+    assert set(errors) == {b'{"not": "a change"}', traversal.raw}
+    for raw, error in errors.items():
+        assert error["errorCode"] == "Lambda.ProcessingFailedStatus"
+        assert error["attemptsMade"] == 1
+        assert error["lambdaArn"].endswith(":function:changelake-transform")
+        # AWS's fixed message, then the reason the transform logged for this record
+        assert error["errorMessage"].startswith("ProcessingFailed status set for record: "), raw
+    assert "not a Kinesis-for-DynamoDB record" in errors[b'{"not": "a change"}']["errorMessage"]
+    assert (
+        "$.tableName: invalid DynamoDB table name '../../etc'"
+        in (errors[traversal.raw]["errorMessage"])
     )
-    body = s3.get_object(Bucket=SETTINGS.lake_bucket, Key=obj["Key"])["Body"].read()
-    (line,) = body.splitlines()
-    error = orjson.loads(line)
-    assert error["errorCode"] == "Lambda.ProcessingFailedStatus"
-    assert error["errorMessage"] == "ProcessingFailed status set for record"
-    assert base64.b64decode(error["rawData"]) == b'{"not": "a change"}'
-    assert error["attemptsMade"] == 1
-    assert error["lambdaArn"].endswith(":function:changelake-transform")
+    # nothing under raw/ (no raw/../../etc/ prefix)
     assert "Contents" not in s3.list_objects_v2(Bucket=SETTINGS.lake_bucket, Prefix="raw/")
 
 

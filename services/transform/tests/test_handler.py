@@ -93,10 +93,24 @@ def test_handler_returns_ok_with_one_newline_for_each_valid_fixture(fixture: Any
 
 @pytest.mark.parametrize("fixture", golden.load_malformed(), ids=lambda f: f.name)
 def test_handler_marks_processing_failed_for_each_malformed_fixture(fixture: Any) -> None:
-    (entry,) = handler(_event([fixture.raw]), None)["records"]
+    event = _event([fixture.raw])
+    (entry,) = handler(event, None)["records"]
     assert entry["result"] == "ProcessingFailed"
     assert _data(entry) == fixture.raw  # original bytes echoed, never altered
     assert "metadata" not in entry
+    # the actual reason, the same one the consumer gives (one codec, one table-name rule)
+    (reason,) = transform_records(event["records"]).failures.values()
+    assert fixture.reason in reason
+
+
+def test_handler_logs_the_reason_of_every_failed_record(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [f.raw for f in golden.load_malformed() if f.raw and f.name.startswith("table_name")]
+    event = _event(bad * 10)  # 30 failures: more than any cap
+    with caplog.at_level("WARNING", logger="changelake_transform.handler"):
+        handler(event, None)
+    lines = [r for r in caplog.records if r.getMessage() == "record ProcessingFailed"]
+    assert [r.recordId for r in lines] == [r["recordId"] for r in event["records"]]  # type: ignore[attr-defined]
+    assert all("invalid DynamoDB table name" in r.reason for r in lines)  # type: ignore[attr-defined]
 
 
 def test_handler_appends_no_second_newline_when_data_already_ends_with_one() -> None:

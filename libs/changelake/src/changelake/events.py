@@ -16,6 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from changelake import ddb_json
+from changelake.layout import check_table_name
 from changelake.timeutil import normalize_epoch_us, us_to_datetime
 from changelake.wire import KinesisDynamoRecord
 
@@ -115,6 +116,10 @@ def decode_record(
         return DecodeFailure(
             f"not a Kinesis-for-DynamoDB record: {where}: {first['msg']}", raw, position
         )
+    try:  # one rule for every path that names a prefix after the table (consumer, transform)
+        check_table_name(record.tableName)
+    except ValueError as exc:
+        return DecodeFailure(f"$.tableName: {exc}", raw, position)
     if expected_table is not None and record.tableName != expected_table:
         return DecodeFailure(
             f"record of table {record.tableName!r} on the stream of {expected_table!r}",

@@ -84,9 +84,7 @@ def prepare(
         pass  # anything surprising: the codec's path decides, with its own reasons
     decoded = decode_record(raw, position, expected_table=expected_table)
     if isinstance(decoded, DecodeFailure):
-        return decoded
-    if not _table_ok(decoded.table):
-        return DecodeFailure(f"invalid table name {decoded.table!r}", raw, position, None)
+        return decoded  # the codec also applies the table-name rule (layout.check_table_name)
     return prepare_event(decoded)
 
 

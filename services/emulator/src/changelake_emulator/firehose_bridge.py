@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import logging
 import re
 import threading
@@ -219,6 +220,39 @@ def _one_outcome(record: SourceRecord, entry: Mapping[str, Any]) -> Delivered | 
     return Delivered(record, data, dict(keys) if isinstance(keys, Mapping) else {})
 
 
+class _LambdaLogReasons(logging.Handler):
+    """The reasons the transform logged per recordId during one invocation.
+
+    On AWS a ProcessingFailed record's error line has Firehose's fixed ``errorMessage`` and the
+    reason is only in the Lambda's CloudWatch log (one ``record ProcessingFailed`` line with
+    ``recordId`` and ``reason`` per record). The emulator runs the Lambda in-process, so it
+    reads that log and appends the reason to the error line's message: what an operator would
+    otherwise join by hand (docs/adr/0019).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.by_id: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record_id, reason = getattr(record, "recordId", None), getattr(record, "reason", None)
+        if isinstance(record_id, str) and isinstance(reason, str):
+            self.by_id[record_id] = reason
+
+    def __enter__(self) -> _LambdaLogReasons:
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeHandler(self)
+
+    def annotate(self, failed: Failed) -> Failed:
+        reason = self.by_id.get(failed.source.record_id)
+        if reason is None or failed.error_code != "Lambda.ProcessingFailedStatus":
+            return failed
+        return dataclasses.replace(failed, error_message=f"{failed.error_message}: {reason}")
+
+
 def error_line(failed: Failed, *, attempts: int, ending_ms: int, lambda_arn: str) -> bytes:
     """One Firehose error record (processing-failed format), newline-terminated."""
     doc = {
@@ -410,7 +444,8 @@ class FirehoseBridge:
         for attempt in range(1, HANDLER_RETRIES + 2):
             self.invocations += 1
             try:
-                response = self._handler(event, context)
+                with _LambdaLogReasons() as reasons:
+                    response = self._handler(event, context)
             except Exception as exc:  # a function error: Firehose retries the invocation
                 last_error = f"{type(exc).__name__}: {exc}"
                 log.warning(
@@ -418,6 +453,7 @@ class FirehoseBridge:
                 )
                 continue
             ok, bad = interpret_response(chunk, response)
+            bad = [reasons.annotate(f) for f in bad]
             self.records_dropped += len(chunk) - len(ok) - len(bad)
             return ok, bad, attempt
         message = f"The Lambda function returned an error: {last_error}"

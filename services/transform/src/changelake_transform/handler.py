@@ -30,7 +30,9 @@ def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
     if not isinstance(records, list):
         raise ValueError("event has no 'records' list: not a Firehose transformation event")
     result = transform_records(records, max_response_bytes=settings.transform_max_response_bytes)
-    for record_id, reason in list(result.failures.items())[:20]:
+    # Firehose's error record has a fixed errorMessage: the Lambda's log is where AWS keeps the
+    # reason (docs: "emit error logs to CloudWatch Logs"), so every failure gets its line.
+    for record_id, reason in result.failures.items():
         log.warning("record ProcessingFailed", extra={"recordId": record_id, "reason": reason})
     log.info(
         "transformed batch",
