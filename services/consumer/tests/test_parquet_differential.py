@@ -3,7 +3,9 @@
 The reference is the shared codec (``changelake.events.decode_record``) followed by the row
 builder of the codec's path (``ChangeColumns.append``); the path under test is the consumer's
 optimized one (docs/adr/0014). Same rows, columns, types, values and order; same failures with
-the same reasons; same Parquet bytes.
+the same reasons; same Parquet bytes. With a privacy policy the reference is the policy's own
+decode (``PrivacyPolicy.decode``: redact the bytes, then the codec), so both paths must apply
+it identically (docs/adr/0027).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
+from changelake.privacy import PrivacyPolicy
 from changelake.testing import golden
 from changelake.testing.records import kinesis_dynamodb_record
 from changelake_consumer.columns import ChangeColumns
@@ -25,11 +28,41 @@ pytestmark = pytest.mark.unit
 Records = list[tuple[bytes, Position]]
 
 
-def _reference(records: Records, table: str | None) -> tuple[ChangeColumns, list[DecodeFailure]]:
+# Keys hashed (so item_key too), hash/mask/drop at the top level, inside maps and through lists.
+POLICY = PrivacyPolicy(
+    {
+        "persons": {
+            "id": "hash",
+            "pk": "hash",
+            "a": "hash",
+            "name": "mask",
+            "email": "hash",
+            "n": "drop",
+            "addr.b": "hash",
+            "addr.a_b": "mask",
+            "addr.n": "drop",
+            "address.street": "mask",
+            "colors": "mask",
+            "scores": "hash",
+            "blobs": "hash",
+            "history": "mask",
+        }
+    },
+    b"differential-test-key-0123456789abcdef",
+)
+
+
+def _reference(
+    records: Records, table: str | None, privacy: PrivacyPolicy | None = None
+) -> tuple[ChangeColumns, list[DecodeFailure]]:
     columns = ChangeColumns()
     failures: list[DecodeFailure] = []
     for raw, position in records:
-        decoded = decode_record(raw, position, expected_table=table)
+        decoded = (
+            privacy.decode(raw, position, expected_table=table)
+            if privacy is not None
+            else decode_record(raw, position, expected_table=table)
+        )
         if isinstance(decoded, ChangeEvent):
             columns.append(decoded)
         else:
@@ -37,16 +70,21 @@ def _reference(records: Records, table: str | None) -> tuple[ChangeColumns, list
     return columns, failures
 
 
-def _assert_same(records: Records, table: str | None) -> None:
-    fast, fast_failures = decode_into(records, table)
-    slow, slow_failures = _reference(records, table)
+def _assert_same(
+    records: Records, table: str | None, privacy: PrivacyPolicy | None = None
+) -> None:
+    fast, fast_failures = decode_into(records, table, privacy)
+    slow, slow_failures = _reference(records, table, privacy)
     assert fast_failures == slow_failures
     fast_table, slow_table = fast.to_table(), slow.to_table()
     assert fast_table.schema == slow_table.schema
     assert fast_table.to_pylist() == slow_table.to_pylist()
     assert (fast.number_text_values, fast.collisions) == (slow.number_text_values, slow.collisions)
     if table is not None:
-        assert records_to_parquet(records, table) == table_to_parquet(slow_table)
+        metadata = privacy.metadata(table) if privacy is not None else None
+        assert records_to_parquet(records, table, privacy) == table_to_parquet(
+            slow_table, metadata
+        )
 
 
 def test_decode_into_equals_reference_on_all_golden_fixtures_in_one_batch() -> None:
@@ -199,6 +237,31 @@ def test_records_to_parquet_equals_reference_on_seeded_random_records(seed: int)
     fast, failures = decode_into(records, "persons")
     assert fast.rows > 500  # both outcomes are exercised
     assert failures
+
+
+def test_decode_into_equals_reference_with_a_privacy_policy_on_golden_fixtures() -> None:
+    records = [(f.raw, f.position) for f in golden.load_valid()]
+    records += [(f.raw, f.position) for f in golden.load_malformed()]
+    _assert_same(records, None, POLICY)
+    _assert_same(records, "persons", POLICY)
+    fast, _ = decode_into(records, "persons", POLICY)
+    clear, _ = decode_into(records, "persons")
+    assert fast.to_table().column("item_key") != clear.to_table().column("item_key")
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_records_to_parquet_equals_reference_with_a_privacy_policy(seed: int) -> None:
+    records = _random_records(seed, 1000)
+    _assert_same(records, "persons", POLICY)
+    fast, failures = decode_into(records, "persons", POLICY)
+    clear, clear_failures = decode_into(records, "persons")
+    assert fast.rows > 500
+    assert failures
+    # The policy changes values, never which records are rows nor what changed.
+    assert fast.rows == clear.rows and len(failures) == len(clear_failures)
+    redacted, plain = fast.to_table(), clear.to_table()
+    assert redacted.column("changed_attributes") == plain.column("changed_attributes")
+    assert redacted.column("item_key") != plain.column("item_key")
 
 
 def test_gc_paused_restores_collector_state_when_nested() -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from changelake.privacy import PrivacyPolicy
 from changelake.settings import ENV_PREFIX, ChangelakeSettings
 
 if TYPE_CHECKING:
@@ -195,3 +196,24 @@ def error_code(exc: BaseException) -> str | None:
         code = response.get("Error", {}).get("Code")
         return str(code) if code is not None else None
     return None
+
+
+def privacy_policy(settings: ChangelakeSettings) -> PrivacyPolicy | None:
+    """The settings' privacy policy with its key resolved (``None`` without a policy).
+
+    The key is ``CHANGELAKE_PRIVACY_KEY`` when set, else the Secrets Manager secret named by
+    ``CHANGELAKE_PRIVACY_KEY_SECRET`` (its SecretString, or SecretBinary). Raises
+    :class:`~changelake.privacy.PrivacyPolicyError` at start when a hash rule has no key.
+    """
+    if not settings.privacy_policy:
+        return None
+    key: bytes | None = None
+    if settings.privacy_key is not None:
+        key = settings.privacy_key.get_secret_value().encode()
+    elif settings.privacy_key_secret:
+        secret = client("secretsmanager", settings.region).get_secret_value(
+            SecretId=settings.privacy_key_secret
+        )
+        text = secret.get("SecretString")
+        key = text.encode() if isinstance(text, str) else bytes(secret["SecretBinary"])
+    return PrivacyPolicy(settings.privacy_policy, key)

@@ -7,10 +7,11 @@ against AWS and the local emulator.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from changelake.layout import check_table_name
+from changelake.privacy import parse_rules
 
 ENV_PREFIX = "CHANGELAKE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -40,6 +41,17 @@ class ChangelakeSettings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level (stderr, JSON lines)")
     metrics: str = Field("log", description="Metrics sink: 'log' or 'emf' (CloudWatch EMF)")
+    privacy_policy: str | None = Field(
+        None,
+        description="Privacy policy per table, JSON {table: {path: hash|mask|drop}}, applied"
+        " before anything is written (README: Privacy)",
+    )
+    privacy_key: SecretStr | None = Field(
+        None, description="Key of the policy's keyed hashes, ≥32 bytes (locally)"
+    )
+    privacy_key_secret: str | None = Field(
+        None, description="Or: Secrets Manager secret id holding that key (on AWS)"
+    )
 
     # Fail at start-up with the variable's name, not later deep inside a service.
     @field_validator("log_level")
@@ -55,6 +67,14 @@ class ChangelakeSettings(BaseSettings):
     def _known_metrics_sink(cls, value: str) -> str:
         if value not in METRICS_SINKS:
             raise ValueError(f"metrics must be one of {', '.join(METRICS_SINKS)}")
+        return value
+
+    @field_validator("privacy_policy")
+    @classmethod
+    def _valid_privacy_policy(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_rules(value)  # a bad path or action fails here, at start
         return value
 
     @field_validator("table_name")

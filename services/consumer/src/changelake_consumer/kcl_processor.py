@@ -203,6 +203,7 @@ def bench_processor(store: ObjectStore, metrics: Metrics | None = None) -> Chang
 
 def main() -> None:
     """Composition root of the KCL child process: settings → logging → adapters → protocol loop."""
+    from changelake import aws
     from changelake.logs import configure_logging
     from changelake.metrics import make_metrics
     from changelake.s3_store import S3ObjectStore
@@ -217,9 +218,12 @@ def main() -> None:
     metrics = make_metrics(settings.metrics, namespace="changelake/consumer")
     store = S3ObjectStore(settings.lake_bucket)
     policy = BatchPolicy.from_settings(settings)
+    privacy = aws.privacy_policy(settings)
 
     def factory(shard_id: str, start_after: str | None) -> ShardProcessor:
-        return ShardProcessor(shard_id, store, metrics, policy, start_after=start_after)
+        return ShardProcessor(
+            shard_id, store, metrics, policy, privacy=privacy, start_after=start_after
+        )
 
     kcl.KCLProcess(
         ChangeRecordProcessor(factory, metrics),

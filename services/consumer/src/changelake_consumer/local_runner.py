@@ -22,6 +22,7 @@ from typing import Protocol
 
 from changelake.metrics import make_metrics
 from changelake.ports import CheckpointStore, Metrics, ObjectStore
+from changelake.privacy import PrivacyPolicy
 
 from changelake_consumer.dynamodb_checkpoints import LeaseItem, LeaseLostError
 from changelake_consumer.kinesis_shards import (
@@ -112,8 +113,10 @@ class LocalConsumer:
         ensure_checkpoints: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         leases: ShardLeases | None = None,
+        privacy: PrivacyPolicy | None = None,
     ) -> None:
         self.settings = settings
+        self._privacy = privacy
         self._reader = reader
         self._checkpoints = checkpoints
         self._store = store
@@ -355,7 +358,13 @@ class LocalConsumer:
         try:
             saved = self._checkpoints.load(sid)
             processor = ShardProcessor(
-                sid, self._store, self._metrics, self._policy, start_after=saved, clock=self._clock
+                sid,
+                self._store,
+                self._metrics,
+                self._policy,
+                privacy=self._privacy,
+                start_after=saved,
+                clock=self._clock,
             )
             iterator: str | None = self._reader.iterator(sid, saved, initial)
             while not self._stop.is_set() and iterator is not None and not self._released(sid):
@@ -447,6 +456,7 @@ class LocalConsumer:
 
 def build(settings: ConsumerSettings | None = None) -> LocalConsumer:
     """The local runner wired to S3, Kinesis and DynamoDB from settings (composition)."""
+    from changelake import aws
     from changelake.s3_store import S3ObjectStore
 
     from changelake_consumer.dynamodb_checkpoints import DynamoDBCheckpointStore
@@ -464,6 +474,7 @@ def build(settings: ConsumerSettings | None = None) -> LocalConsumer:
         make_metrics(settings.metrics, namespace="changelake/consumer"),
         ensure_checkpoints=checkpoints.ensure_table,
         leases=checkpoints,
+        privacy=aws.privacy_policy(settings),
     )
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from changelake.events import DecodeFailure, Position
+from changelake.privacy import PrivacyPolicy
 
 from changelake_consumer.columns import ChangeColumns
 from changelake_consumer.rows import prepare
@@ -18,9 +19,13 @@ COMPRESSION = "zstd"
 SCHEMA_VERSION = b"1"
 
 
-def table_to_parquet(table: pa.Table) -> bytes:
-    """Serialize one Arrow table as a single Parquet file (zstd, one row group)."""
-    table = table.replace_schema_metadata({b"changelake.schema_version": SCHEMA_VERSION})
+def table_to_parquet(table: pa.Table, metadata: Mapping[str, str] | None = None) -> bytes:
+    """Serialize one Arrow table as a single Parquet file (zstd, one row group).
+
+    ``metadata`` (the privacy policy's version and rules) joins the file's key-value metadata.
+    """
+    extra = {k.encode(): v.encode() for k, v in (metadata or {}).items()}
+    table = table.replace_schema_metadata({b"changelake.schema_version": SCHEMA_VERSION, **extra})
     sink = pa.BufferOutputStream()
     pq.write_table(
         table,
@@ -61,7 +66,9 @@ def gc_paused() -> Iterator[None]:
 
 
 def decode_into(
-    records: Sequence[tuple[bytes, Position]], table: str | None = None
+    records: Sequence[tuple[bytes, Position]],
+    table: str | None = None,
+    privacy: PrivacyPolicy | None = None,
 ) -> tuple[ChangeColumns, list[DecodeFailure]]:
     """Decode raw Kinesis records straight into columns; failures come back as values."""
     columns = ChangeColumns()
@@ -69,7 +76,7 @@ def decode_into(
     add = columns.add
     with gc_paused():
         for raw, position in records:
-            row = prepare(raw, position, table)
+            row = prepare(raw, position, table, privacy)
             if isinstance(row, DecodeFailure):
                 failures.append(row)
             else:
@@ -77,9 +84,11 @@ def decode_into(
     return columns, failures
 
 
-def records_to_parquet(records: Sequence[tuple[bytes, Position]], table: str) -> bytes:
+def records_to_parquet(
+    records: Sequence[tuple[bytes, Position]], table: str, privacy: PrivacyPolicy | None = None
+) -> bytes:
     """Raw records of one table → one Parquet file (bad records are left out, see decode_into)."""
-    columns, _ = decode_into(records, table)
+    columns, _ = decode_into(records, table, privacy)
     with gc_paused():
         arrow_table = columns.to_table()
-    return table_to_parquet(arrow_table)
+    return table_to_parquet(arrow_table, privacy.metadata(table) if privacy is not None else None)

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from changelake import ddb_json, layout, schema
 from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
+from changelake.privacy import PrivacyPolicy, Redaction, UnreadableRecordError, decode_redacted
 from changelake.timeutil import normalize_epoch_us
 from changelake.wire import TTL_PRINCIPAL
 
@@ -73,19 +74,52 @@ def _table_ok(table: str) -> bool:
 
 
 def prepare(
-    raw: bytes, position: Position, expected_table: str | None = None
+    raw: bytes,
+    position: Position,
+    expected_table: str | None = None,
+    privacy: PrivacyPolicy | None = None,
 ) -> PreparedRow | DecodeFailure:
-    """Decode one record into a row, or a failure value (exactly as strict as the codec)."""
+    """Decode one record into a row, or a failure value (exactly as strict as the codec).
+
+    With a privacy policy, the policy is applied to the parsed record before anything else
+    (``changelake.privacy``): the row, its images and a failure's bytes hold only redacted data.
+    """
+    if privacy is not None:
+        return _prepare_private(raw, position, expected_table, privacy)
     try:
-        return _prepare_fast(raw, position, expected_table)
+        return _prepare_fast(orjson.loads(raw), position, expected_table, None)
     except _SlowPathError:
         pass
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         pass  # anything surprising: the codec's path decides, with its own reasons
-    decoded = decode_record(raw, position, expected_table=expected_table)
+    return _prepare_slow(decode_record(raw, position, expected_table=expected_table))
+
+
+def _prepare_slow(decoded: ChangeEvent | DecodeFailure) -> PreparedRow | DecodeFailure:
+    """The codec's path: ``decoded`` is the shared codec's answer."""
     if isinstance(decoded, DecodeFailure):
         return decoded  # the codec also applies the table-name rule (layout.check_table_name)
     return prepare_event(decoded)
+
+
+def _prepare_private(
+    raw: bytes, position: Position, expected_table: str | None, privacy: PrivacyPolicy
+) -> PreparedRow | DecodeFailure:
+    try:
+        payload = orjson.loads(raw)
+        redaction = privacy.redact_record(payload)  # in place; None: a table it does not cover
+    except (orjson.JSONDecodeError, UnreadableRecordError):
+        redacted, redaction = privacy.redact_bytes(raw, expected_table)
+        return _prepare_slow(decode_redacted(redacted, redaction, position, expected_table))
+    if redaction is None or redaction.error is None:
+        try:
+            return _prepare_fast(payload, position, expected_table, redaction)
+        except _SlowPathError:
+            pass
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            pass
+    redacted = raw if redaction is None else orjson.dumps(payload)
+    return _prepare_slow(decode_redacted(redacted, redaction, position, expected_table))
 
 
 def prepare_event(event: ChangeEvent) -> PreparedRow:
@@ -163,9 +197,8 @@ def _value_cells(path: tuple[str, ...], value: Any, depth: int, cells: list[Cell
 
 
 def _prepare_fast(
-    raw: bytes, position: Position, expected_table: str | None
+    p: Any, position: Position, expected_table: str | None, redaction: Redaction | None
 ) -> PreparedRow | DecodeFailure:
-    p = orjson.loads(raw)
     if type(p) is not dict:
         raise _SlowPathError
     event_id = p.get("eventID")
@@ -268,10 +301,14 @@ def _prepare_fast(
             if attr not in image or not _equal(av, image[attr]):
                 changed.append(attr)
         changed.sort()
+        if redaction is not None:
+            changed = list(redaction.changed_attributes(changed))
         new_json: str | None = orjson.dumps(image_plain).decode()
         old_json: str | None = orjson.dumps(old_plain).decode()
     else:
         changed = sorted(image)
+        if redaction is not None:
+            changed = list(redaction.changed_attributes(changed))
         if name == "INSERT":
             new_json, old_json = orjson.dumps(image_plain).decode(), None
         else:

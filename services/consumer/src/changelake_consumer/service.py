@@ -35,6 +35,7 @@ from changelake import layout, schema
 from changelake.events import DecodeFailure, Position
 from changelake.layout import Partition
 from changelake.ports import Metrics, ObjectStore
+from changelake.privacy import PrivacyPolicy
 from changelake.timeutil import now_us, us_to_datetime
 
 from changelake_consumer.columns import ChangeColumns
@@ -119,6 +120,7 @@ class ShardProcessor:
         policy: BatchPolicy | None = None,
         *,
         expected_table: str | None = None,
+        privacy: PrivacyPolicy | None = None,
         start_after: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -128,6 +130,7 @@ class ShardProcessor:
         self._metrics = metrics
         self._policy = policy or BatchPolicy()
         self._expected_table = expected_table
+        self._privacy = privacy
         self._clock = clock
         self._sleep = sleep
         self._buffers: dict[tuple[str, Partition], _Buffer] = {}
@@ -168,7 +171,7 @@ class ShardProcessor:
         count = 0
         for raw, position in records:
             count += 1
-            row = prepare(raw, position, self._expected_table)
+            row = prepare(raw, position, self._expected_table, self._privacy)
             if isinstance(row, DecodeFailure):
                 failures.append(row)
             else:
@@ -257,7 +260,8 @@ class ShardProcessor:
             object_key = layout.change_object_key(
                 buf.table, buf.partition, self.shard_id, first_text, last_text
             )
-            data = table_to_parquet(table)
+            privacy = self._privacy.metadata(buf.table) if self._privacy is not None else None
+            data = table_to_parquet(table, privacy)
             self._put(object_key, data, PARQUET_TYPE)
             self._remember(prefix, first, last)
             self._metrics.count("rows_written", table.num_rows)
