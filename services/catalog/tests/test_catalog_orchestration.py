@@ -48,6 +48,7 @@ class FakeRegistry:
         self.calls: list[tuple[str, str]] = []
         self.partition_batches: list[list[Partition]] = []
         self.fail_tables = set(fail_tables)
+        self.privacy: dict[str, str] = {}
 
     def ensure_database(self) -> None:
         """Nothing to do."""
@@ -75,6 +76,11 @@ class FakeRegistry:
     def existing_partitions(self, table: str) -> set[Partition]:
         """Registered partitions."""
         return set(self.partitions.get(table, set()))
+
+    def record_privacy(self, table: str, version: str, rules: str | None) -> bool:
+        """Record the version (never a call of interest here)."""
+        self.privacy[table] = version
+        return True
 
     def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
         """Record one batch (fails like Glue when the table is missing)."""

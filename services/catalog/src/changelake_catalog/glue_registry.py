@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from changelake import aws
+from changelake import aws, privacy
 from changelake.athena_view import decode_presto_view
 from changelake.layout import (
     Partition,
@@ -241,6 +241,35 @@ class GlueRegistry:
                 },
             )
         return state
+
+    def record_privacy(self, table: str, version: str, rules: str | None) -> bool:
+        """Record which privacy policy wrote the newest objects (docs/adr/0027).
+
+        Parameters of ``<table>_changes``: ``changelake.privacy.version`` (the newest),
+        ``changelake.privacy.rules`` (its paths and actions, never the key) and
+        ``changelake.privacy.versions`` (every version seen, in order: a table whose history
+        mixes policies says so). A table never written under a policy stays untouched.
+        """
+
+        def compute(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None:
+                return None  # merge_changes_table creates it first
+            params = dict(current.get("Parameters") or {})
+            if params.get(privacy.VERSION_PARAMETER, privacy.NO_POLICY) == version:
+                return None
+            seen = [v for v in params.get(privacy.VERSIONS_PARAMETER, "").split(",") if v]
+            params[privacy.VERSIONS_PARAMETER] = ",".join([*seen, version])
+            params[privacy.VERSION_PARAMETER] = version
+            if rules is None:
+                params.pop(privacy.RULES_PARAMETER, None)
+            else:
+                params[privacy.RULES_PARAMETER] = rules
+            return {**table_input_from(current), "Parameters": params}
+
+        wrote = self._write_table(changes_table_name(table), compute)
+        if wrote:
+            log.info("privacy policy recorded", extra={"table": table, "version": version})
+        return wrote
 
     def ensure_raw_table(self, table: str) -> bool:
         """Create ``<table>_raw`` (partition projection) if missing; whether it was created."""

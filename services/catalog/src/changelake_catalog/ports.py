@@ -97,6 +97,10 @@ class CatalogRegistry(Protocol):
         """Every partition registered on ``<table>_changes``."""
         ...
 
+    def record_privacy(self, table: str, version: str, rules: str | None) -> bool:
+        """Set the privacy policy parameters of ``<table>_changes``; whether written."""
+        ...
+
     def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
         """Register partitions with exactly the table's current columns (existing = success)."""
         ...

@@ -21,7 +21,7 @@ from changelake.ports import ObjectStore
 
 from changelake_catalog.notifications import ObjectRef
 from changelake_catalog.ports import CatalogRegistry, ObjectListing
-from changelake_catalog.service import incoming_columns, read_schemas
+from changelake_catalog.service import incoming_columns, privacy_of, read_schemas
 from changelake_catalog.settings import CatalogSettings
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ class Repairer:
             columns += len(state.added)
             self._registry.ensure_raw_table(name)
             self._registry.ensure_current_view(name)
+            newest = max(k for k, v in schemas.items() if isinstance(v, pa.Schema))
+            self._registry.record_privacy(name, *privacy_of(schemas[newest]))
             missing = partitions - self._registry.existing_partitions(name)
             found += len(partitions)
             added += self._registry.add_partitions(name, sorted(missing)).added

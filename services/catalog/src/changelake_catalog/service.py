@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+from changelake import privacy
 from changelake.layout import Partition
 from changelake.ports import Metrics, ObjectStore
 
@@ -73,6 +74,17 @@ def read_schemas(
         return dict(zip((r.key for r in unique), pool.map(one, unique), strict=True))
 
 
+def privacy_of(schema: pa.Schema) -> tuple[str, str | None]:
+    """The privacy policy version and rules an object was written with (footer metadata)."""
+    metadata = schema.metadata or {}
+    version = metadata.get(privacy.VERSION_PARAMETER.encode())
+    rules = metadata.get(privacy.RULES_PARAMETER.encode())
+    return (
+        version.decode() if version else privacy.NO_POLICY,
+        rules.decode() if rules else None,
+    )
+
+
 def incoming_columns(schemas: Sequence[pa.Schema]) -> list[Column]:
     """Union of the objects' columns, first appearance first (case-insensitive names)."""
     seen: dict[str, Column] = {}
@@ -113,6 +125,7 @@ class CatalogService:
         self._footer_bytes = footer_bytes
         self._known_columns: dict[str, frozenset[str]] = {}
         self._known_partitions: dict[str, set[Partition]] = defaultdict(set)
+        self._known_privacy: dict[str, str] = {}
 
     def poll_once(self) -> BatchOutcome:
         """Receive one batch (long poll, then drain without waiting) and handle it."""
@@ -175,6 +188,7 @@ class CatalogService:
                 # may have been dropped or changed behind our back).
                 self._known_columns.pop(table, None)
                 self._known_partitions.pop(table, None)
+                self._known_privacy.pop(table, None)
         for message_id, refs in refs_by_message.items():
             if any(r.key in bad_keys or r.table in failed_tables for r in refs):
                 failed.add(message_id)
@@ -223,6 +237,10 @@ class CatalogService:
             outcome.columns_added += len(state.added)
             self._metrics.count("catalog_columns_added", len(state.added), {"table": table})
             self._known_columns[table] = frozenset(c.name.lower() for c in state.columns)
+        version, rules = privacy_of(schemas[-1])
+        if self._known_privacy.get(table) != version:
+            self._registry.record_privacy(table, version, rules)
+            self._known_privacy[table] = version
         partitions = {r.partition for r in refs} - self._known_partitions[table]
         if partitions:
             result = self._registry.add_partitions(table, sorted(partitions))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
+from changelake import aws
 from changelake.logs import configure_logging
+from changelake.privacy import PrivacyPolicy
+from changelake.settings import ENV_PREFIX
 
 from changelake_transform.service import transform_records
 from changelake_transform.settings import TransformSettings
@@ -22,18 +26,37 @@ def _settings() -> TransformSettings:
     return settings
 
 
+_PRIVACY_VARIABLES = tuple(
+    f"{ENV_PREFIX}{name}" for name in ("PRIVACY_POLICY", "PRIVACY_KEY", "PRIVACY_KEY_SECRET")
+)
+
+
+def _privacy() -> PrivacyPolicy | None:
+    """The policy, resolved once per configuration (a secret is fetched once per container)."""
+    return _privacy_for(tuple(os.environ.get(name) for name in _PRIVACY_VARIABLES))
+
+
+@functools.lru_cache(maxsize=4)
+def _privacy_for(_variables: tuple[str | None, ...]) -> PrivacyPolicy | None:
+    return aws.privacy_policy(TransformSettings())
+
+
 def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
     """Transform one Firehose batch: same recordIds, one newline each, bad records flagged."""
     del context
     settings = _settings()
+    privacy = _privacy()
     records = event.get("records")
     if not isinstance(records, list):
         raise ValueError("event has no 'records' list: not a Firehose transformation event")
-    result = transform_records(records, max_response_bytes=settings.transform_max_response_bytes)
+    result = transform_records(
+        records, max_response_bytes=settings.transform_max_response_bytes, privacy=privacy
+    )
     # Firehose's error record has a fixed errorMessage: the Lambda's log is where AWS keeps the
     # reason (docs: "emit error logs to CloudWatch Logs"), so every failure gets its line.
+    # With a privacy policy the reasons are computed on the redacted record (no clear values).
     for record_id, reason in result.failures.items():
-        log.warning("record ProcessingFailed", extra={"recordId": record_id, "reason": reason})
+        log.warning("record not delivered", extra={"recordId": record_id, "reason": reason})
     log.info(
         "transformed batch",
         extra={
@@ -41,6 +64,7 @@ def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
             "records": len(records),
             "ok": result.ok,
             "processing_failed": result.failed,
+            "dropped_private": result.dropped,
             "oversize": result.oversize,
         },
     )

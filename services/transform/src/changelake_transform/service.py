@@ -13,6 +13,11 @@ Decisions (docs/adr/0004-transform-lambda-contract.md):
 * Anything :func:`changelake.events.decode_record` rejects (and data that is not base64) is
   ``ProcessingFailed`` with its original bytes echoed; it is never ``Ok`` and never ``Dropped``.
 * Partition keys are ``table``, ``dt`` and ``hour`` of the *event* time (UTC).
+* With a privacy policy (docs/adr/0027), the Ok data is the record with the policy applied
+  (compact JSON carrying ``changelakePrivacy``: the policy version), and partition keys come
+  from that record. A bad record whose bytes the policy covers is ``Dropped``, not
+  ``ProcessingFailed``: Firehose would write its *original* bytes to ``errors/``. The
+  consumer quarantines the same record, redacted, with its position for re-drive.
 * If the response would exceed the limit, the records that no longer fit are returned as
   ``ProcessingFailed`` with empty data: Firehose then writes their original bytes to the
   error prefix (nothing is lost, nothing is silently dropped) and the response stays valid.
@@ -29,6 +34,7 @@ from typing import Any
 import orjson
 from changelake.events import DecodeFailure, Position, decode_record
 from changelake.layout import partition_for_us
+from changelake.privacy import PrivacyPolicy, decode_redacted
 
 # Lambda's synchronous response payload limit: 6 MB (6 * 2**20 bytes).
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
@@ -37,6 +43,7 @@ _ENVELOPE_BYTES = len(b'{"records":[]}')
 
 OK = "Ok"
 PROCESSING_FAILED = "ProcessingFailed"
+DROPPED = "Dropped"
 OVERSIZE_REASON = "response size limit: returned as ProcessingFailed to keep the response valid"
 
 
@@ -48,6 +55,7 @@ class TransformResult:
     failures: dict[str, str] = field(default_factory=dict)
     ok: int = 0
     failed: int = 0
+    dropped: int = 0
     oversize: int = 0
 
     def response(self) -> dict[str, Any]:
@@ -78,7 +86,9 @@ def _position(record: Mapping[str, Any]) -> Position:
     )
 
 
-def _transform_one(record: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+def _transform_one(
+    record: Mapping[str, Any], privacy: PrivacyPolicy | None
+) -> tuple[dict[str, Any], str | None]:
     """One output entry and, if it failed, the reason."""
     record_id = record["recordId"]
     encoded = record.get("data")
@@ -91,7 +101,14 @@ def _transform_one(record: Mapping[str, Any]) -> tuple[dict[str, Any], str | Non
             {"recordId": record_id, "result": PROCESSING_FAILED, "data": encoded},
             f"data is not base64: {exc}",
         )
-    decoded = decode_record(raw, _position(record))
+    if privacy is None:
+        decoded = decode_record(raw, _position(record))
+    else:
+        original = raw
+        raw, redaction = privacy.redact_bytes(raw)
+        decoded = decode_redacted(raw, redaction, _position(record))
+        if isinstance(decoded, DecodeFailure) and raw is not original:
+            return {"recordId": record_id, "result": DROPPED, "data": ""}, decoded.reason
     if isinstance(decoded, DecodeFailure):
         return (
             {"recordId": record_id, "result": PROCESSING_FAILED, "data": encoded},
@@ -114,7 +131,10 @@ def _overflow_entry(record_id: str) -> dict[str, Any]:
 
 
 def transform_records(
-    records: Sequence[Mapping[str, Any]], *, max_response_bytes: int = MAX_RESPONSE_BYTES
+    records: Sequence[Mapping[str, Any]],
+    *,
+    max_response_bytes: int = MAX_RESPONSE_BYTES,
+    privacy: PrivacyPolicy | None = None,
 ) -> TransformResult:
     """Transform Firehose input records into output records, in order, one per input.
 
@@ -137,7 +157,7 @@ def transform_records(
     for record, record_id in zip(records, ids, strict=True):
         minimal = _entry_size(_overflow_entry(record_id))
         reserve -= minimal
-        entry, reason = _transform_one(record)
+        entry, reason = _transform_one(record, privacy)
         size = _entry_size(entry)
         if used + size + reserve > max_response_bytes:
             entry, reason, size = _overflow_entry(record_id), OVERSIZE_REASON, minimal
@@ -146,6 +166,9 @@ def transform_records(
         result.records.append(entry)
         if entry["result"] == OK:
             result.ok += 1
+        elif entry["result"] == DROPPED:
+            result.dropped += 1
+            result.failures[record_id] = reason or DROPPED
         else:
             result.failed += 1
             result.failures[record_id] = reason or "ProcessingFailed"
