@@ -26,6 +26,7 @@ import typer
 from changelake import aws
 from changelake.layout import ERRORS, changes_table_name
 from changelake.logs import configure_logging
+from changelake.privacy import sample_policy
 from changelake.settings import ChangelakeSettings
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -92,6 +93,8 @@ class DemoSummary:
     freshness_p95_s: float | None = None
     current_items: int = 0
     current_equals_dynamodb: bool = False
+    privacy_policy: str | None = None
+    privacy_rules: dict[str, str] = field(default_factory=dict)
     caught_up: bool = False
     produce_s: float = 0.0
     elapsed_s: float = 0.0
@@ -197,9 +200,19 @@ def run_demo(
     )
     with progress:
         boot = progress.add_task("starting local stack", total=1)
+        # The sample privacy policy (hash emails and phone, mask birthday), unless one is set.
+        policy_text = settings.privacy_policy or sample_policy(table)
         with LocalStack(
-            free_port(), settings=settings, faults=fault_config, precision="MICROSECOND"
+            free_port(),
+            settings=settings,
+            faults=fault_config,
+            precision="MICROSECOND",
+            privacy_policy=policy_text,
         ) as stack:
+            privacy = stack.privacy()
+            if privacy is not None and privacy.covers(table):
+                summary.privacy_policy = privacy.version(table)
+                summary.privacy_rules = dict(privacy.rules[table])
             _check_services(stack)
             progress.update(boot, completed=1)
             writing = progress.add_task("writing to DynamoDB", total=count)
@@ -272,7 +285,7 @@ def run_demo(
             summary.freshness_p95_s = None if p95 is None else round(p95, 2)
             querying = progress.add_task("running named queries", total=8)
             _named_queries(engine, table, summary, show, lambda: progress.advance(querying))
-            check = compare(engine, table)
+            check = compare(engine, table, privacy=privacy)
             progress.advance(querying)
             summary.current_items = check.view_items
             summary.current_equals_dynamodb = check.equal
@@ -382,6 +395,13 @@ def summary_table(summary: DemoSummary) -> Table:
             "current view = DynamoDB scan",
             ("yes" if summary.current_equals_dynamodb else "NO")
             + f" ({summary.current_items:,} items)",
+        ),
+        (
+            "privacy policy",
+            ", ".join(f"{path} {action}" for path, action in summary.privacy_rules.items())
+            + f" (version {summary.privacy_policy})"
+            if summary.privacy_policy
+            else "none",
         ),
         ("elapsed", f"{summary.elapsed_s:.1f} s (writing {summary.produce_s:.1f} s)"),
     ]

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import typer
 from changelake import aws
 from changelake.logs import configure_logging
+from changelake.privacy import sample_policy
 from changelake.settings import ChangelakeSettings
 
 DEFAULT_PORT = 4566
@@ -37,6 +38,13 @@ def up(
     host: Annotated[
         str, typer.Option(help="Interface to bind (0.0.0.0 only inside a container)")
     ] = "127.0.0.1",
+    privacy: Annotated[
+        bool,
+        typer.Option(
+            help="Without CHANGELAKE_PRIVACY_POLICY, run with the sample privacy policy"
+            " (hash emails and phone, mask birthday)"
+        ),
+    ] = True,
 ) -> None:
     """Start the emulator, create the resources, run every service until SIGINT/SIGTERM."""
     from changelake_cli.local_stack import LocalStack
@@ -56,7 +64,12 @@ def up(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with LocalStack(port, settings=settings, precision=chosen, host=host) as stack:
+        policy = (
+            (settings.privacy_policy or sample_policy(settings.table_name)) if privacy else None
+        )
+        with LocalStack(
+            port, settings=settings, precision=chosen, host=host, privacy_policy=policy
+        ) as stack:
             names = ", ".join(s.name for s in stack.services) or "none registered"
             print(
                 f"changelake local stack ready at {stack.endpoint}\n"

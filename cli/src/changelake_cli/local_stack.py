@@ -4,19 +4,23 @@
 the emulator, points this process's AWS clients at it (``AWS_ENDPOINT_URL``, plus fake
 credentials if none are set), then starts each service from
 :func:`changelake_cli.services.default_factories` in order; leaving stops them in reverse
-order, stops the emulator and restores the environment.
+order, stops the emulator and restores the environment. With ``privacy_policy`` it also sets
+``CHANGELAKE_PRIVACY_POLICY`` (and a random ``CHANGELAKE_PRIVACY_KEY`` for this run unless one
+is set), so the consumer and the transform apply it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 from types import TracebackType
 from typing import Literal, Self
 
 from changelake import aws
-from changelake.settings import ChangelakeSettings
+from changelake.privacy import PrivacyPolicy
+from changelake.settings import ENV_PREFIX, ChangelakeSettings
 from changelake_emulator.emulator import Emulator
 from changelake_emulator.faults import FaultConfig
 
@@ -45,8 +49,10 @@ class LocalStack:
         host: str = "127.0.0.1",
         factories: list[ServiceFactory] | None = None,
         firehose_buffer_seconds: float = 1.0,
+        privacy_policy: str | None = None,
     ) -> None:
         self.settings = settings or ChangelakeSettings()
+        self._privacy_policy = privacy_policy
         self.emulator = Emulator(
             port,
             settings=self.settings,
@@ -86,6 +92,11 @@ class LocalStack:
                     self._set_env(name, value)
             if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
                 self._set_env("AWS_DEFAULT_REGION", self.settings.region)
+            if self._privacy_policy is not None:
+                # The services (and the transform the emulator calls) read it from there.
+                self._set_env(f"{ENV_PREFIX}PRIVACY_POLICY", self._privacy_policy)
+                if not os.environ.get(f"{ENV_PREFIX}PRIVACY_KEY"):
+                    self._set_env(f"{ENV_PREFIX}PRIVACY_KEY", secrets.token_urlsafe(32))
             factories = self._factories if self._factories is not None else default_factories()
             for factory in factories:
                 service = factory()
@@ -96,6 +107,10 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def privacy(self) -> PrivacyPolicy | None:
+        """The privacy policy the running services apply (``None``: none)."""
+        return aws.privacy_policy(ChangelakeSettings())
 
     def stop(self) -> None:
         """Stop the services in reverse order, then the emulator; restore the environment."""

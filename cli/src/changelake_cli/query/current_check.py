@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from changelake import aws, ddb_json
 from changelake.events import item_key
 from changelake.layout import current_view_name
+from changelake.privacy import PrivacyPolicy
 
 from changelake_cli.query.model import QueryResult
 
@@ -43,14 +44,22 @@ class CurrentCheck:
         return not (self.missing or self.extra or self.different)
 
 
-def scan_images(table: str, client: Any | None = None) -> dict[str, str]:
-    """Every item of a DynamoDB table as ``item_key → image JSON`` (consistent, paginated)."""
+def scan_images(
+    table: str, client: Any | None = None, privacy: PrivacyPolicy | None = None
+) -> dict[str, str]:
+    """Every item of a DynamoDB table as ``item_key → image JSON`` (consistent, paginated).
+
+    With ``privacy``, each item first goes through the same policy the lake's writers apply.
+    """
     ddb = client or aws.dynamodb()
     keys = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
     images: dict[str, str] = {}
     for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for raw in page.get("Items", []):
-            image = ddb_json.deserialize_image({k: boto_to_ddb_json(v) for k, v in raw.items()})
+            wire = {k: boto_to_ddb_json(v) for k, v in raw.items()}
+            if privacy is not None:
+                wire = privacy.redact_image(table, wire)
+            image = ddb_json.deserialize_image(wire)
             rendered = ddb_json.image_to_json(image)
             assert rendered is not None
             images[item_key({k: image[k] for k in keys})] = rendered
@@ -84,10 +93,15 @@ def view_images(engine: SqlEngine, table: str) -> dict[str, str]:
     return images
 
 
-def compare(engine: SqlEngine, table: str, client: Any | None = None) -> CurrentCheck:
-    """Compare the view (local engine or Athena) with a Scan of the DynamoDB table."""
+def compare(
+    engine: SqlEngine,
+    table: str,
+    client: Any | None = None,
+    privacy: PrivacyPolicy | None = None,
+) -> CurrentCheck:
+    """Compare the view (local engine or Athena) with a Scan of the table (policy applied)."""
     lake = view_images(engine, table)
-    source = scan_images(table, client)
+    source = scan_images(table, client, privacy)
     return CurrentCheck(
         table_items=len(source),
         view_items=len(lake),

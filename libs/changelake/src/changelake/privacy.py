@@ -52,6 +52,13 @@ NO_POLICY = "none"
 # Top-level field a redacted record carries in raw/ and errors/ (which policy version applied).
 RECORD_MARKER = "changelakePrivacy"
 _IMAGES = ("Keys", "NewImage", "OldImage")
+
+
+def sample_policy(table: str = "persons") -> str:
+    """The policy the demo and the local stack run with (the producer's fake persons)."""
+    return orjson.dumps({table: {"emails": "hash", "phone": "hash", "birthday": "mask"}}).decode()
+
+
 _CANON = decimal.Context(prec=80)
 
 
