@@ -1,8 +1,9 @@
 """Consumer bench: the same seeded records → Parquet bytes, single core, four ways.
 
 Paths: naive (json + boto3 TypeDeserializer + ``Table.from_pylist``), awswrangler (pandas →
-awswrangler's Arrow/Parquet writer), ours (the consumer's pure records→Parquet function) and
-ours behind amazon_kclpy's protocol layer. Each path runs in a fresh subprocess (see
+awswrangler's Arrow/Parquet writer), ours (the consumer's pure records→Parquet function), ours
+with a privacy policy of the sample's shape (the policy's throughput cost) and ours behind
+amazon_kclpy's protocol layer. Each path runs in a fresh subprocess (see
 ``consumer_worker``) one after the other, inside the same command run; peak RSS of ours is
 measured in one more fresh subprocess that streams its input.
 """
@@ -60,7 +61,7 @@ def run(
     """Measure every path and compare ours against the two baselines."""
     say = progress or (lambda _msg: None)
     results: dict[str, dict[str, Any]] = {}
-    for path in ("naive", "awswrangler", "ours", "ours_kcl"):
+    for path in ("naive", "awswrangler", "ours", "ours_privacy", "ours_kcl"):
         say(f"consumer: {path} ({count:,} records, best of {reps})")
         profile = profile_dir / f"consumer-{path}.txt" if profile_dir and path == "ours" else None
         results[path] = run_worker(
@@ -87,12 +88,14 @@ def run(
         speed(p, "records_per_s") for p in ("ours", "naive", "awswrangler")
     )
     kcl_rps = speed("ours_kcl", "records_per_s")
+    privacy_rps = speed("ours_privacy", "records_per_s")
     peak = float(rss["peak_rss_mb"]) if rss.get("available") else None
     ratios = {
         "ours_vs_naive": ratio(ours_rps, naive_rps),
         "ours_vs_awswrangler": ratio(ours_rps, wr_rps),
         "ours_kcl_vs_naive": ratio(kcl_rps, naive_rps),
         "ours_kcl_vs_awswrangler": ratio(kcl_rps, wr_rps),
+        "ours_privacy_vs_ours": ratio(privacy_rps, ours_rps),
     }
     rows = [
         Row(
@@ -130,6 +133,12 @@ def run(
             ratios["ours_kcl_vs_naive"],
         ),
         Row(
+            "records/s — ours with a privacy policy (2 hashed, 1 masked) vs ours",
+            privacy_rps,
+            ours_rps,
+            ratios["ours_privacy_vs_ours"],
+        ),
+        Row(
             "peak RSS MB — ours (fresh process)",
             peak,
             None,
@@ -148,7 +157,12 @@ def run(
             "mean_record_bytes": _mean_size(results, count),
             "arrow_threads": 1,
         },
-        ours={"direct": results["ours"], "kcl": results["ours_kcl"], "rss": rss},
+        ours={
+            "direct": results["ours"],
+            "privacy": results["ours_privacy"],
+            "kcl": results["ours_kcl"],
+            "rss": rss,
+        },
         baseline={"naive": results["naive"], "awswrangler": results["awswrangler"]},
         ratio=ratios,
         rows=rows,

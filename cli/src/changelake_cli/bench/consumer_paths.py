@@ -20,8 +20,12 @@ from changelake.events import Position
 Records = Sequence[tuple[bytes, Position]]
 PathFn = Callable[[Records], list[bytes]]
 
-PATHS = ("naive", "awswrangler", "ours", "ours_kcl")
+PATHS = ("naive", "awswrangler", "ours", "ours_privacy", "ours_kcl")
 TABLE = "persons"
+# The sample privacy policy's shape (two attributes hashed, one masked) on the bench records'
+# attributes: a string set (like emails), a list of phone numbers, a number (docs/adr/0027).
+BENCH_PRIVACY_POLICY = {TABLE: {"tags": "hash", "ph": "hash", "age": "mask"}}
+BENCH_PRIVACY_KEY = b"changelake-bench-key-not-a-secret-0123456789"
 
 
 class PathUnavailableError(RuntimeError):
@@ -41,6 +45,12 @@ def resolve(name: str) -> PathFn:
     if name == "ours":
         fn = ours_function()
         return lambda records: [fn(records)]
+    if name == "ours_privacy":
+        from changelake.privacy import PrivacyPolicy
+        from changelake_consumer.parquet import records_to_parquet
+
+        policy = PrivacyPolicy(BENCH_PRIVACY_POLICY, BENCH_PRIVACY_KEY)
+        return lambda records: [records_to_parquet(records, TABLE, policy)]
     if name == "ours_kcl":
         return kcl_path()
     raise ValueError(f"unknown consumer path {name!r}")
