@@ -70,9 +70,7 @@ def _reference(
     return columns, failures
 
 
-def _assert_same(
-    records: Records, table: str | None, privacy: PrivacyPolicy | None = None
-) -> None:
+def _assert_same(records: Records, table: str | None, privacy: PrivacyPolicy | None = None) -> None:
     fast, fast_failures = decode_into(records, table, privacy)
     slow, slow_failures = _reference(records, table, privacy)
     assert fast_failures == slow_failures
@@ -82,9 +80,7 @@ def _assert_same(
     assert (fast.number_text_values, fast.collisions) == (slow.number_text_values, slow.collisions)
     if table is not None:
         metadata = privacy.metadata(table) if privacy is not None else None
-        assert records_to_parquet(records, table, privacy) == table_to_parquet(
-            slow_table, metadata
-        )
+        assert records_to_parquet(records, table, privacy) == table_to_parquet(slow_table, metadata)
 
 
 def test_decode_into_equals_reference_on_all_golden_fixtures_in_one_batch() -> None:
