@@ -56,7 +56,7 @@ def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
     # reason (docs: "emit error logs to CloudWatch Logs"), so every failure gets its line.
     # With a privacy policy the reasons are computed on the redacted record (no clear values).
     for record_id, reason in result.failures.items():
-        log.warning("record not delivered", extra={"recordId": record_id, "reason": reason})
+        log.warning("record ProcessingFailed", extra={"recordId": record_id, "reason": reason})
     log.info(
         "transformed batch",
         extra={
