@@ -95,6 +95,27 @@ def test_merge_changes_table_adds_new_column_and_view_follows(glue: Any) -> None
     assert not registry.ensure_current_view("persons")  # unchanged: nothing written
 
 
+def test_view_written_with_a_description_is_rewritten_without_it(glue: Any) -> None:
+    """A view from before the fix carried a Glue Description, which Trino and Athena copy over
+    its "Presto View" comment and so do not see it as a view: the catalog rewrites it."""
+    registry = GlueRegistry(BUCKET, DB, glue, sleep=_no_sleep)
+    registry.merge_changes_table("persons", BASE)
+    registry.ensure_current_view("persons")
+    old = glue.get_table(DatabaseName=DB, Name="persons_current")["Table"]
+    assert "Description" not in old
+    legacy = {k: old[k] for k in ("Name", "TableType", "Parameters", "StorageDescriptor")}
+    legacy |= {k: old[k] for k in ("ViewOriginalText", "ViewExpandedText", "PartitionKeys")}
+    glue.update_table(DatabaseName=DB, TableInput={**legacy, "Description": "old style"})
+
+    assert registry.ensure_current_view("persons")
+
+    view = glue.get_table(DatabaseName=DB, Name="persons_current")["Table"]
+    assert "Description" not in view
+    assert view["Parameters"]["comment"] == "Presto View"
+    assert view["ViewOriginalText"] == old["ViewOriginalText"]
+    assert not registry.ensure_current_view("persons")
+
+
 def test_merge_changes_table_keeps_table_type_when_object_type_conflicts(glue: Any) -> None:
     registry = GlueRegistry(BUCKET, DB, glue, sleep=_no_sleep)
     registry.merge_changes_table("persons", [Column("age", "decimal(38,0)")])

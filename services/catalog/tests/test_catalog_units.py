@@ -232,6 +232,12 @@ def test_view_table_input_is_an_athena_presto_view() -> None:
     view = decode_presto_view(doc["ViewOriginalText"])
     assert view.columns == (("event_id", "varchar"), ("tags", "array(varchar)"))
     assert '"changelake"."persons_changes"' in view.sql
+    # Trino (Athena's engine) takes a table for a view only when its "comment" parameter is
+    # "Presto View", and copies a Glue Description over that parameter: no Description.
+    assert doc["Parameters"]["presto_view"] == "true"
+    assert doc["Parameters"]["comment"] == "Presto View"
+    assert "Description" not in doc
+    assert view.comment == "Latest live image of each item of DynamoDB table persons (changelake)"
     assert doc["StorageDescriptor"]["Columns"] == [
         {"Name": "event_id", "Type": "string"},
         {"Name": "tags", "Type": "array<string>"},

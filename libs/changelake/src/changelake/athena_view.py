@@ -2,7 +2,10 @@
 
 A Glue table with ``TableType = VIRTUAL_VIEW`` whose ``ViewOriginalText`` is
 ``/* Presto View: <base64 of JSON> */``; the JSON holds the original SQL and the column list
-with Presto type names. ``ViewExpandedText`` is ``/* Presto View */``. The catalog writes
+with Presto type names (and the view's comment). ``ViewExpandedText`` is ``/* Presto View */``.
+The table's parameters carry ``presto_view=true`` and ``comment=Presto View`` and the table has
+no ``Description``: Trino (and so Athena) recognises a view by exactly that comment, and its
+Glue client copies a table's ``Description`` over the ``comment`` parameter. The catalog writes
 views with :func:`encode_presto_view`; the local query engine reads them back with
 :func:`decode_presto_view` and runs the same SQL.
 """
@@ -28,6 +31,7 @@ class ViewDefinition:
     columns: tuple[tuple[str, str], ...]
     catalog: str = "awsdatacatalog"
     schema: str = "changelake"
+    comment: str | None = None
 
 
 def encode_presto_view(view: ViewDefinition) -> str:
@@ -41,6 +45,8 @@ def encode_presto_view(view: ViewDefinition) -> str:
         "runAsInvoker": False,
         "properties": {},
     }
+    if view.comment is not None:
+        doc["comment"] = view.comment
     payload = base64.b64encode(json.dumps(doc).encode()).decode("ascii")
     return f"{PRESTO_PREFIX}{payload}{PRESTO_SUFFIX}"
 
@@ -56,4 +62,5 @@ def decode_presto_view(original_text: str) -> ViewDefinition:
         columns=tuple((c["name"], c["type"]) for c in doc.get("columns", [])),
         catalog=doc.get("catalog", "awsdatacatalog"),
         schema=doc.get("schema", "changelake"),
+        comment=doc.get("comment"),
     )

@@ -301,8 +301,10 @@ class GlueRegistry:
             wanted = view_table_input(table, columns, self.database)
             if current is None:
                 return wanted
-            if current.get("ViewOriginalText") == wanted["ViewOriginalText"]:
-                return None
+            if current.get("ViewOriginalText") == wanted["ViewOriginalText"] and (
+                "Description" not in current
+            ):
+                return None  # (a Description hid the view from Trino and Athena: rewrite)
             if _view_columns(current) > {c.name for c in columns}:
                 return None  # a newer worker already wrote a wider view
             return wanted

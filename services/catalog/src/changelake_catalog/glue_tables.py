@@ -191,9 +191,11 @@ def raw_table_input(table: str, bucket: str) -> dict[str, Any]:
 def view_table_input(table: str, columns: Sequence[Column], database: str) -> dict[str, Any]:
     """``TableInput`` of the ``<table>_current`` view in Athena's (Presto) view format."""
     view = current_view_definition(table, columns, database)
+    # No "Description": Trino's Glue client copies it over the "comment" parameter, and a
+    # table whose comment is not "Presto View" is not a view to Trino (nor to Athena); the
+    # human description travels in the view definition's own comment.
     return {
         "Name": current_view_name(table),
-        "Description": f"Latest live image of each item of DynamoDB table {table} (changelake)",
         "TableType": "VIRTUAL_VIEW",
         "Parameters": {"presto_view": "true", "comment": "Presto View", SOURCE_PARAMETER: table},
         "PartitionKeys": [],

@@ -64,4 +64,5 @@ def current_view_definition(
         sql=current_view_sql(table, [c.name for c in data], database),
         columns=tuple((c.name, presto_type(c.type)) for c in data),
         schema=database,
+        comment=f"Latest live image of each item of DynamoDB table {table} (changelake)",
     )
