@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -45,9 +46,18 @@ def up(
             " (hash emails and phone, mask birthday)"
         ),
     ] = True,
+    with_trino: Annotated[
+        bool,
+        typer.Option(
+            "--with-trino",
+            help="Also run Trino (Athena's engine) over the emulator's Glue and S3; downloaded "
+            "once from Maven Central into .cache/trino, checksum-verified; needs Java 24+",
+        ),
+    ] = False,
 ) -> None:
     """Start the emulator, create the resources, run every service until SIGINT/SIGTERM."""
     from changelake_cli.local_stack import LocalStack
+    from changelake_cli.trino_server import CATALOG, AwsTarget, TrinoError, TrinoServer
 
     settings = ChangelakeSettings()
     configure_logging(settings.log_level)
@@ -67,18 +77,39 @@ def up(
         policy = (
             (settings.privacy_policy or sample_policy(settings.table_name)) if privacy else None
         )
-        with LocalStack(
-            port, settings=settings, precision=chosen, host=host, privacy_policy=policy
-        ) as stack:
+        with contextlib.ExitStack() as running:
+            stack = running.enter_context(
+                LocalStack(
+                    port, settings=settings, precision=chosen, host=host, privacy_policy=policy
+                )
+            )
+            exports = shell_env(stack.endpoint, settings)
+            trino_line = ""
+            if with_trino:
+                print("starting Trino…", file=sys.stderr, flush=True)
+                try:
+                    trino = running.enter_context(
+                        TrinoServer(AwsTarget.emulator(stack.endpoint, settings.region))
+                    )
+                except TrinoError as exc:
+                    print(f"error: {exc}", file=sys.stderr, flush=True)
+                    raise typer.Exit(1) from exc
+                exports.append(("CHANGELAKE_TRINO_URL", trino.url))
+                trino_line = (
+                    f"  Trino {trino.url} (catalog {CATALOG}, Glue and S3 of the emulator), "
+                    f"started in {trino.start_seconds or 0:.1f}s: "
+                    "`changelake query --engine trino …`\n"
+                )
             names = ", ".join(s.name for s in stack.services) or "none registered"
             print(
                 f"changelake local stack ready at {stack.endpoint}\n"
                 f"  table {settings.table_name} -> stream {settings.stream_name} -> "
                 f"s3://{settings.lake_bucket} (raw/ via Firehose {settings.firehose_name}); "
                 f"services: {names}\n"
+                f"{trino_line}"
                 "  In a second shell, paste these lines, then run `changelake produce`, "
                 "`changelake query` or the AWS CLI against the stack:\n"
-                + "".join(f"    export {k}={v}\n" for k, v in shell_env(stack.endpoint, settings))
+                + "".join(f"    export {k}={v}\n" for k, v in exports)
                 + "  Ctrl-C to stop",
                 flush=True,
             )

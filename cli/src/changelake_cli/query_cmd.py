@@ -24,6 +24,7 @@ class Engine(StrEnum):
 
     local = "local"
     athena = "athena"
+    trino = "trino"
 
 
 class OutputFormat(StrEnum):
@@ -53,6 +54,21 @@ def run_query(
             region=settings.region,
             timeout_s=settings.athena_timeout_s,
             poll_max_s=settings.athena_poll_max_s,
+        ).run(sql, params)
+    if engine is Engine.trino:
+        from changelake_cli.query.trino_engine import TrinoEngine
+
+        if not settings.trino_url:
+            raise QueryError(
+                "--engine trino needs CHANGELAKE_TRINO_URL (e.g. the URL that "
+                "`changelake local up --with-trino` prints)"
+            )
+        return TrinoEngine(
+            settings.trino_url,
+            database,
+            catalog=settings.trino_catalog,
+            user=settings.trino_user,
+            timeout_s=settings.trino_timeout_s,
         ).run(sql, params)
     from changelake_cli.query.local_engine import LocalEngine
 
@@ -86,9 +102,10 @@ def register(app: typer.Typer) -> None:
                 "(e.g. 1='p-42' 2=10)",
             ),
         ] = None,
-        engine: Annotated[Engine, typer.Option(help="local (DuckDB over Glue) or athena")] = (
-            Engine.local
-        ),
+        engine: Annotated[
+            Engine,
+            typer.Option(help="local (DuckDB over Glue), athena, or trino (CHANGELAKE_TRINO_URL)"),
+        ] = (Engine.local),
         database: Annotated[
             str | None, typer.Option(help="Database of unqualified names [default: changelake]")
         ] = None,
@@ -104,7 +121,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         list_named: Annotated[bool, typer.Option("--list", help="List named queries")] = False,
     ) -> None:
-        """Run Athena SQL on the local lake (DuckDB, default) or on Athena."""
+        """Run Athena SQL on the local lake (DuckDB, default), on Athena or on Trino."""
         settings = QuerySettings()
         if workgroup is not None:
             settings = settings.model_copy(update={"athena_workgroup": workgroup})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from changelake_cli.query.s3_objects import S3Object, S3Objects
 log = logging.getLogger(__name__)
 
 PATH_COLUMN = "$path"
+_MISSING_FUNCTION = re.compile(r"Function with name (?P<name>\S+) does not exist", re.I)
 MAX_VIEW_DEPTH = 16
 
 
@@ -81,12 +83,19 @@ class LocalEngine:
         needed = transpile.referenced_columns(tree)
         with_path = transpile.uses_column(tree, PATH_COLUMN)
         stats = ScanStats()
+        refs = [
+            (ref, self.catalog.table(*transpile.qualified(ref, self.database)))
+            for ref in transpile.table_refs(tree)
+        ]
+        column_types: dict[str, set[str]] = {}
+        for _, table in refs:
+            for col in (*table.columns, *table.partition_keys):
+                column_types.setdefault(col.name.lower(), set()).add(col.type)
+        transpile.reject_unsupported(tree, column_types)
         con = duckdb.connect(config={"threads": self.threads})
         try:
             con.execute("SET TimeZone = 'UTC'")
-            for index, ref in enumerate(transpile.table_refs(tree)):
-                db, name = transpile.qualified(ref, self.database)
-                table = self.catalog.table(db, name)
+            for index, (ref, table) in enumerate(refs):
                 relation = self._relation(table, ref, needed, with_path, stats)
                 registered = f"__cl_{index}_{table.name}"
                 con.register(registered, relation)
@@ -103,6 +112,12 @@ class LocalEngine:
                 cursor = con.execute(duck_sql)
                 rows = cursor.fetchall()
                 description = cursor.description or []
+            except duckdb.CatalogException as exc:
+                missing = _MISSING_FUNCTION.search(str(exc))
+                if missing:
+                    # An Athena (Trino) function DuckDB does not have, e.g. format_datetime.
+                    raise transpile.not_supported_locally(f"function {missing['name']}()") from exc
+                raise QueryError(f"{type(exc).__name__}: {exc}") from exc
             except duckdb.Error as exc:
                 raise QueryError(f"{type(exc).__name__}: {exc}") from exc
         finally:

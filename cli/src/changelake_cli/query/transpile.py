@@ -17,6 +17,7 @@ from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
 from changelake_cli.query.model import QueryError
 
+NOT_LOCAL_HINT = "(use --engine trino or athena)"
 READ_DIALECT = "athena"
 WRITE_DIALECT = "duckdb"
 _QUERY_TYPES = (exp.Query,)
@@ -129,3 +130,35 @@ def referenced_columns(tree: exp.Expr) -> set[str] | None:
         if not isinstance(star.parent, exp.Count):
             return None
     return {ident.name.lower() for ident in tree.find_all(exp.Identifier)}
+
+
+def not_supported_locally(what: str) -> QueryError:
+    """The one error for Athena SQL that the local engine cannot answer as Athena would."""
+    return QueryError(f"not supported locally: {what} {NOT_LOCAL_HINT}")
+
+
+_STRING_TYPES = ("string", "varchar", "char")
+
+
+def reject_unsupported(tree: exp.Expr, column_types: dict[str, set[str]]) -> None:
+    """Raise :func:`not_supported_locally` for constructs DuckDB would answer differently.
+
+    * ``AT TIME ZONE``: DuckDB turns a zone-less timestamp into a ``timestamptz`` shown in the
+      session zone (UTC), so the Paris wall time silently came back as the UTC one.
+    * ``json_extract``/``json_extract_scalar`` on a column whose catalog type is not a string
+      (a struct, array or map): Athena rejects the call, DuckDB answered NULL.
+      ``column_types`` maps each lower-case column name of the queried tables to its Hive types.
+    """
+    for zone in tree.find_all(exp.AtTimeZone):
+        raise not_supported_locally(f"AT TIME ZONE ({zone.sql(dialect=READ_DIALECT)})")
+    for node in tree.find_all(exp.JSONExtractScalar, exp.JSONExtract):
+        target = node.this
+        if not isinstance(target, exp.Column) or target.table:
+            continue
+        types = column_types.get(target.name.lower(), set())
+        if types and not any(t.lower().startswith(_STRING_TYPES) for t in types):
+            kind = sorted(types)[0]
+            raise not_supported_locally(
+                f"{node.sql(dialect=READ_DIALECT)} on column {target.name!r} of type {kind} "
+                "(Athena requires json or varchar there)"
+            )
