@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 from changelake.settings import ChangelakeSettings
-from changelake_cli.demo_cmd import free_port
-from changelake_cli.local_stack import LocalStack
+from changelake_cli.local_stack import LocalStack, free_port
 from changelake_cli.query.local_engine import LocalEngine
 from changelake_cli.query.model import QueryError
 from changelake_cli.query.trino_engine import TrinoEngine

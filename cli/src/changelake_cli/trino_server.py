@@ -310,7 +310,7 @@ def catalog_properties(aws: AwsTarget) -> dict[str, str]:
     return props
 
 
-def server_properties(port: int, home: Path, etc: Path, data: Path) -> dict[str, str]:
+def server_properties(port: int, home: Path, etc: Path) -> dict[str, str]:
     """``config.properties`` of a single-node coordinator on 127.0.0.1:``port``."""
     return {
         "coordinator": "true",
@@ -399,13 +399,12 @@ class TrinoServer:
         self.install_report = install(self.cache_dir)
         home = self.install_report.home
         if not self.port:
-            from changelake_cli.demo_cmd import free_port
+            from changelake_cli.local_stack import free_port
 
             self.port = free_port()
         self._workdir = Path(tempfile.mkdtemp(prefix="changelake-trino-"))
-        etc, data = self._workdir / "etc", self._workdir / "data"
-        data.mkdir()
-        _write_properties(etc / "config.properties", server_properties(self.port, home, etc, data))
+        etc = self._workdir / "etc"
+        _write_properties(etc / "config.properties", server_properties(self.port, home, etc))
         _write_properties(etc / "catalog" / f"{CATALOG}.properties", catalog_properties(self.aws))
         _write_properties(etc / "log.properties", {"io.trino": "WARN", "io.airlift": "WARN"})
         command = [
@@ -426,6 +425,7 @@ class TrinoServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                cwd=self._workdir,  # Trino writes var/log/ relative to its working folder
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe: one prctl
             )
         try:

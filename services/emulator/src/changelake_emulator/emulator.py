@@ -22,6 +22,7 @@ from changelake_emulator.bootstrap import bootstrap, transform_lambda_arn
 from changelake_emulator.clients import emulator_client
 from changelake_emulator.faults import FaultConfig
 from changelake_emulator.firehose_bridge import FirehoseBridge, Handler
+from changelake_emulator.glue_partitions import install as install_glue_partitions
 from changelake_emulator.http_server import H2cMotoServer
 from changelake_emulator.kinesis_resharding import install as install_kinesis_resharding
 from changelake_emulator.streaming_destination import StreamingDestination
@@ -115,6 +116,7 @@ class Emulator:
                     )
                 _running.add(id(self))
             install_kinesis_resharding()  # moto's split/merge routing loses records
+            install_glue_partitions()  # GetPartitions segments and pages, as Trino uses them
             # HTTP/1.1 for boto3 and cleartext HTTP/2 for the KCL's Java SDK, on one port.
             server = H2cMotoServer(self.host, self.port)
             try:
