@@ -53,6 +53,8 @@ def test_deploy_environment_names_are_settings_fields(service: str) -> None:
     assert cls is ds.settings_class(service.partition("-")[0])  # producer-task: producer
     fields = ds.env_names(cls)
     names = set(contract.ENVIRONMENT[service])
+    if service in contract.PRIVACY_SERVICES:  # set only with the privacy_policy context
+        assert sorted(set(contract.PRIVACY_ENVIRONMENT) - set(fields)) == []
     assert sorted(names - set(fields)) == []
     assert ds.required_env_names(cls) <= names
     assert all(n.startswith(contract.ENV_PREFIX) for n in names)

@@ -63,6 +63,11 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Added to these services' environment when the `privacy_policy` context is set (README
+# "Privacy", ADR 0027): the policy's JSON and the Secrets Manager secret holding its key.
+PRIVACY_SERVICES = ("consumer", "transform")
+PRIVACY_ENVIRONMENT = ("CHANGELAKE_PRIVACY_POLICY", "CHANGELAKE_PRIVACY_KEY_SECRET")
+
 # Container commands and Lambda handlers (the Dockerfiles' defaults, restated for the stack).
 CONSUMER_COMMAND = ("/usr/local/bin/kcl-entrypoint.sh",)
 CATALOG_COMMAND = ("python", "-m", "changelake_catalog")

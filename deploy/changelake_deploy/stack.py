@@ -7,6 +7,7 @@ statement, scoped to prefixes and named resources, instead of CDK's broad ``gran
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,9 @@ class ChangelakeConfig:
     alarm_topic_arn: str | None = None
     # One NAT gateway for both AZs (cost); 2 = one per AZ, no single point of egress (ADR 0026).
     nat_gateways: int = 1
+    # Privacy policy JSON and the ARN of the secret holding its hashing key (ADR 0027).
+    privacy_policy: str | None = None
+    privacy_key_secret: str | None = None
 
     @classmethod
     def from_context(cls, scope: Construct) -> ChangelakeConfig:
@@ -96,7 +100,19 @@ class ChangelakeConfig:
             log_level=str(get("log_level", cls.log_level)),
             alarm_topic_arn=optional("alarm_topic_arn"),
             nat_gateways=int(str(get("nat_gateways", cls.nat_gateways))),
+            privacy_policy=_privacy_policy(node.try_get_context("privacy_policy")),
+            privacy_key_secret=optional("privacy_key_secret"),
         )
+
+
+def _privacy_policy(value: object) -> str | None:
+    """The ``privacy_policy`` context as JSON text (``-c`` gives a string, cdk.json an object)."""
+    if not value:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value)
+    if not isinstance(json.loads(text), dict):
+        raise ValueError('privacy_policy context must be a JSON object {"<table>": {...}}')
+    return text
 
 
 @jsii.implements(s3.IBucketNotificationDestination)
@@ -562,7 +578,7 @@ class ChangelakeStack(cdk.Stack):
                 "CHANGELAKE_LOG_LEVEL": self.config.log_level,
             },
         )
-        return self._function(
+        function = self._function(
             "Transform",
             "transform",
             env,
@@ -571,6 +587,9 @@ class ChangelakeStack(cdk.Stack):
             memory=512,
             description="changelake: Firehose transform (newline, bad records, partition keys)",
         )
+        if function.role is not None:
+            self._grant_privacy_key(function.role)
+        return function
 
     def _producer_lambda(self) -> lambda_.DockerImageFunction:
         env = self._environment(
@@ -852,6 +871,7 @@ class ChangelakeStack(cdk.Stack):
         )
         task, _ = self._task("consumer", contract.CONSUMER_COMMAND, env, cpu=1024, memory=2048)
         role = task.task_role
+        self._grant_privacy_key(role)
         stream_arn = self.stream.stream_arn
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -1003,7 +1023,23 @@ class ChangelakeStack(cdk.Stack):
                 f"{service}: environment {sorted(values)} differs from the contract "
                 f"{sorted(expected)}"
             )
-        return dict(values)
+        env = dict(values)
+        if service in contract.PRIVACY_SERVICES and self.config.privacy_policy:
+            env["CHANGELAKE_PRIVACY_POLICY"] = self.config.privacy_policy
+            if self.config.privacy_key_secret:
+                env["CHANGELAKE_PRIVACY_KEY_SECRET"] = self.config.privacy_key_secret
+        return env
+
+    def _grant_privacy_key(self, role: iam.IRole) -> None:
+        """Read access to the privacy key's secret (only when the context names one)."""
+        if self.config.privacy_policy and self.config.privacy_key_secret:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ReadThePrivacyKey",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[self.config.privacy_key_secret],
+                )
+            )
 
     def _kms_via(self, service: str, *, decrypt: bool, encrypt: bool) -> iam.PolicyStatement:
         """Use of the stack key, only through ``service`` in this region (kms:ViaService)."""

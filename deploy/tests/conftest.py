@@ -63,11 +63,14 @@ def template(synth: Synth) -> Any:
 
 
 OTHER_STACK = "ChangelakeStaging"
+PRIVACY_POLICY = '{"persons": {"emails": "hash", "phone": "hash", "birthday": "mask"}}'
+PRIVACY_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:changelake-key-AbCdEf"
 
 
 @pytest.fixture(scope="session")
 def other(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """A second stack in the same account: another name, 4 shards, 2 NATs, an alarm topic."""
+    """A second stack in the same account: another name, 4 shards, 2 NATs, an alarm topic,
+    a privacy policy with its key's secret."""
     return synthesize(
         tmp_path_factory.mktemp("cdk.other"),
         {
@@ -75,5 +78,7 @@ def other(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             "shard_count": 4,
             "nat_gateways": 2,
             "alarm_topic_arn": "arn:aws:sns:eu-west-1:123456789012:oncall",
+            "privacy_policy": PRIVACY_POLICY,
+            "privacy_key_secret": PRIVACY_SECRET,
         },
     )

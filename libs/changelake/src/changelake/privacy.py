@@ -299,9 +299,18 @@ class PrivacyPolicy:
                     return {"L": items}
             node = _strongest(node)  # not a map where the rules expect one
         if node != "drop" and type(av) is dict and len(av) == 1:
+            # The common cases (S, a string set), without the codec's round trip.
             text = av.get("S")
-            if type(text) is str:  # the common case, without the codec's round trip
+            if type(text) is str:
                 return {"S": self.hash_value(text) if node == "hash" else MASK_TEXT}
+            members = av.get("SS")
+            if (
+                type(members) is list
+                and members
+                and all(type(m) is str for m in members)
+                and len(set(members)) == len(members)
+            ):
+                return {"SS": sorted(self._apply(node, set(members)))}
         try:
             # Validated even when dropped: a record the codec rejects stays rejected.
             value = ddb_json.deserialize_value(av, path)
