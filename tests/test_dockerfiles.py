@@ -270,6 +270,8 @@ def test_kcl_entrypoint_renders_properties_and_execs_the_daemon(tmp_path: Path) 
         "software.amazon.kinesis.multilang.MultiLangDaemon",
         "--properties-file",
         str(properties),
+        "--log-configuration",  # the shipped logback.xml: JSON lines at INFO on stderr
+        str(ROOT / "services/consumer/src/changelake_consumer/logback.xml"),
     ]
     rendered = dict(
         line.split(" = ", 1)

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from changelake_cli.local_cmd import RUNNER_HELP, require_runner
 from changelake_cli.local_stack import free_port
 from changelake_cli.query import render
 from changelake_cli.query.model import QueryError, QueryResult
@@ -164,6 +165,7 @@ def run_demo(
     timeout_s: float = CATCH_UP_TIMEOUT_S,
     err: Console | None = None,
     show: Any = None,
+    runner: str = "local",
 ) -> DemoSummary:
     """Run the demo; ``show(name, title, result)`` receives each named query's rows."""
     from changelake_emulator.faults import FaultConfig
@@ -208,6 +210,7 @@ def run_demo(
             faults=fault_config,
             precision="MICROSECOND",
             privacy_policy=policy_text,
+            runner=runner,
         ) as stack:
             privacy = stack.privacy()
             if privacy is not None and privacy.covers(table):
@@ -427,8 +430,10 @@ def register(app: typer.Typer) -> None:
         faults: Annotated[
             bool, typer.Option(help="Inject duplicates, reordering and TTL deletes")
         ] = True,
+        runner: Annotated[str, typer.Option(help=RUNNER_HELP)] = "local",
     ) -> None:
         """Run the whole pipeline locally, query it with the named queries, print a summary."""
+        require_runner(runner)
         # The services configure logging from CHANGELAKE_LOG_LEVEL: keep the demo's screen clean.
         os.environ.setdefault("CHANGELAKE_LOG_LEVEL", "WARNING")
         configure_logging(os.environ["CHANGELAKE_LOG_LEVEL"])
@@ -447,7 +452,12 @@ def register(app: typer.Typer) -> None:
             )
 
         summary = run_demo(
-            count=count, seed=seed, faults=faults, err=err, show=None if as_json else show
+            count=count,
+            seed=seed,
+            faults=faults,
+            err=err,
+            show=None if as_json else show,
+            runner=runner,
         )
         if as_json:
             sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n")

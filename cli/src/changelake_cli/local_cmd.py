@@ -29,9 +29,29 @@ def shell_env(endpoint: str, settings: ChangelakeSettings) -> list[tuple[str, st
 
 local_app = typer.Typer(help="Run the pipeline locally on the embedded AWS emulator.")
 
+RUNNER_HELP = (
+    "Consumer: local (shard threads in this process; no Java needed) or kcl (the real KCL "
+    "MultiLangDaemon, as on ECS; needs Java 17+ and the KCL jars)"
+)
+
+
+def require_runner(runner: str) -> None:
+    """Exit 2 with one line if ``runner`` is unknown, or is ``kcl`` without Java or jars."""
+    from changelake_consumer.kcl_properties import KclUnavailableError, check_available
+    from changelake_consumer.settings import ConsumerSettings
+
+    if runner not in ("local", "kcl"):
+        raise typer.BadParameter("use local or kcl", param_hint="--runner")
+    if runner == "kcl":
+        try:
+            check_available(ConsumerSettings())
+        except KclUnavailableError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+
 
 @local_app.command("up")
-def up(
+def up(  # noqa: PLR0917 - typer options
     port: Annotated[int, typer.Option(help="Port of the local AWS endpoint")] = DEFAULT_PORT,
     precision: Annotated[
         str, typer.Option(help="ApproximateCreationDateTime precision: MILLISECOND|MICROSECOND")
@@ -54,6 +74,7 @@ def up(
             "once from Maven Central into .cache/trino, checksum-verified; needs Java 24+",
         ),
     ] = False,
+    runner: Annotated[str, typer.Option(help=RUNNER_HELP)] = "local",
 ) -> None:
     """Start the emulator, create the resources, run every service until SIGINT/SIGTERM."""
     from changelake_cli.local_stack import LocalStack
@@ -63,6 +84,7 @@ def up(
     configure_logging(settings.log_level)
     if precision not in ("MILLISECOND", "MICROSECOND"):
         raise typer.BadParameter("use MILLISECOND or MICROSECOND", param_hint="--precision")
+    require_runner(runner)
     chosen: Literal["MILLISECOND", "MICROSECOND"] = (
         "MICROSECOND" if precision == "MICROSECOND" else "MILLISECOND"
     )
@@ -80,7 +102,12 @@ def up(
         with contextlib.ExitStack() as running:
             stack = running.enter_context(
                 LocalStack(
-                    port, settings=settings, precision=chosen, host=host, privacy_policy=policy
+                    port,
+                    settings=settings,
+                    precision=chosen,
+                    host=host,
+                    privacy_policy=policy,
+                    runner=runner,
                 )
             )
             exports = shell_env(stack.endpoint, settings)

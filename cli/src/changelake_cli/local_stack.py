@@ -50,6 +50,8 @@ class LocalStack:
         factories: list[ServiceFactory] | None = None,
         firehose_buffer_seconds: float = 1.0,
         privacy_policy: str | None = None,
+        runner: str = "local",
+        shards: int = 2,
     ) -> None:
         self.settings = settings or ChangelakeSettings()
         self._privacy_policy = privacy_policy
@@ -60,8 +62,10 @@ class LocalStack:
             precision=precision,
             host=host,
             firehose_buffer_seconds=firehose_buffer_seconds,
+            shards=shards,
         )
         self._factories = factories
+        self.runner = runner
         self.services: list[BackgroundService] = []
         self._saved_env: dict[str, str | None] = {}
 
@@ -97,7 +101,9 @@ class LocalStack:
                 self._set_env(f"{ENV_PREFIX}PRIVACY_POLICY", self._privacy_policy)
                 if not os.environ.get(f"{ENV_PREFIX}PRIVACY_KEY"):
                     self._set_env(f"{ENV_PREFIX}PRIVACY_KEY", secrets.token_urlsafe(32))
-            factories = self._factories if self._factories is not None else default_factories()
+            factories = (
+                self._factories if self._factories is not None else default_factories(self.runner)
+            )
             for factory in factories:
                 service = factory()
                 service.start()

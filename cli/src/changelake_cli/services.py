@@ -28,8 +28,11 @@ class BackgroundService(Protocol):
 ServiceFactory = Callable[[], BackgroundService]
 
 
-def default_factories() -> list[ServiceFactory]:
+def default_factories(runner: str = "local") -> list[ServiceFactory]:
     """Factories of the services ``local up`` runs after the emulator, in start order.
+
+    ``runner`` picks the consumer: ``local`` (every shard in this process) or ``kcl`` (the Java
+    MultiLangDaemon as a child process, as on ECS; needs Java and the KCL jars).
 
     Each service package exposes one factory returning a :class:`BackgroundService` built from
     its own settings (environment, prefix ``CHANGELAKE_``); the emulator's integrations are
@@ -38,8 +41,15 @@ def default_factories() -> list[ServiceFactory]:
     factories: list[ServiceFactory] = []
     # consumer (issue 4): changelake_consumer.local_runner.local_service
     # catalog (issue 5): changelake_catalog.service.local_service
-    factories.append(
-        lambda: __import__("changelake_consumer.local_runner").local_runner.local_service()  # noqa: PLW0108
-    )
+    if runner == "kcl":
+        factories.append(
+            lambda: __import__("changelake_consumer.kcl_daemon").kcl_daemon.KclDaemon()  # noqa: PLW0108
+        )
+    elif runner == "local":
+        factories.append(
+            lambda: __import__("changelake_consumer.local_runner").local_runner.local_service()  # noqa: PLW0108
+        )
+    else:
+        raise ValueError(f"unknown consumer runner {runner!r} (use local or kcl)")
     factories.append(lambda: __import__("changelake_catalog.service").service.local_service())  # noqa: PLW0108 - lazy import
     return factories

@@ -32,6 +32,10 @@ def test_render_properties_from_settings_without_endpoints() -> None:
     assert "kinesisEndpoint" not in props
     assert "dynamoDBEndpoint" not in props
     assert "metricsLevel" not in props
+    assert "retrievalMode" not in props  # on AWS: the KCL default, enhanced fan-out
+    assert props["failoverTimeMillis"] == "10000"
+    assert props["shardSyncIntervalMillis"] == "5000"
+    assert int(props["shutdownGraceMillis"]) > 0  # the daemon's default 0 means no graceful stop
 
 
 def test_render_properties_with_endpoints_when_set() -> None:
@@ -40,6 +44,7 @@ def test_render_properties_with_endpoints_when_set() -> None:
     assert props["kinesisEndpoint"] == "http://127.0.0.1:4566"
     assert props["dynamoDBEndpoint"] == "http://x:1"
     assert props["metricsLevel"] == "NONE"
+    assert props["retrievalMode"] == "POLLING"  # the emulator has no SubscribeToShard
     assert props["maxLeasesForWorker"] == "4"
 
 
@@ -57,10 +62,25 @@ def test_daemon_command_without_jars_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(kcl_properties.KclUnavailableError, match="KCL jars"):
         kcl_properties.daemon_command(settings, Path("x.properties"))
     (tmp_path / "jars").mkdir()
-    (tmp_path / "jars" / "kcl.jar").write_bytes(b"")
-    command = kcl_properties.daemon_command(settings, Path("x.properties"))
+    (tmp_path / "jars" / "other.jar").write_bytes(b"")
+    with pytest.raises(kcl_properties.KclUnavailableError, match="multilang"):
+        kcl_properties.daemon_command(settings, Path("x.properties"))
+    (tmp_path / "jars" / "amazon-kinesis-client-multilang-3.1.3.jar").write_bytes(b"")
+    command = kcl_properties.daemon_command(settings, Path("x.properties"), env={})
     assert command[0] == str(fake_java)
-    assert command[3:] == [kcl_properties.DAEMON_CLASS, "--properties-file", "x.properties"]
+    assert command[1] == "-cp"  # on AWS the SDK keeps CBOR
+    assert command[3:] == [
+        kcl_properties.DAEMON_CLASS,
+        "--properties-file",
+        "x.properties",
+        "--log-configuration",
+        str(kcl_properties.LOGBACK_CONFIG),
+    ]
+    local = kcl_properties.daemon_command(
+        settings, Path("x.properties"), env={"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+    )
+    assert local[1] == "-Daws.cborEnabled=false"  # moto parses JSON only
+    assert kcl_properties.LOGBACK_CONFIG.is_file()
 
 
 def test_cli_consumer_run_kcl_without_java_fails_clearly(
@@ -87,3 +107,15 @@ def test_cli_consumer_rejects_unknown_runner() -> None:
     result = CliRunner().invoke(app, ["consumer", "run", "--runner", "spark"])
     assert result.exit_code == 2
     assert "local, kcl" in result.output
+
+
+@pytest.mark.parametrize("command", [["local", "up", "--port", "0"], ["demo", "--count", "1"]])
+def test_cli_stack_with_kcl_runner_without_java_fails_before_starting(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("CHANGELAKE_KCL_JAVA", "no-such-java-binary")
+    result = CliRunner().invoke(app, [*command, "--runner", "kcl"])
+    assert result.exit_code == 2
+    assert result.output.count("error:") == 1
+    assert "the KCL runner needs Java" in result.output
+    assert "ready" not in result.output  # nothing was started

@@ -114,3 +114,39 @@ def make_metrics(kind: str, namespace: str = "changelake") -> Metrics:
     if kind == "log":
         return LogMetrics()
     raise ValueError(f"unknown metrics sink {kind!r} (use 'log' or 'emf')")
+
+
+class PeriodicFlush:
+    """Flushes a sink every ``interval_s`` seconds from a daemon thread, until :meth:`stop`.
+
+    For processes whose hot path has no natural flush point (the KCL record processor is
+    driven by the daemon's messages): without it, metrics would reach the log or CloudWatch
+    only at exit. The sinks aggregate under a lock, so flushing from another thread is safe.
+    """
+
+    def __init__(self, metrics: Metrics, interval_s: float) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self._metrics = metrics
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+
+    def start(self) -> PeriodicFlush:
+        """Start flushing; returns self."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._metrics.flush()
+            except Exception:  # a sink error must never end the process's metrics for good
+                log.exception("metrics flush failed")
+
+    def stop(self) -> None:
+        """Stop the thread, then flush what is left."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._interval + 5)
+        self._metrics.flush()

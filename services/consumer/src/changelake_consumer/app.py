@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -56,10 +55,30 @@ def kcl_command(settings: ConsumerSettings) -> list[str]:
 
 
 def run_kcl(settings: ConsumerSettings) -> int:
-    """Run the Java MultiLangDaemon, which starts one record-processor process per shard."""
-    command = kcl_command(settings)
-    log.info("starting the KCL MultiLangDaemon", extra={"command": command})
-    return subprocess.call(command)
+    """Run the Java MultiLangDaemon in the foreground until it exits or we are stopped.
+
+    SIGINT/SIGTERM are passed on to the daemon as one SIGTERM (graceful shutdown: every record
+    processor flushes and checkpoints); a stop we asked for exits 0.
+    """
+    from changelake_consumer.kcl_daemon import KclDaemon
+
+    daemon = KclDaemon(settings)
+    daemon.start()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping the KCL MultiLangDaemon", extra={"signal": signum})
+        daemon.terminate()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = daemon.exit_code()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        daemon.kill()  # the JVM has exited: this only reaps record processors left behind
+    if code != 0:
+        log.error("the KCL MultiLangDaemon exited", extra={"exit_code": code})
+    return code
 
 
 def run(runner: str = "local", settings: ConsumerSettings | None = None) -> int:

@@ -205,7 +205,7 @@ def main() -> None:
     """Composition root of the KCL child process: settings → logging → adapters → protocol loop."""
     from changelake import aws
     from changelake.logs import configure_logging
-    from changelake.metrics import make_metrics
+    from changelake.metrics import PeriodicFlush, make_metrics
     from changelake.s3_store import S3ObjectStore
 
     from changelake_consumer.service import BatchPolicy
@@ -225,13 +225,16 @@ def main() -> None:
             shard_id, store, metrics, policy, privacy=privacy, start_after=start_after
         )
 
-    kcl.KCLProcess(
-        ChangeRecordProcessor(factory, metrics),
-        input_file=sys.stdin,
-        output_file=protocol_out,
-        error_file=sys.stderr,
-    ).run()
-    metrics.flush()
+    flusher = PeriodicFlush(metrics, settings.metrics_flush_s).start()
+    try:
+        kcl.KCLProcess(
+            ChangeRecordProcessor(factory, metrics),
+            input_file=sys.stdin,
+            output_file=protocol_out,
+            error_file=sys.stderr,
+        ).run()
+    finally:
+        flusher.stop()
 
 
 if __name__ == "__main__":

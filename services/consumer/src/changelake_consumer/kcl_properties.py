@@ -1,7 +1,10 @@
 """The KCL MultiLangDaemon's ``.properties``, rendered from settings, and the daemon command.
 
 Endpoints are written only when the standard ``AWS_ENDPOINT_URL[_<SERVICE>]`` variables are set
-(local emulator); on AWS the daemon resolves the regional endpoints itself.
+(local emulator); on AWS the daemon resolves the regional endpoints itself. Against an endpoint
+the daemon also polls (``retrievalMode = POLLING``: the emulator has no SubscribeToShard),
+publishes no KCL metrics (no CloudWatch endpoint key exists) and its JVM sends JSON instead of
+CBOR (``-Daws.cborEnabled=false``); ADR 0016 lists every difference from ECS.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from changelake_consumer.settings import ConsumerSettings
 
 DAEMON_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
 PROCESSOR_MODULE = "changelake_consumer.kcl_processor"
+LOGBACK_CONFIG = Path(__file__).with_name("logback.xml")
+CBOR_OFF = "-Daws.cborEnabled=false"
+# On SIGTERM the daemon asks every record processor to checkpoint and waits this long; the
+# daemon's own default is 0 (no wait). ECS sends SIGKILL 30 s after SIGTERM by default.
+SHUTDOWN_GRACE_MS = 25_000
 
 
 class KclUnavailableError(RuntimeError):
@@ -25,6 +33,12 @@ class KclUnavailableError(RuntimeError):
 
 def _endpoint(env: Mapping[str, str], service: str) -> str | None:
     return env.get(f"AWS_ENDPOINT_URL_{service}") or env.get("AWS_ENDPOINT_URL") or None
+
+
+def is_local(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the KCL's Kinesis or DynamoDB client is pointed at an endpoint (the emulator)."""
+    env = os.environ if env is None else env
+    return bool(_endpoint(env, "KINESIS") or _endpoint(env, "DYNAMODB"))
 
 
 def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> str:
@@ -43,8 +57,13 @@ def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> 
         "callProcessRecordsEvenForEmptyRecordList = true",
         f"maxRecords = {settings.get_records_limit}",
         f"idleTimeBetweenReadsInMillis = {round(1000 / settings.get_records_per_s)}",
-        "failoverTimeMillis = 10000",
-        "shardSyncIntervalMillis = 60000",
+        f"failoverTimeMillis = {settings.kcl_failover_ms}",
+        # KCL 3's leader reassigns a dead worker's leases only once that worker's metrics are
+        # 2 reports old: report as often as leases expire (KCL default 30 s, i.e. 60 s).
+        f"workerMetricsReporterFreqInMillis = {settings.kcl_failover_ms}",
+        # Also how long the first shard sync idles after creating leases (ShardSyncTask).
+        f"shardSyncIntervalMillis = {round(settings.shard_sync_s * 1000)}",
+        f"shutdownGraceMillis = {SHUTDOWN_GRACE_MS}",
     ]
     if settings.kcl_max_leases_for_worker is not None:
         lines.append(f"maxLeasesForWorker = {settings.kcl_max_leases_for_worker}")
@@ -55,8 +74,9 @@ def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> 
     if dynamodb:
         lines.append(f"dynamoDBEndpoint = {dynamodb}")
     if kinesis or dynamodb:
-        # A local emulator has no CloudWatch for the KCL's own metrics.
+        # A local emulator has no CloudWatch for the KCL's own metrics, and no SubscribeToShard.
         lines.append("metricsLevel = NONE")
+        lines.append("retrievalMode = POLLING")
     return "\n".join(lines) + "\n"
 
 
@@ -75,8 +95,8 @@ def jars_dir(settings: ConsumerSettings) -> Path:
     return Path(spec.origin).parent / "jars"
 
 
-def daemon_command(settings: ConsumerSettings, properties_file: Path) -> list[str]:
-    """``java -cp <jars> MultiLangDaemon --properties-file …``; clear error if unavailable."""
+def check_available(settings: ConsumerSettings) -> tuple[str, list[str]]:
+    """Java and the KCL jars, or one KclUnavailableError naming the fix."""
     java = shutil.which(settings.kcl_java)
     if java is None:
         raise KclUnavailableError(
@@ -91,11 +111,29 @@ def daemon_command(settings: ConsumerSettings, properties_file: Path) -> list[st
             "normally (its build downloads them from Maven Central) or set "
             "CHANGELAKE_KCL_JARS_DIR, or use --runner local"
         )
+    if not any(Path(jar).name.startswith("amazon-kinesis-client-multilang") for jar in jars):
+        raise KclUnavailableError(
+            f"the KCL runner needs the KCL jars, and {folder} has no "
+            "amazon-kinesis-client-multilang jar: reinstall amazon-kclpy or fix "
+            "CHANGELAKE_KCL_JARS_DIR, or use --runner local"
+        )
+    return java, jars
+
+
+def daemon_command(
+    settings: ConsumerSettings, properties_file: Path, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """``java -cp <jars> MultiLangDaemon --properties-file …``; clear error if unavailable."""
+    java, jars = check_available(settings)
+    jvm_flags = [CBOR_OFF] if is_local(env) else []
     return [
         java,
+        *jvm_flags,
         "-cp",
         os.pathsep.join(jars),
         DAEMON_CLASS,
         "--properties-file",
         str(properties_file),
+        "--log-configuration",
+        str(LOGBACK_CONFIG),
     ]

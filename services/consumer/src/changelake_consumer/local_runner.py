@@ -36,7 +36,6 @@ from changelake_consumer.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
 
-METRICS_INTERVAL_S = 10.0
 _MAX_THROTTLE_BACKOFF_S = 5.0
 
 
@@ -185,7 +184,7 @@ class LocalConsumer:
         try:
             while not self._stop.is_set():
                 self._sync_shards()
-                if self._clock() - last_metrics >= METRICS_INTERVAL_S:
+                if self._clock() - last_metrics >= self.settings.metrics_flush_s:
                     self._metrics.flush()
                     last_metrics = self._clock()
                 self._stop.wait(self._sync_interval())

@@ -53,7 +53,14 @@ class ConsumerSettings(ChangelakeSettings):
         0.5, ge=0, description="First backoff between S3 write attempts (doubles, max 8 s)"
     )
     shard_sync_s: float = Field(
-        5.0, gt=0, description="How often the local runner lists shards (resharding)"
+        5.0,
+        gt=0,
+        description=(
+            "How often shards are listed for resharding (local runner; KCL shardSyncIntervalMillis)"
+        ),
+    )
+    metrics_flush_s: float = Field(
+        10.0, gt=0, description="Flush the consumer's metrics (log or EMF) this often, in seconds"
     )
     lease_timeout_s: float = Field(
         10.0,
@@ -66,6 +73,14 @@ class ConsumerSettings(ChangelakeSettings):
     )
     kcl_properties_path: str | None = Field(
         None, description="Where `consumer run --runner kcl` writes the .properties file"
+    )
+    kcl_failover_ms: int = Field(
+        10_000,
+        ge=1000,
+        description=(
+            "KCL failoverTimeMillis (lease expiry) and workerMetricsReporterFreqInMillis: a dead "
+            "worker's leases move after about 2-3 times this"
+        ),
     )
     kcl_max_leases_for_worker: int | None = Field(
         None, ge=1, description="KCL maxLeasesForWorker (unset: KCL default)"
