@@ -203,3 +203,36 @@ def test_deploy_consumer_writes_its_kcl_properties_under_a_writable_path() -> No
     assert any(
         Path(path).is_relative_to(writable) for writable in contract.WRITABLE_PATHS["consumer"]
     ), path
+
+
+@pytest.mark.unit
+def test_deploy_kcl_lag_metric_is_published_by_the_installed_kcl_under_the_app_name() -> None:
+    """The KCL jars publish MillisBehindLatest; multilang sets no namespace, so it is the app's.
+
+    ConfigsBuilder.namespace() falls back to applicationName (KCL 3); the MultiLangDaemon's
+    configuration has no namespace property to change that, and on AWS (no endpoints) the
+    rendered properties leave metrics on.
+    """
+    import zipfile
+
+    from changelake_consumer.kcl_properties import jars_dir, render
+    from changelake_consumer.settings import ConsumerSettings
+
+    settings = ConsumerSettings()
+    jars = {p.name: p for p in jars_dir(settings).glob("*.jar")}
+    (core,) = [p for n, p in jars.items() if re.fullmatch(r"amazon-kinesis-client-[\d.]+\.jar", n)]
+    (multilang,) = [p for n, p in jars.items() if n.startswith("amazon-kinesis-client-multilang-")]
+    with zipfile.ZipFile(core) as jar:
+        process_task = jar.read("software/amazon/kinesis/lifecycle/ProcessTask.class")
+        configs = jar.read("software/amazon/kinesis/common/ConfigsBuilder.class")
+    assert contract.KCL_LAG_METRIC.encode() in process_task
+    assert b"applicationName" in configs
+    assert b"namespace" in configs
+    with zipfile.ZipFile(multilang) as jar:
+        daemon_config = jar.read(
+            "software/amazon/kinesis/multilang/config/MultiLangDaemonConfiguration.class"
+        )
+    assert b"amespace" not in daemon_config
+    rendered = render(settings, env={})
+    assert "metricsLevel" not in rendered
+    assert f"applicationName = {settings.application_name}" in rendered

@@ -125,6 +125,11 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 # The one dimension of the consumer's per-shard gauges.
 CONSUMER_SHARD_DIMENSION = "shard"
+# The KCL daemon's own lag metric (its ProcessTask, per shard, and ApplicationTracker, the
+# application's max), published with PutMetricData in the namespace named after the KCL
+# application (CHANGELAKE_APPLICATION_NAME): independent of our processor's EMF lines. The root
+# suite checks the installed KCL jars publish it under that default namespace.
+KCL_LAG_METRIC = "MillisBehindLatest"
 
 # Lake layout (copies of changelake.layout; the root test-suite asserts they are equal).
 CHANGES_PREFIX = "changes/"

@@ -2,7 +2,9 @@
 
 Every metric read here is either published by an AWS service (AWS/SQS, AWS/Firehose,
 AWS/Lambda, AWS/Kinesis, ECS/ContainerInsights) or emitted by our code under the namespace and
-name ``contract.METRICS`` declares (the root suite greps the services' source for each one).
+name ``contract.METRICS`` declares (the root suite greps the services' source for each one),
+or the KCL daemon's own ``MillisBehindLatest`` in the namespace named after the KCL application
+(the root suite checks the installed KCL jars for both).
 The consumer's per-shard gauges carry a ``shard`` dimension, so the stack reads them with
 CloudWatch Metrics Insights (``SELECT MAX(lag_ms) FROM SCHEMA(…, shard)``): one series for any
 number of shards, and shards born from a reshard are covered without a redeploy.
@@ -56,6 +58,15 @@ def _consumer_max(name: str, label: str) -> cw.MathExpression:
     )
 
 
+def _kcl_max(application: str) -> cw.MathExpression:
+    """Max MillisBehindLatest the KCL publishes for the application (any dimensions)."""
+    return cw.MathExpression(
+        expression=f'SELECT MAX({contract.KCL_LAG_METRIC}) FROM "{application}"',
+        label="KCL MillisBehindLatest (ms, max)",
+        period=MINUTE,
+    )
+
+
 def _ours(service: str, name: str, statistic: str = "Sum") -> cw.Metric:
     """A metric our code emits without dimensions (EMF), by the contract's namespace."""
     namespace, names = contract.METRICS[service]
@@ -72,6 +83,7 @@ class Monitoring(Construct):
         construct_id: str,
         *,
         shard_count: int,
+        kcl_application: str,
         alarm_topic_arn: str | None,
         dlq: sqs.IQueue,
         queue: sqs.IQueue,
@@ -111,6 +123,15 @@ class Monitoring(Construct):
             threshold=LAG_ALARM_MS,
             periods=5,
             description="The KCL consumer is more than 5 minutes behind the stream on a shard.",
+        )
+        kcl_lag = _kcl_max(kcl_application)
+        self._alarm(
+            "KclLag",
+            kcl_lag,
+            threshold=LAG_ALARM_MS,
+            periods=5,
+            description="The KCL reports the consumer more than 5 minutes behind the stream "
+            "(its own MillisBehindLatest; does not depend on the processor's EMF lines).",
         )
         freshness = self._firehose("DeliveryToS3.DataFreshness", delivery_stream_name, "Maximum")
         self._alarm(
@@ -165,7 +186,9 @@ class Monitoring(Construct):
         self.scaling = consumer.auto_scale_task_count(min_capacity=1, max_capacity=shard_count)
         self.scaling.scale_on_metric(
             "ScaleOnLag",
-            metric=_consumer_max("lag_ms", "consumer lag (ms, max over shards)"),
+            # The KCL's own metric: it reaches CloudWatch whatever happens to the processor's
+            # stderr (the MultiLangDaemon re-logs it), and covers every shard.
+            metric=_kcl_max(kcl_application),
             scaling_steps=[
                 appscaling.ScalingInterval(upper=SCALE_IN_MS, change=-1),
                 appscaling.ScalingInterval(lower=SCALE_OUT_MS, change=+1),
@@ -209,7 +232,7 @@ class Monitoring(Construct):
             ),
             cw.GraphWidget(
                 title="Lag",
-                left=[lag],
+                left=[lag, kcl_lag],
                 right=[freshness.with_(label="Firehose data freshness (s)")],
                 left_annotations=[cw.HorizontalAnnotation(value=LAG_ALARM_MS, label="alarm")],
                 width=12,

@@ -225,6 +225,7 @@ class ChangelakeStack(cdk.Stack):
             self,
             "Monitoring",
             shard_count=cfg.shard_count,
+            kcl_application=self.app_name,
             alarm_topic_arn=cfg.alarm_topic_arn,
             dlq=self.dlq,
             queue=self.queue,

@@ -13,8 +13,9 @@ from conftest import Synth
 
 pytestmark = pytest.mark.unit
 
-# Metrics Insights: SELECT FUNC(name) FROM SCHEMA("namespace", dims…)
-INSIGHTS = re.compile(r'SELECT\s+\w+\((\w+)\)\s+FROM\s+SCHEMA\("([^"]+)"')
+# Metrics Insights: SELECT FUNC(name) FROM SCHEMA("namespace", dims…) | FROM "namespace"
+INSIGHTS = re.compile(r'SELECT\s+\w+\((\w+)\)\s+FROM\s+(?:SCHEMA\()?"([^"]+)"')
+KCL_APPLICATION = "changelake-consumer"
 
 
 def alarms(synth: Synth, *, scaling: bool = False) -> dict[str, dict[str, Any]]:
@@ -55,6 +56,7 @@ def test_the_stack_has_the_required_alarms(synth: Synth) -> None:
     assert {
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         (contract.CONSUMER_NAMESPACE, "lag_ms"),
+        (KCL_APPLICATION, contract.KCL_LAG_METRIC),
         ("AWS/Firehose", "DeliveryToS3.DataFreshness"),
         ("AWS/Firehose", "DeliveryToS3.Success"),
         ("AWS/Firehose", "ExecuteProcessing.Success"),
@@ -116,6 +118,9 @@ def test_alarms_read_only_metrics_that_exist(synth: Synth) -> None:
         for namespace, name in metrics_read(props):
             if namespace.startswith(("AWS/", "ECS/")):
                 continue
+            if namespace == KCL_APPLICATION:  # the KCL's own metrics (root suite checks the jar)
+                assert name == contract.KCL_LAG_METRIC, logical_id
+                continue
             assert name in ours.get(namespace, set()), (logical_id, namespace, name)
 
 
@@ -151,6 +156,7 @@ def test_dashboard_shows_throughput_lag_duplicates_quarantine_catalog_latency(
     assert "IncomingRecords" in graphs["Throughput (records/min)"]
     assert '"rows_written"' in graphs["Throughput (records/min)"]
     assert "SELECT MAX(lag_ms)" in graphs["Lag"]
+    assert f'SELECT MAX(MillisBehindLatest) FROM \\"{KCL_APPLICATION}\\"' in graphs["Lag"]
     dupes = graphs["Duplicates skipped and records quarantined"]
     assert '"duplicate_rows_skipped"' in dupes
     assert '"decode_failures"' in dupes
@@ -175,7 +181,7 @@ def test_consumer_scales_between_one_and_one_task_per_shard(synth: Synth, other:
 
 
 def test_consumer_scaling_steps_follow_the_lag(synth: Synth) -> None:
-    """Step policies driven by the consumer's max lag: out past 1 min, in under 10 s."""
+    """Step policies driven by the KCL's max MillisBehindLatest: out past 1 min, in under 10 s."""
     policies = {
         k: r["Properties"]
         for k, r in synth.resources("AWS::ApplicationAutoScaling::ScalingPolicy").items()
@@ -186,7 +192,7 @@ def test_consumer_scaling_steps_follow_the_lag(synth: Synth) -> None:
     scaling_alarms = alarms(synth, scaling=True)
     assert len(scaling_alarms) == 2
     for props in scaling_alarms.values():
-        assert metrics_read(props) == [(contract.CONSUMER_NAMESPACE, "lag_ms")]
+        assert metrics_read(props) == [(KCL_APPLICATION, contract.KCL_LAG_METRIC)]
         (action,) = props["AlarmActions"]
         assert action["Ref"] in policies
     assert sorted(p["Threshold"] for p in scaling_alarms.values()) == [10_000, 60_000]
