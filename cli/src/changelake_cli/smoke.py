@@ -6,7 +6,9 @@ producer Lambda (inserts only), waits until ``<table>_current`` queried through 
 consistent Scan of the table item by item (the same check the demo makes locally,
 :mod:`changelake_cli.query.current_check`), prints a summary, then deletes what it created: the
 items it wrote (their REMOVE changes flow into the lake: the lake is the history, and
-``_current`` is back to what it was) and its Athena result files.
+``_current`` is back to what it was) and its Athena result files. A stack deployed with a privacy
+policy is compared through the same policy: export the ``CHANGELAKE_PRIVACY_POLICY`` and
+``CHANGELAKE_PRIVACY_KEY_SECRET`` it was deployed with (ADR 0027).
 
 Every step takes its AWS client or engine as an argument, so the tests run the same code against
 the local emulator (the local engine stands in for Athena, the producer's handler for the Lambda).
@@ -26,6 +28,8 @@ from urllib.parse import urlparse
 
 from changelake import aws
 from changelake.events import item_key
+from changelake.privacy import PrivacyPolicy
+from changelake.settings import ChangelakeSettings
 
 from changelake_cli.query.current_check import (
     CurrentCheck,
@@ -206,6 +210,7 @@ def run_smoke(
     timeout_s: float = 900.0,
     poll_s: float = 15.0,
     cleanup: bool = True,
+    privacy: PrivacyPolicy | None = None,
     athena: Any | None = None,
     s3: Any | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -213,7 +218,8 @@ def run_smoke(
 ) -> SmokeSummary:
     """Write ``count`` new items through the producer, wait for ``_current`` = Scan, clean up.
 
-    ``athena``/``s3`` clients are needed only to delete Athena's result files (AWS runs).
+    ``privacy``: the policy the deployed writers apply (the Scan goes through it before the
+    comparison). ``athena``/``s3`` clients are needed only to delete Athena's result files.
     """
     summary = SmokeSummary(stack=stack, table=outputs.table)
     recording = _Recording(engine)
@@ -234,7 +240,7 @@ def run_smoke(
         while True:
             summary.polls += 1
             try:
-                check = compare(recording, outputs.table, ddb)
+                check = compare(recording, outputs.table, ddb, privacy)
             except QueryError as exc:  # the view does not exist until the first objects land
                 log.info("not queryable yet", extra={"reason": str(exc)[:300]})
                 check = None
@@ -304,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from changelake_cli.query.athena_engine import AthenaEngine
 
     try:
+        privacy = aws.privacy_policy(ChangelakeSettings())
         outputs = stack_outputs(args.stack)
         summary = run_smoke(
             args.stack,
@@ -315,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout_s=args.timeout,
             poll_s=args.poll,
             cleanup=not args.keep,
+            privacy=privacy,
             athena=aws.athena(),
             s3=aws.s3(),
         )
