@@ -49,7 +49,7 @@ SHOW_ROWS = 10
 MAX_CELL = 40
 # Columns the demo prints per named query (the queries return more; `changelake query` shows all).
 SHOW_COLUMNS: dict[str, list[str]] = {
-    "current_state": ["pk", "name", "address_city", "balance__n", "version__n", "event_time"],
+    "current_state": ["pk", "name", "address__city", "balance__n", "version__n", "event_time"],
     "item_history": ["event_time", "event_name", "changed_attributes", "is_ttl_delete"],
     "attribute_changes": [
         "event_time",

@@ -17,6 +17,7 @@ from changelake.testing.fakes import InMemoryObjectStore
 from changelake.testing.records import encode, kinesis_dynamodb_record
 from changelake_catalog.columns import columns_of
 from changelake_catalog.footer import read_parquet_schema
+from changelake_catalog.glue_tables import columns_from_glue, glue_columns
 from changelake_catalog.views import current_view_sql
 from changelake_consumer.parquet import records_to_parquet
 
@@ -37,6 +38,8 @@ def _records() -> list[tuple[bytes, Position]]:
         "scores": {Decimal(1), Decimal(2)},
         "history": ["a", Decimal(1)],
         "address": {"city": "Paris", "zip": Decimal(75001)},
+        "UPPER": "LOW",
+        "a.b": "dot",
     }
     specs = [
         ("INSERT", {"pk": "a"}, full, None, 0),
@@ -70,8 +73,26 @@ def test_columns_of_consumer_output_match_the_consumer_type_policy() -> None:
     assert columns == expected
     assert columns["age__n"] == "decimal(38,9)"
     assert columns["tags__ss"] == "array<string>"
-    assert columns["address_city"] == "string"
+    assert columns["address__city"] == "string"
     assert columns["event_time"] == "timestamp"
+
+
+def test_glue_columns_name_the_attribute_path_of_each_column() -> None:
+    # issue 18, finding 5: a disambiguated column is findable from Glue by its attribute
+    store = InMemoryObjectStore()
+    store.objects["k.parquet"] = records_to_parquet(_records(), "persons")
+    columns = columns_of(read_parquet_schema(store, "k.parquet"))
+    glue = {c["Name"]: c for c in glue_columns(columns)}
+    upper = glue["upper__h9d5175e0"]
+    assert upper["Comment"] == 'DynamoDB attribute ["UPPER"]'
+    assert upper["Parameters"] == {"changelake.attribute_path": '["UPPER"]'}
+    assert glue["a_b__h68a4364b"]["Parameters"] == {"changelake.attribute_path": '["a.b"]'}
+    assert glue["address__zip__n"]["Comment"] == 'DynamoDB attribute ["address", "zip"]'
+    assert "Comment" not in glue["event_id"]
+    # and it survives the round trip through Glue
+    assert [c.attribute_path for c in columns_from_glue(list(glue.values()))] == [
+        c.attribute_path for c in columns
+    ]
 
 
 def test_current_view_sql_runs_on_consumer_output_with_duckdb(tmp_path: Path) -> None:

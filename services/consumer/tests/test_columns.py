@@ -6,6 +6,7 @@ import io
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -55,15 +56,16 @@ def test_columns_all_types_fixture_types_and_values() -> None:
     assert row["active__bool"] is True
     assert row["deleted__bool"] is False
     assert not any(name.startswith("nickname") for name in types)  # NULL: no column
-    assert row["address_street"] == "1 Main St"
-    assert row["address_geo_lat__n"] == Decimal("52.520008")
-    assert row["address_tags__ss"] == ["billing", "home"]
+    assert row["address__street"] == "1 Main St"
+    assert row["address__geo__lat__n"] == Decimal("52.520008")
+    assert row["address__tags__ss"] == ["billing", "home"]
     assert row["colors__ss"] == ["Green", "blue", "red", "émeraude"]
     assert row["scores__ns"] == ["-3", "9.5", "10", "100"]
     assert row["blobs__bs"] == ["AAE=", "AQ==", "/w=="]
     assert row["history__l"] == ('[1,"two",[true,null],{"k":[-2,3.5,10]},["AA==","AQI="]]')
     assert row["empty_list__l"] == "[]"
-    assert row["emoji_key"] == "value"
+    assert row[schema.column_name(("emoji_key_😀",), "S")] == "value"
+    assert schema.column_name(("emoji_key_😀",), "S").startswith("emoji_key_u1f600__h")
     assert row["event_id"] == fixture.event_id
     assert row["new_image"] == fixture.expected["new_image_json"]
     assert row["old_image"] is None
@@ -133,24 +135,64 @@ def test_columns_reserved_and_unsafe_names_are_renamed() -> None:
     assert row["attr__event_id"] == "mine"
     assert row["event_id"] == event_id_of(1)
     assert row["attr__dt"] == "x"
-    assert row["first_name"] == "Ada"
-    assert row["a_b"] == "c"
-    assert row["x"] == "y"
+    assert row[f"first_name__{schema.disambiguator(('First Name',))}"] == "Ada"
+    assert row[f"a_b__{schema.disambiguator(('a__b',))}"] == "c"
+    assert row[f"x__{schema.disambiguator(('_x_',))}"] == "y"
 
 
-def test_columns_name_collision_keeps_first_and_counts() -> None:
+def test_columns_every_attribute_path_has_its_own_typed_column() -> None:
+    # issue 18, finding 5: a.b, a_b and a: {b} all mapped to a_b; UPPER and upper to upper
+    item = person(
+        1,
+        **{"a.b": "dot", "a_b": "underscore", "a": {"b": "nested"}, "UPPER": "LOW", "upper": "low"},
+    )
     cols = ChangeColumns()
-    raw, pos = change(1, item=person(1, a_b="top", a={"b": "nested"}))
+    raw, pos = change(1, item=item)
     cols.append(_event(raw, pos))
-    row = cols.to_table().to_pylist()[0]
-    assert row["a_b"] in ("top", "nested")
-    assert cols.collisions == 1
+    table = cols.to_table()
+    row = table.to_pylist()[0]
+    values = {
+        ("a.b",): "dot",
+        ("a_b",): "underscore",
+        ("a", "b"): "nested",
+        ("UPPER",): "LOW",
+        ("upper",): "low",
+    }
+    for path, value in values.items():
+        column = schema.column_name(path, "S")
+        assert row[column] == value, path
+        # the Parquet field names its attribute path (the catalog copies it to Glue)
+        field = table.schema.field(column)
+        assert orjson.loads(field.metadata[schema.PATH_METADATA]) == list(path)
+    assert len({schema.column_name(p, "S") for p in values}) == len(values)
+    assert row["upper"] == "low"
+    assert row["a_b"] == "underscore"
+    assert cols.collisions == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "column"),
+    [
+        (("name",), "name"),
+        (("first_name",), "first_name"),
+        (("address", "city"), "address__city"),
+        (("ünïcödé",), "unicode__hb4e4ac89"),
+        (("名前",), "u540d_u524d__he255a4ea"),
+        (("a\x00b",), "a_u0_b__h8fad204a"),
+        (("event_id",), "attr__event_id"),
+        (("address", "n"), "address__n__h9fbdb7f7"),
+    ],
+)
+def test_column_names_are_stable_and_keep_meaning(path: tuple[str, ...], column: str) -> None:
+    # pinned literals: a column name never changes once data is written under it
+    assert schema.column_name(path, "S") == column
+    assert schema.column_name(path, "N") == column + "__n"
 
 
 def test_columns_deep_maps_kept_as_json() -> None:
     deep: dict[str, Any] = {"l1": {"l2": {"l3": {"l4": "deep"}}}}
     row = _table([change(1, item=person(1, m=deep))]).to_pylist()[0]
-    assert row["m_l1_l2_l3__m"] == '{"l4":"deep"}'
+    assert row["m__l1__l2__l3__m"] == '{"l4":"deep"}'
 
 
 def test_columns_remove_rows_use_old_image() -> None:

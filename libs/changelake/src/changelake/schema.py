@@ -21,15 +21,32 @@ M           flattened: ``<name>_<key>``  each member by the same rules; a map wh
 NULL        (no column: every column of the attribute is null for that row)
 ==========  ===========================  =====================================================
 
-Names are sanitized to Athena's alphabet (lower case, ``[a-z0-9_]``, no ``__`` runs, no leading
-or trailing ``_``), so a type suffix (always introduced by ``__``) can never be produced by an
-attribute name, and names that would collide with a system or partition column get the prefix
-``attr__``. The exact value of every attribute is always in ``new_image``/``old_image``.
+Every attribute path has its own column, a pure function of the path (docs/adr/0018):
+
+* an *exact* top-level name (already in Athena's alphabet: ``[a-z0-9_]``, no ``__``, no leading
+  or trailing ``_``) is the column stem as it is: ``name``, ``first_name``;
+* map members are joined with ``__`` (``address__city``); a member is exact when its name is
+  exact and is not a type token (``n``, ``bool``, ``n_text`` …) or a disambiguator;
+* any other name keeps its meaning in the stem (accents transliterated: ``ünïcödé`` →
+  ``unicode``; other letters, symbols and control characters escaped by code point: ``名`` →
+  ``u540d``, ``😀`` → ``u1f600``, NUL → ``u0``; spaces and punctuation ``_``) and gets the
+  disambiguator ``__h`` + 8 hex digits of SHA-256 of the exact path, so ``a.b``, ``a_b`` and
+  ``a: {b}`` (``a_b__h…``, ``a_b``, ``a__b__h…``: ``b`` is a type token) and
+  ``UPPER``/``upper`` never share a column;
+* names that would collide with a system or partition column get the prefix ``attr__``.
+
+Exact names contain no ``__``, so the type suffix (always the last ``__`` part) is never
+produced by a name. The exact value of every attribute is always in ``new_image``/``old_image``;
+the consumer also writes each column's attribute path into the Parquet field metadata
+(:data:`PATH_METADATA`), which the catalog copies to the Glue column's comment and parameters.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import unicodedata
 from functools import lru_cache
 
 import pyarrow as pa
@@ -91,34 +108,93 @@ SYSTEM_SCHEMA = pa.schema(
 PARTITION_COLUMNS = ("dt", "hour")
 RESERVED_NAMES = frozenset([n for n, _ in SYSTEM_COLUMNS] + list(PARTITION_COLUMNS))
 
-_UNSAFE_RE = re.compile(r"[^a-z0-9_]+")
+_EXACT_RE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*\Z")
 _UNDERSCORES_RE = re.compile(r"_{2,}")
+_DISAMBIGUATOR_RE = re.compile(r"h[0-9a-f]{8}\Z")
+# Member names that would read as a type suffix or a disambiguator after ``__``.
+_TYPE_TOKENS = frozenset(
+    [suffix[2:] for suffix in TAG_SUFFIX.values() if suffix] + [NUMBER_TEXT_SUFFIX[2:]]
+)
+NESTING = "__"
+PATH_METADATA = b"changelake.attribute_path"
+
+
+def _is_exact(name: str, *, member: bool) -> bool:
+    if not _EXACT_RE.match(name):
+        return False
+    return not member or (name not in _TYPE_TOKENS and not _DISAMBIGUATOR_RE.match(name))
+
+
+def _escape(char: str) -> str:
+    if "a" <= char <= "z" or "0" <= char <= "9":
+        return char
+    category = unicodedata.category(char)
+    if char.isalnum() or category == "Cc" or (ord(char) > 127 and category[0] not in "ZP"):
+        return f"_u{ord(char):x}_"  # letters, symbols, controls: meaning kept, never silently "_"
+    return "_"
 
 
 @lru_cache(maxsize=65536)
 def sanitize(name: str) -> str:
-    """One attribute-name segment in Athena's alphabet, never containing ``__`` (cached)."""
-    clean = _UNDERSCORES_RE.sub("_", _UNSAFE_RE.sub("_", name.lower())).strip("_")
+    """One name segment in Athena's alphabet that keeps its meaning, never with ``__`` (cached).
+
+    Accents are transliterated (NFKD without combining marks, case-folded), other letters and
+    control characters are escaped by code point, anything else becomes ``_``.
+    """
+    folded = "".join(
+        c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)
+    ).casefold()
+    clean = _UNDERSCORES_RE.sub("_", "".join(_escape(c) for c in folded)).strip("_")
     return clean or "x"
+
+
+def disambiguator(path: tuple[str, ...]) -> str:
+    """``h`` + 8 hex digits of SHA-256 of the exact path (JSON): stable across processes."""
+    digest = hashlib.sha256(json.dumps(list(path), ensure_ascii=False).encode()).hexdigest()
+    return "h" + digest[:8]
 
 
 @lru_cache(maxsize=65536)
 def base_name(path: tuple[str, ...]) -> str:
-    """Column stem of an attribute path (top-level name, then map keys), reserved-safe."""
-    stem = "_".join(sanitize(p) for p in path)
+    """Column stem of an attribute path (top-level name, then map keys): one per path."""
+    exact = all(_is_exact(p, member=i > 0) for i, p in enumerate(path))
+    if len(path) > 1 and path[0] == RESERVED_PREFIX[: -len(NESTING)]:
+        exact = False  # ("attr", "event_id") must not meet the renamed event_id
+    stem = NESTING.join(sanitize(p) for p in path)
+    if not exact:
+        stem += NESTING + disambiguator(path)
     if stem in RESERVED_NAMES:
         return RESERVED_PREFIX + stem
     return stem
 
 
+# column -> the attribute path it was named after (filled as names are made; bounded)
+_PATHS: dict[str, tuple[str, ...]] = {}
+_PATHS_LIMIT = 65536
+
+
+def _remember(name: str, path: tuple[str, ...]) -> str:
+    if len(_PATHS) < _PATHS_LIMIT:
+        _PATHS[name] = path
+    return name
+
+
 def column_name(path: tuple[str, ...], tag: str) -> str:
     """The one column that values with ``tag`` at ``path`` land in (see the module table)."""
-    return base_name(path) + TAG_SUFFIX[tag]
+    return _remember(base_name(path) + TAG_SUFFIX[tag], path)
 
 
 def number_text_column(path: tuple[str, ...]) -> str:
     """Companion column of numbers that do not fit :data:`NUMBER_TYPE` exactly."""
-    return base_name(path) + NUMBER_TEXT_SUFFIX
+    return _remember(base_name(path) + NUMBER_TEXT_SUFFIX, path)
+
+
+def path_metadata(column: str) -> dict[bytes, bytes] | None:
+    """Parquet field metadata naming the attribute path of a column made in this process."""
+    path = _PATHS.get(column)
+    if path is None:
+        return None
+    return {PATH_METADATA: json.dumps(list(path), ensure_ascii=False).encode()}
 
 
 def arrow_type_for_column(name: str) -> pa.DataType:

@@ -13,21 +13,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from changelake.glue_schema import glue_type
 from changelake.layout import PARTITION_KEYS
+from changelake.schema import PATH_METADATA
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A Glue column: name and Glue/Hive type name."""
+    """A Glue column: name, Glue/Hive type name and, for attributes, the DynamoDB path.
+
+    ``attribute_path`` (JSON list of the top-level name and map keys) is what the consumer
+    recorded in the Parquet field metadata; Glue keeps it as the column's comment and
+    parameter ``changelake.attribute_path`` so users can find the column of an attribute
+    (docs/adr/0018). It takes no part in equality: a column is its name and type.
+    """
 
     name: str
     type: str
+    attribute_path: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +50,19 @@ class MergeResult:
 def columns_of(schema: pa.Schema) -> tuple[Column, ...]:
     """Glue columns of a Parquet file's Arrow schema (uncatalogable types are left out)."""
     out: list[Column] = []
-    for field in schema:
-        if field.name.lower() in PARTITION_KEYS:
+    for arrow_field in schema:
+        if arrow_field.name.lower() in PARTITION_KEYS:
             continue
-        hive = glue_type(field.type)
+        hive = glue_type(arrow_field.type)
         if hive is None:
             log.debug(
-                "column not cataloged", extra={"column": field.name, "arrow": str(field.type)}
+                "column not cataloged",
+                extra={"column": arrow_field.name, "arrow": str(arrow_field.type)},
             )
             continue
-        out.append(Column(field.name, hive))
+        meta = arrow_field.metadata or {}
+        path = meta.get(PATH_METADATA)
+        out.append(Column(arrow_field.name, hive, path.decode() if path else None))
     return tuple(out)
 
 

@@ -36,6 +36,10 @@ TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
 RAW_PROJECTION_START = "2020-01-01"
 SOURCE_PARAMETER = "changelake.source_table"
+# Column naming (ADR 0018): each attribute column's DynamoDB path is in its parameters.
+PATH_PARAMETER = "changelake.attribute_path"
+NAMING_PARAMETER = "changelake.column_naming"
+NAMING_RULE = "one column per attribute path; see docs/adr/0018 (column comment = path)"
 
 # Glue returns these with a table; TableInput must not carry them.
 _READ_ONLY = {
@@ -72,14 +76,28 @@ RAW_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def glue_columns(columns: Sequence[Column]) -> list[dict[str, str]]:
-    """Glue ``Columns`` entries."""
-    return [{"Name": c.name, "Type": c.type} for c in columns]
+def glue_columns(columns: Sequence[Column]) -> list[dict[str, Any]]:
+    """Glue ``Columns`` entries; an attribute column names its DynamoDB path (ADR 0018)."""
+    out: list[dict[str, Any]] = []
+    for c in columns:
+        entry: dict[str, Any] = {"Name": c.name, "Type": c.type}
+        if c.attribute_path is not None:
+            entry["Comment"] = f"DynamoDB attribute {c.attribute_path}"[:255]
+            entry["Parameters"] = {PATH_PARAMETER: c.attribute_path}
+        out.append(entry)
+    return out
 
 
 def columns_from_glue(entries: Sequence[Mapping[str, Any]]) -> tuple[Column, ...]:
     """Columns back from a Glue ``StorageDescriptor``."""
-    return tuple(Column(str(e["Name"]), str(e["Type"])) for e in entries)
+    return tuple(
+        Column(
+            str(e["Name"]),
+            str(e["Type"]),
+            (e.get("Parameters") or {}).get(PATH_PARAMETER),
+        )
+        for e in entries
+    )
 
 
 def _partition_keys() -> list[dict[str, str]]:
@@ -117,6 +135,7 @@ def changes_table_input(table: str, bucket: str, columns: Sequence[Column]) -> d
             "EXTERNAL": "TRUE",
             "typeOfData": "file",
             SOURCE_PARAMETER: table,
+            NAMING_PARAMETER: NAMING_RULE,
         },
         "PartitionKeys": _partition_keys(),
         "StorageDescriptor": _parquet_descriptor(s3_url(bucket, changes_prefix(table)), columns),

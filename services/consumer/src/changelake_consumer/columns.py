@@ -131,5 +131,5 @@ class ChangeColumns:
             else:
                 array = pa.array(values, type=arrow_type)
             arrays.append(array)
-            fields.append(pa.field(column, arrow_type))
+            fields.append(pa.field(column, arrow_type, metadata=schema.path_metadata(column)))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
