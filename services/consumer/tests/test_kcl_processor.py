@@ -144,7 +144,7 @@ def daemon_env(aws_endpoint: str) -> dict[str, str]:
             "CHANGELAKE_LAKE_BUCKET": BUCKET,
             "CHANGELAKE_FLUSH_ROWS": "3",
             "CHANGELAKE_FLUSH_AGE_S": "600",
-            "CHANGELAKE_WRITE_ATTEMPTS": "1",
+            "CHANGELAKE_WRITE_TIMEOUT_S": "0",
         }
     )
     return env

@@ -40,7 +40,7 @@ def _processor(
         SHARD,
         store,
         metrics or RecordingMetrics(),
-        BatchPolicy(**{"max_age_s": 5.0, "write_backoff_s": 0.0, **policy}),  # type: ignore[arg-type]
+        BatchPolicy(**{"max_age_s": 5.0, "write_backoff_s": 0.01, **policy}),  # type: ignore[arg-type]
         clock=clock or Clock(),
         start_after=start_after,
         sleep=lambda _s: None,
@@ -202,7 +202,8 @@ def test_processor_quarantine_replay_does_not_duplicate() -> None:
 def test_processor_write_failure_raises_after_retries_and_keeps_buffer() -> None:
     store = InMemoryObjectStore()
     metrics = RecordingMetrics()
-    proc = _processor(store, metrics, write_attempts=3)
+    # backoff 0.01, 0.02, 0.04 …: within 0.035 s two retries fit (0.03), a third does not
+    proc = _processor(store, metrics, write_timeout_s=0.035)
     proc.process(changes(0, 4))
     store.fail_next = 3
     with pytest.raises(WriteError):
@@ -217,11 +218,39 @@ def test_processor_write_failure_raises_after_retries_and_keeps_buffer() -> None
 
 def test_processor_write_recovers_within_retries() -> None:
     store = InMemoryObjectStore()
-    proc = _processor(store, write_attempts=3)
+    proc = _processor(store, write_timeout_s=0.035)
     proc.process(changes(0, 2))
     store.fail_next = 2
     assert proc.flush_all() == seq(1)
     assert len(_rows(store)) == 2
+
+
+def test_processor_write_budget_counts_elapsed_time_not_only_attempts() -> None:
+    # issue 18, finding 7: each attempt that itself takes long (an SDK retrying inside it)
+    # spends the budget; the writer stops once the budget is gone, however few attempts
+    clock = Clock()
+    store = InMemoryObjectStore()
+    slow_failures = 0
+
+    def slow_put(key: str, data: bytes, content_type: str = "") -> None:
+        nonlocal slow_failures
+        slow_failures += 1
+        clock.t += 45.0  # one call retried for 45 s by the client
+        raise OSError("S3 unavailable")
+
+    store.put = slow_put  # type: ignore[method-assign]
+    proc = _processor(store, clock=clock, write_timeout_s=60.0, write_backoff_s=0.5)
+    proc.process(changes(0, 2))
+    with pytest.raises(WriteError, match=r"failed 2 times in 90.0 s \(write budget 60 s\)"):
+        proc.flush_all()
+    assert slow_failures == 2
+
+
+def test_consumer_s3_writes_do_not_retry_inside_the_sdk() -> None:
+    from changelake.s3_store import write_client
+
+    retries = write_client().meta.config.retries
+    assert retries == {"mode": "standard", "total_max_attempts": 1}
 
 
 def test_processor_drop_writes_nothing_and_keeps_checkpoint() -> None:

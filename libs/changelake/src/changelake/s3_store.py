@@ -15,16 +15,30 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
+def write_client() -> S3Client:
+    """An S3 client that does not retry by itself: the caller's write budget counts every try.
+
+    The default policy (``aws.client_config``) retries 8 times in adaptive mode, ~45-60 s per
+    call; under a caller's own retry loop that multiplied the budget (issue 18, finding 7).
+    """
+    return aws.client(  # type: ignore[no-any-return]
+        "s3", retries={"mode": "standard", "total_max_attempts": 1}
+    )
+
+
 class S3ObjectStore:
     """Objects in one bucket; ``put`` returns once S3 acknowledged the write."""
 
-    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+    def __init__(
+        self, bucket: str, client: S3Client | None = None, *, put_client: S3Client | None = None
+    ) -> None:
         self.bucket = bucket
         self._s3 = client or aws.s3()
+        self._put_s3 = put_client or self._s3
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        """PUT the object (raises on failure; retried by the client policy first)."""
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        """PUT the object (raises on failure; retried by ``put_client``'s policy first)."""
+        self._put_s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
     def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         """GET the object or an inclusive byte range of it."""

@@ -206,7 +206,7 @@ def main() -> None:
     from changelake import aws
     from changelake.logs import configure_logging
     from changelake.metrics import PeriodicFlush, make_metrics
-    from changelake.s3_store import S3ObjectStore
+    from changelake.s3_store import S3ObjectStore, write_client
 
     from changelake_consumer.service import BatchPolicy
     from changelake_consumer.settings import ConsumerSettings
@@ -216,7 +216,7 @@ def main() -> None:
     settings = ConsumerSettings()
     configure_logging(settings.log_level)
     metrics = make_metrics(settings.metrics, namespace="changelake/consumer")
-    store = S3ObjectStore(settings.lake_bucket)
+    store = S3ObjectStore(settings.lake_bucket, put_client=write_client())
     policy = BatchPolicy.from_settings(settings)
     privacy = aws.privacy_policy(settings)
 

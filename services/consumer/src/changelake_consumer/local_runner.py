@@ -456,7 +456,7 @@ class LocalConsumer:
 def build(settings: ConsumerSettings | None = None) -> LocalConsumer:
     """The local runner wired to S3, Kinesis and DynamoDB from settings (composition)."""
     from changelake import aws
-    from changelake.s3_store import S3ObjectStore
+    from changelake.s3_store import S3ObjectStore, write_client
 
     from changelake_consumer.dynamodb_checkpoints import DynamoDBCheckpointStore
     from changelake_consumer.kinesis_shards import KinesisShardReader
@@ -469,7 +469,7 @@ def build(settings: ConsumerSettings | None = None) -> LocalConsumer:
         settings,
         KinesisShardReader(settings.stream_name),
         checkpoints,
-        S3ObjectStore(settings.lake_bucket),
+        S3ObjectStore(settings.lake_bucket, put_client=write_client()),
         make_metrics(settings.metrics, namespace="changelake/consumer"),
         ensure_checkpoints=checkpoints.ensure_table,
         leases=checkpoints,

@@ -16,8 +16,10 @@ Ordering rules (docs/architecture.md "Guarantees", docs/aws-behaviour.md "KCL an
   row is already durable. A replay of an already-written range therefore writes nothing, and a
   replay that overlaps partly writes only the missing rows; where cut points coincide the key is
   the same and the PUT overwrites.
-* **Failed writes** raise :class:`WriteError` after bounded retries; the buffer is kept and no
-  checkpoint moves, so the caller can exit and the records are read again.
+* **Failed writes** are retried with exponential backoff within one time budget
+  (``write_timeout_s``; the S3 client's own retries are off, so every attempt is counted here)
+  and then raise :class:`WriteError`; the buffer is kept and no checkpoint moves, so the caller
+  can exit and the records are read again.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class BatchPolicy:
     max_age_s: float = 2.0
     max_buffered_bytes: int = 64 * 1024 * 1024
     max_open_partitions: int = 48
-    write_attempts: int = 5
+    write_timeout_s: float = 60.0
     write_backoff_s: float = 0.5
 
     @classmethod
@@ -77,7 +79,7 @@ class BatchPolicy:
             max_age_s=settings.flush_age_s,
             max_buffered_bytes=settings.max_buffered_bytes,
             max_open_partitions=settings.max_open_partitions,
-            write_attempts=settings.write_attempts,
+            write_timeout_s=settings.write_timeout_s,
             write_backoff_s=settings.write_backoff_s,
         )
 
@@ -309,21 +311,34 @@ class ShardProcessor:
         return {i for i, s in enumerate(sequences) if not any(a <= s <= b for a, b in spans)}
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
-        attempts = self._policy.write_attempts
-        for attempt in range(1, attempts + 1):
+        """PUT with backoff until the write budget is spent (time slept or elapsed, the larger).
+
+        The store's client does not retry by itself (:func:`changelake.s3_store.write_client`),
+        so a failing S3 stops the shard after at most ``write_timeout_s`` plus one attempt's
+        connect and read timeouts (docs/adr/0019).
+        """
+        budget = self._policy.write_timeout_s
+        started, slept, attempt = self._clock(), 0.0, 0
+        while True:
+            attempt += 1
             try:
                 self._store.put(key, data, content_type)
                 return
             except Exception as exc:  # any infrastructure error: bounded retry, then stop
-                if attempt == attempts:
-                    raise WriteError(f"writing {key} failed {attempts} times: {exc}") from exc
                 delay = min(self._policy.write_backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S)
+                spent = max(self._clock() - started, slept)
+                if spent + delay > budget:
+                    raise WriteError(
+                        f"writing {key} failed {attempt} times in {spent:.1f} s "
+                        f"(write budget {budget:g} s): {exc}"
+                    ) from exc
                 log.warning(
                     "write failed, retrying",
                     extra={"key": key, "attempt": attempt, "delay_s": delay, "error": str(exc)},
                 )
                 self._metrics.count("write_retries", 1)
                 self._sleep(delay)
+                slept += delay
 
     # -- quarantine ----------------------------------------------------------------------
 

@@ -46,11 +46,14 @@ class ConsumerSettings(ChangelakeSettings):
     get_records_limit: int = Field(
         10_000, ge=1, le=10_000, description="Max records per GetRecords call"
     )
-    write_attempts: int = Field(
-        5, ge=1, description="Attempts of one S3 write (with backoff) before the consumer exits"
+    write_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        description="Total time one S3 write may keep failing (all retries, SDK's included) "
+        "before the consumer exits",
     )
     write_backoff_s: float = Field(
-        0.5, ge=0, description="First backoff between S3 write attempts (doubles, max 8 s)"
+        0.5, gt=0, description="First backoff between S3 write attempts (doubles, max 8 s)"
     )
     shard_sync_s: float = Field(
         5.0,
