@@ -42,6 +42,9 @@ def repair_cmd(
     typer.echo(
         f"tables: {', '.join(summary.tables) or '-'}\n"
         f"objects scanned: {summary.objects} ({summary.invalid_objects} unreadable)\n"
+        f"quarantined: {len(summary.quarantined)}"
+        + "".join(f"\n  {key} -> quarantine/{key}" for key in summary.quarantined)
+        + "\n"
         f"partitions found: {summary.partitions_found}, added: {summary.partitions_added}\n"
         f"tables created: {summary.tables_created}, columns added: {summary.columns_added}\n"
         f"seconds: {summary.seconds:.3f}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from changelake.layout import Partition
 from changelake.testing.fakes import InMemoryObjectStore, RecordingMetrics
@@ -180,10 +182,49 @@ def test_handle_fails_only_messages_of_a_bad_object_or_failing_table(
         queue, store, registry, RecordingMetrics(), bucket="lake", retry_delay_seconds=7
     ).poll_once()
 
-    assert sorted(queue.deleted) == ["gone", "ok", "test"]
-    assert sorted(queue.retried) == [("bad", 7), ("garbage", 7), ("orders", 7)]
-    assert (outcome.deleted, outcome.failed) == (3, 3)
+    # the non-Parquet object is quarantined (not retried into the DLQ): its message is done
+    assert sorted(queue.deleted) == ["bad", "gone", "ok", "test"]
+    assert sorted(queue.retried) == [("garbage", 7), ("orders", 7)]
+    assert (outcome.deleted, outcome.failed) == (4, 2)
     assert registry.partitions == {"persons": {Partition("2024-05-01", "10")}}
+    assert _k("persons", "10", "bad") not in store.objects
+
+
+def test_handle_quarantines_stray_objects_and_keeps_the_table_queryable(
+    make_row: Callable[..., Any], make_parquet: Callable[..., bytes]
+) -> None:
+    # issue 18, finding 6: one 0-byte or non-Parquet object under a partition broke every query
+    store = InMemoryObjectStore()
+    good = _k("persons", "10", "ok")
+    store.objects[good] = make_parquet([make_row("a"), make_row("b")])
+    empty = _k("persons", "10", "empty")
+    store.objects[empty] = b""
+    stray = "changes/persons/dt=2024-05-01/hour=10/notes.txt"
+    store.objects[stray] = b"hello"
+    hidden = "changes/persons/dt=2024-05-01/hour=10/_SUCCESS"
+    store.objects[hidden] = b""
+    queue = FakeQueue([_message(k, k) for k in (good, empty, stray, hidden)])
+    metrics = RecordingMetrics()
+
+    outcome = CatalogService(queue, store, FakeRegistry(), metrics, bucket="lake").poll_once()
+
+    assert (outcome.deleted, outcome.failed) == (4, 0)
+    # THEN only readable Parquet is left where a query engine reads the table
+    left = [k for k in store.list("changes/persons/") if not k.rsplit("/", 1)[1].startswith("_")]
+    assert left == [good]
+    assert sum(pq.read_table(io.BytesIO(store.objects[k])).num_rows for k in left) == 2
+    # AND each moved object is kept with a record of what was moved and why
+    for key, data, reason in (
+        (empty, b"", "too small for Parquet"),
+        (stray, b"hello", "not a change object name"),
+    ):
+        assert store.objects[f"quarantine/{key}"] == data
+        record = json.loads(store.objects[f"quarantine/{key}.reason.json"])
+        assert record["original_key"] == key
+        assert record["size"] == len(data)
+        assert reason in record["reason"]
+    assert store.objects[hidden] == b""  # names engines skip (_SUCCESS, .x) are left alone
+    assert metrics.counters["objects_quarantined"] == 2
 
 
 def test_handle_rereads_glue_on_retry_when_a_table_update_failed(

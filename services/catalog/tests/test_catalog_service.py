@@ -214,6 +214,7 @@ def test_repair_registers_everything_once_when_run_twice(
         make_parquet([make_row("o", at=T0)], [pa.field("total", pa.decimal128(12, 2))]),
     )
     lake.put("changes/orders/dt=2024-05-01/hour=10/broken.parquet", b"nope")
+    lake.put("changes/orders/dt=2024-05-01/hour=10/notes.txt", b"stray")
     settings = CatalogSettings()
     glue = boto3.client("glue")
     calls: list[str] = []
@@ -228,7 +229,16 @@ def test_repair_registers_everything_once_when_run_twice(
     second = repair(settings, registry=registry)
 
     assert first.tables == ("orders", "persons")
-    assert (first.objects, first.invalid_objects) == (253, 1)
+    assert (first.objects, first.invalid_objects) == (253, 0)
+    # objects that would break every query of orders are moved out and reported (finding 6)
+    assert first.quarantined == (
+        "changes/orders/dt=2024-05-01/hour=10/notes.txt",
+        "changes/orders/dt=2024-05-01/hour=10/broken.parquet",
+    )
+    moved = lake.s3.get_object(
+        Bucket=lake.bucket, Key="quarantine/changes/orders/dt=2024-05-01/hour=10/broken.parquet"
+    )
+    assert moved["Body"].read() == b"nope"
     assert (first.partitions_found, first.partitions_added) == (252, 252)
     assert first.tables_created == 2
     assert calls.count("persons_changes") == 3  # 250 partitions → 100 + 100 + 50
@@ -238,6 +248,7 @@ def test_repair_registers_everything_once_when_run_twice(
     }
     assert (second.partitions_found, second.partitions_added) == (252, 0)
     assert (second.columns_added, second.tables_created) == (0, 0)
+    assert second.quarantined == ()
     assert _snapshot(lake) == snapshot
     assert len(calls) == 4  # the second run called nothing
 

@@ -21,10 +21,14 @@ DATABASE = "changelake"
 CHANGES = "changes"
 RAW = "raw"
 ERRORS = "errors"
+QUARANTINE = "quarantine"
 PARTITION_KEYS = ("dt", "hour")
 
 _TABLE_RE = re.compile(r"[A-Za-z0-9_.-]{3,255}\Z")
 _SAFE_PART_RE = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_TABLE_OBJECT_RE = re.compile(
+    r"changes/(?P<table>[^/]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/(?P<name>[^/]+)\Z"
+)
 _CHANGE_KEY_RE = re.compile(
     r"changes/(?P<table>[^/]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/(?P<name>[^/]+\.parquet)\Z"
 )
@@ -117,6 +121,23 @@ def parse_change_object_key(key: str) -> ChangeObject | None:
     if not match:
         return None
     return ChangeObject(match["table"], Partition(match["dt"], match["hour"]), match["name"])
+
+
+def parse_table_object_key(key: str) -> ChangeObject | None:
+    """Any object a query engine reads as part of a change-table partition, Parquet or not.
+
+    ``None`` outside ``changes/<table>/dt=…/hour=…/`` and for names Athena/Hive skip (starting
+    with ``_`` or ``.``); the caller tells a change object (``*.parquet``) from a stray one.
+    """
+    match = _TABLE_OBJECT_RE.match(key)
+    if not match or match["name"].startswith(("_", ".")) or match["name"].endswith("$folder$"):
+        return None
+    return ChangeObject(match["table"], Partition(match["dt"], match["hour"]), match["name"])
+
+
+def quarantine_key(key: str) -> str:
+    """Where the catalog moves an unreadable object out of a table: ``quarantine/<key>``."""
+    return f"{QUARANTINE}/{key}"
 
 
 def raw_prefix(table: str) -> str:

@@ -33,6 +33,10 @@ class ObjectStore(Protocol):
         """Keys under ``prefix`` in lexicographic order."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove an object (no error if it is already gone)."""
+        ...
+
 
 class CheckpointStore(Protocol):
     """Per-shard checkpoints of one consumer application.

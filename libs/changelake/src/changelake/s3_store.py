@@ -69,3 +69,7 @@ class S3ObjectStore:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 yield obj["Key"]
+
+    def delete(self, key: str) -> None:
+        """DELETE the object (S3 answers 204 whether it existed or not)."""
+        self._s3.delete_object(Bucket=self.bucket, Key=key)

@@ -2,9 +2,10 @@
 
 A body is either an S3 test event (``{"Event": "s3:TestEvent", …}``, sent when the
 notification is configured), or ``{"Records": [...]}`` of S3 events. Keys arrive URL-encoded
-(``+`` for space). Only ``ObjectCreated:*`` events on the lake bucket whose key is a change
-object (:func:`changelake.layout.parse_change_object_key`) are returned; everything else is
-ignored without error. A body that is neither shape raises :class:`InvalidNotificationError`
+(``+`` for space). Only ``ObjectCreated:*`` events on the lake bucket whose key lies in a
+change-table partition (:func:`changelake.layout.parse_table_object_key`) are returned, those
+that are not change objects (``*.parquet``) marked ``stray``; everything else is ignored
+without error. A body that is neither shape raises :class:`InvalidNotificationError`
 so that the message is retried and, after the queue's maxReceiveCount, dead-lettered.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
-from changelake.layout import Partition, parse_change_object_key
+from changelake.layout import Partition, parse_change_object_key, parse_table_object_key
 
 from changelake_catalog.exceptions import InvalidNotificationError
 
@@ -28,6 +29,8 @@ class ObjectRef:
     partition: Partition
     key: str
     size: int | None = None
+    stray: bool = False
+    """Inside a table partition but not a change object (``*.parquet``): to be quarantined."""
 
 
 def parse_notification(body: str, bucket: str | None = None) -> list[ObjectRef]:
@@ -66,10 +69,14 @@ def _object_ref(record: Any, bucket: str | None) -> ObjectRef | None:
         raise InvalidNotificationError(f"S3 event without bucket/key: {exc}") from exc
     if bucket is not None and bucket_name != bucket:
         return None
-    parsed = parse_change_object_key(key)
+    parsed = parse_table_object_key(key)
     if parsed is None:
         return None
     size = s3["object"].get("size")
     return ObjectRef(
-        parsed.table, parsed.partition, key, int(size) if isinstance(size, int) else None
+        parsed.table,
+        parsed.partition,
+        key,
+        int(size) if isinstance(size, int) else None,
+        stray=parse_change_object_key(key) is None,
     )

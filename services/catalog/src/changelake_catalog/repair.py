@@ -4,7 +4,9 @@ One listing of the prefix finds every change object; their footers are read in p
 (ranged GETs) for the columns; each table is created or widened once; the registered
 partitions are read once (paginated GetPartitions) and only the missing ones are created,
 100 per call. Unlike ``MSCK REPAIR TABLE`` nothing is checked partition by partition against
-S3, and re-running it is idempotent: the second run adds nothing.
+S3, and re-running it is idempotent: the second run adds nothing. Objects that would break
+every query of a table (not Parquet, or not named as a change object) are moved to
+``quarantine/`` with a record of why, and listed in the summary.
 """
 
 from __future__ import annotations
@@ -16,11 +18,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
-from changelake.layout import CHANGES, Partition, changes_prefix, parse_change_object_key
-from changelake.ports import ObjectStore
+from changelake.layout import (
+    CHANGES,
+    Partition,
+    changes_prefix,
+    parse_change_object_key,
+    parse_table_object_key,
+)
+from changelake.metrics import make_metrics
+from changelake.ports import Metrics, ObjectStore
 
+from changelake_catalog.exceptions import InvalidParquetError
 from changelake_catalog.notifications import ObjectRef
 from changelake_catalog.ports import CatalogRegistry, ObjectListing
+from changelake_catalog.quarantine import quarantine_object
 from changelake_catalog.service import incoming_columns, privacy_of, read_schemas
 from changelake_catalog.settings import CatalogSettings
 
@@ -34,6 +45,7 @@ class RepairSummary:
     tables: tuple[str, ...]
     objects: int
     invalid_objects: int
+    quarantined: tuple[str, ...]
     partitions_found: int
     partitions_added: int
     columns_added: int
@@ -51,8 +63,11 @@ class Repairer:
         workers: int = 8,
         footer_bytes: int = 65536,
         listing: ObjectListing | None = None,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._listing = listing
+        self._metrics: Metrics = metrics or make_metrics("log", namespace="changelake/catalog")
         self._store = store
         self._registry = registry
         self._workers = workers
@@ -68,21 +83,32 @@ class Repairer:
             if self._listing is not None
             else ((key, None) for key in self._store.list(prefix))
         )
+        quarantined: list[str] = []
         for key, size in listed:
-            parsed = parse_change_object_key(key)
-            if parsed is not None and (table is None or parsed.table == table):
-                objects[parsed.table].append(ObjectRef(parsed.table, parsed.partition, key, size))
+            parsed = parse_table_object_key(key)
+            if parsed is None or (table is not None and parsed.table != table):
+                continue
+            if parse_change_object_key(key) is None:  # a stray name inside a partition
+                reason = f"{key}: not a change object name (*.parquet)"
+                if quarantine_object(self._store, key, reason, self._metrics):
+                    quarantined.append(key)
+                continue
+            objects[parsed.table].append(ObjectRef(parsed.table, parsed.partition, key, size))
         invalid = found = added = columns = created = 0
         self._registry.ensure_database()
         for name in sorted(objects):
             refs = objects[name]
             schemas = read_schemas(self._store, refs, self._workers, self._footer_bytes)
-            good = [s for s in schemas.values() if isinstance(s, pa.Schema)]
             for key, value in schemas.items():
-                if isinstance(value, Exception):
+                if isinstance(value, InvalidParquetError):
+                    if quarantine_object(self._store, key, str(value), self._metrics):
+                        quarantined.append(key)
+                    schemas[key] = None
+                elif isinstance(value, Exception):
                     log.warning(
                         "unreadable object skipped", extra={"key": key, "error": str(value)}
                     )
+            good = [s for s in schemas.values() if isinstance(s, pa.Schema)]
             invalid += sum(isinstance(v, Exception) for v in schemas.values())
             partitions: set[Partition] = {
                 r.partition for r in refs if isinstance(schemas.get(r.key), pa.Schema)
@@ -103,6 +129,7 @@ class Repairer:
             tables=tuple(sorted(objects)),
             objects=sum(len(v) for v in objects.values()),
             invalid_objects=invalid,
+            quarantined=tuple(quarantined),
             partitions_found=found,
             partitions_added=added,
             columns_added=columns,

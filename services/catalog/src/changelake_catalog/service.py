@@ -5,7 +5,9 @@ One poll handles a batch of messages:
 1. parse each body into change objects (test events and other prefixes are ignored; an
    unparseable body fails its message);
 2. read each new object's Parquet footer with ranged GETs, in parallel (a missing object is
-   skipped — nothing to catalog; an unreadable one fails its message);
+   skipped — nothing to catalog; one that is not Parquet, or not named as a change object, is
+   moved to ``quarantine/`` with a record of why, so the table stays queryable; a failed read
+   fails its message);
 3. per DynamoDB table: merge new columns into ``<table>_changes`` (creating it, and
    ``<table>_raw``, on first sight), re-write ``<table>_current`` when columns changed, then
    register the batch's new partitions, coalesced (many objects, one partition, one entry);
@@ -30,10 +32,11 @@ from changelake.layout import Partition
 from changelake.ports import Metrics, ObjectStore
 
 from changelake_catalog.columns import Column, columns_of
-from changelake_catalog.exceptions import InvalidNotificationError
+from changelake_catalog.exceptions import InvalidNotificationError, InvalidParquetError
 from changelake_catalog.footer import read_parquet_schema
 from changelake_catalog.notifications import ObjectRef, parse_notification
 from changelake_catalog.ports import CatalogRegistry, MessageQueue, QueueMessage
+from changelake_catalog.quarantine import quarantine_object
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +164,21 @@ class CatalogService:
                 )
                 failed.add(message.message_id)
         all_refs = [ref for refs in refs_by_message.values() for ref in refs]
-        schemas = read_schemas(self._store, all_refs, self._workers, self._footer_bytes)
-        bad_keys = {key for key, value in schemas.items() if isinstance(value, Exception)}
+        schemas: dict[str, pa.Schema | Exception | None] = {
+            ref.key: InvalidParquetError(f"{ref.key}: not a change object name (*.parquet)")
+            for ref in all_refs
+            if ref.stray
+        }
+        schemas.update(
+            read_schemas(
+                self._store, [r for r in all_refs if not r.stray], self._workers, self._footer_bytes
+            )
+        )
         gone = {key for key, value in schemas.items() if value is None}
         for key in gone:
             log.info("object gone before it was read; nothing to catalog", extra={"key": key})
-        for key in bad_keys:
-            log.warning("unreadable object", extra={"key": key, "error": str(schemas[key])})
+        bad_keys = self._quarantine_unreadable(schemas)
+        gone = {key for key, value in schemas.items() if value is None}  # + the quarantined
         by_table: dict[str, list[ObjectRef]] = defaultdict(list)
         for refs in refs_by_message.values():
             for ref in refs:
@@ -204,6 +215,25 @@ class CatalogService:
         self._metrics.count("catalog_messages_failed", outcome.failed)
         self._metrics.count("catalog_objects", outcome.objects)
         return outcome
+
+    def _quarantine_unreadable(self, schemas: dict[str, pa.Schema | Exception | None]) -> set[str]:
+        """Move objects that are definitely not Parquet out of the table (they would break every
+        query of it); return the keys still failing (read errors: their messages retry)."""
+        failing: set[str] = set()
+        for key, value in schemas.items():
+            if not isinstance(value, Exception):
+                continue
+            error: Exception = value
+            if isinstance(value, InvalidParquetError):
+                try:
+                    quarantine_object(self._store, key, str(value), self._metrics)
+                    schemas[key] = None  # moved: nothing to catalog
+                    continue
+                except Exception as exc:  # S3 trouble: the message comes back
+                    error = exc
+            log.warning("unreadable object", extra={"key": key, "error": str(error)})
+            failing.add(key)
+        return failing
 
     def _catalog_table(
         self,

@@ -40,6 +40,11 @@ class InMemoryObjectStore:
         """Keys under prefix, sorted."""
         return iter(sorted(k for k in self.objects if k.startswith(prefix)))
 
+    def delete(self, key: str) -> None:
+        """Remove an object if present."""
+        with self._lock:
+            self.objects.pop(key, None)
+
 
 class InMemoryCheckpointStore:
     """A dict-backed :class:`~changelake.ports.CheckpointStore` recording every save."""
