@@ -172,3 +172,35 @@ def test_local_up_with_trino_serves_the_named_query_on_trino() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.mark.unit
+def test_local_up_honours_emulator_fault_and_shard_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # issue 18, finding 8: `local up` ignored what `python -m changelake_emulator` honours
+    from changelake_cli.local_cmd import stack_options
+    from changelake_emulator.faults import FaultConfig
+    from changelake_emulator.settings import EmulatorSettings
+
+    for name, value in {
+        "CHANGELAKE_EMULATOR_FAULT_SEED": "7",
+        "CHANGELAKE_EMULATOR_DUPLICATE_RATE": "0.25",
+        "CHANGELAKE_EMULATOR_REORDER_WINDOW": "4",
+        "CHANGELAKE_EMULATOR_TTL_RATE": "1",
+        "CHANGELAKE_EMULATOR_PRECISION_MIX": "true",
+        "CHANGELAKE_EMULATOR_SHARDS": "4",
+        "CHANGELAKE_EMULATOR_PRECISION": "MICROSECOND",
+        "CHANGELAKE_EMULATOR_FIREHOSE_BUFFER_SECONDS": "3",
+        "CHANGELAKE_EMULATOR_PORT": "4999",
+    }.items():
+        monkeypatch.setenv(name, value)
+    options = stack_options(EmulatorSettings())
+    assert options["faults"] == FaultConfig(
+        seed=7, duplicate_rate=0.25, reorder_window=4, ttl_rate=1.0, precision_mix=True
+    )
+    assert (options["shards"], options["precision"], options["port"]) == (4, "MICROSECOND", 4999)
+    assert options["firehose_buffer_seconds"] == 3.0
+    # the command line still wins over the environment
+    explicit = stack_options(EmulatorSettings(), port=4567, precision="MILLISECOND")
+    assert (explicit["port"], explicit["precision"]) == (4567, "MILLISECOND")

@@ -175,3 +175,19 @@ def test_render_json_keeps_decimals_exact_and_timestamps_iso() -> None:
         "n,at,tags,missing",
         '12345678901234567890123456789.123456789,2024-05-01 10:00:00.000001,"[""a"",""b""]",',
     ]
+
+
+def test_render_shows_a_negative_zero_number_as_zero_not_scientific() -> None:
+    # issue 18, finding 8: N "-0" is stored as decimal(38,9) 0, read back as Decimal("0E-9")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from changelake_cli.query.model import QueryResult
+    from changelake_cli.query.render import cell_text, plain, to_json
+
+    (zero,) = pc.cast(pa.array(["-0"]), pa.decimal128(38, 9)).to_pylist()
+    assert str(zero) == "0E-9"  # what the lake holds
+    assert plain(zero) == "0.000000000"
+    assert cell_text(zero) == "0.000000000"
+    assert plain(Decimal("-1E-9")) == "-0.000000001"
+    result = QueryResult(columns=["n"], types=["DECIMAL(38,9)"], rows=[(zero,)], engine="local")
+    assert to_json(result) == '[{"n":"0.000000000"}]'

@@ -7,15 +7,14 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 import typer
 from changelake import aws
 from changelake.logs import configure_logging
 from changelake.privacy import sample_policy
 from changelake.settings import ChangelakeSettings
-
-DEFAULT_PORT = 4566
+from changelake_emulator.settings import EmulatorSettings
 
 
 def shell_env(endpoint: str, settings: ChangelakeSettings) -> list[tuple[str, str]]:
@@ -25,6 +24,29 @@ def shell_env(endpoint: str, settings: ChangelakeSettings) -> list[tuple[str, st
         ("AWS_REGION", settings.region),
         *aws.LOCAL_CREDENTIALS.items(),
     ]
+
+
+def stack_options(
+    settings: EmulatorSettings,
+    *,
+    port: int | None = None,
+    precision: str | None = None,
+    host: str | None = None,
+) -> dict[str, Any]:
+    """LocalStack arguments: the command line's options, else the ``CHANGELAKE_EMULATOR_*``
+    settings that ``python -m changelake_emulator`` honours too (faults, shards, buffering)."""
+    chosen = precision or settings.emulator_precision
+    if chosen not in ("MILLISECOND", "MICROSECOND"):
+        raise typer.BadParameter("use MILLISECOND or MICROSECOND", param_hint="--precision")
+    return {
+        "port": settings.emulator_port if port is None else port,
+        "host": host or settings.emulator_host,
+        "precision": chosen,
+        "faults": settings.faults(),
+        "shards": settings.emulator_shards,
+        "firehose_buffer_seconds": settings.emulator_firehose_buffer_seconds,
+        "firehose_buffer_mb": settings.emulator_firehose_buffer_mb,
+    }
 
 
 local_app = typer.Typer(help="Run the pipeline locally on the embedded AWS emulator.")
@@ -52,13 +74,25 @@ def require_runner(runner: str) -> None:
 
 @local_app.command("up")
 def up(  # noqa: PLR0917 - typer options
-    port: Annotated[int, typer.Option(help="Port of the local AWS endpoint")] = DEFAULT_PORT,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of the local AWS endpoint [default: CHANGELAKE_EMULATOR_PORT, 4566]"
+        ),
+    ] = None,
     precision: Annotated[
-        str, typer.Option(help="ApproximateCreationDateTime precision: MILLISECOND|MICROSECOND")
-    ] = "MILLISECOND",
+        str | None,
+        typer.Option(
+            help="ApproximateCreationDateTime precision: MILLISECOND|MICROSECOND "
+            "[default: CHANGELAKE_EMULATOR_PRECISION]"
+        ),
+    ] = None,
     host: Annotated[
-        str, typer.Option(help="Interface to bind (0.0.0.0 only inside a container)")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(
+            help="Interface to bind (0.0.0.0 only inside a container) [default: 127.0.0.1]"
+        ),
+    ] = None,
     privacy: Annotated[
         bool,
         typer.Option(
@@ -80,14 +114,10 @@ def up(  # noqa: PLR0917 - typer options
     from changelake_cli.local_stack import LocalStack
     from changelake_cli.trino_server import CATALOG, AwsTarget, TrinoError, TrinoServer
 
-    settings = ChangelakeSettings()
+    settings = EmulatorSettings()  # CHANGELAKE_EMULATOR_* as for python -m changelake_emulator
     configure_logging(settings.log_level)
-    if precision not in ("MILLISECOND", "MICROSECOND"):
-        raise typer.BadParameter("use MILLISECOND or MICROSECOND", param_hint="--precision")
+    options = stack_options(settings, port=port, precision=precision, host=host)
     require_runner(runner)
-    chosen: Literal["MILLISECOND", "MICROSECOND"] = (
-        "MICROSECOND" if precision == "MICROSECOND" else "MILLISECOND"
-    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -102,12 +132,10 @@ def up(  # noqa: PLR0917 - typer options
         with contextlib.ExitStack() as running:
             stack = running.enter_context(
                 LocalStack(
-                    port,
                     settings=settings,
-                    precision=chosen,
-                    host=host,
                     privacy_policy=policy,
                     runner=runner,
+                    **options,
                 )
             )
             exports = shell_env(stack.endpoint, settings)

@@ -49,6 +49,7 @@ class LocalStack:
         host: str = "127.0.0.1",
         factories: list[ServiceFactory] | None = None,
         firehose_buffer_seconds: float = 1.0,
+        firehose_buffer_mb: float = 1.0,
         privacy_policy: str | None = None,
         runner: str = "local",
         shards: int = 2,
@@ -62,6 +63,7 @@ class LocalStack:
             precision=precision,
             host=host,
             firehose_buffer_seconds=firehose_buffer_seconds,
+            firehose_buffer_mb=firehose_buffer_mb,
             shards=shards,
         )
         self._factories = factories

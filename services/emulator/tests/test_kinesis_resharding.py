@@ -88,3 +88,23 @@ def test_emulator_routes_writes_to_open_children_after_split_and_merge(emulator:
         assert "EndingSequenceNumber" in shards[child]["SequenceNumberRange"]
     assert _read_all(kinesis, stream, children[0]) == (["after-0"], True)
     assert _read_all(kinesis, stream, merged_id) == (["merged-0", "merged-1"], False)
+
+
+def test_emulator_restarts_on_the_same_port_at_once() -> None:
+    # issue 18, finding 8: a clean stop left the port in TIME_WAIT ("Address already in use"
+    # for ~40 s); the server socket uses SO_REUSEADDR
+    first = Emulator(0, firehose_poll_seconds=0.2).start()
+    port = first.port
+    try:
+        kinesis = boto3.client("kinesis", endpoint_url=first.endpoint, region_name="us-east-1")
+        for _ in range(5):  # connections the server closes on stop
+            kinesis.list_shards(StreamName=first.settings.stream_name)
+    finally:
+        first.stop()
+    again = Emulator(port, firehose_poll_seconds=0.2).start()
+    try:
+        assert again.endpoint.endswith(f":{port}")
+        kinesis = boto3.client("kinesis", endpoint_url=again.endpoint, region_name="us-east-1")
+        assert kinesis.list_shards(StreamName=again.settings.stream_name)["Shards"]
+    finally:
+        again.stop()

@@ -19,7 +19,10 @@ from changelake_cli.query.model import QueryResult
 def plain(value: Any) -> Any:
     """A JSON-safe value: Decimal as its exact text, bytes as base64, datetimes ISO 8601."""
     if isinstance(value, Decimal):
-        return str(value)  # exact; a JSON number would pass through a float in most readers
+        # exact, and never scientific: a decimal(38,9) zero is Decimal("0E-9") (N "-0" read
+        # back), which str() shows as "0E-9"; positional notation shows 0.000000000
+        # (a JSON number would pass through a float in most readers)
+        return format(value, "f") if value.is_finite() else str(value)
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, datetime | date):

@@ -6,6 +6,8 @@ the reason and the original bytes, which callers route to the error prefix (erro
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -93,6 +95,52 @@ def changed_attributes(old: dict[str, Any] | None, new: dict[str, Any] | None) -
     return tuple(sorted(n for n in names if n not in old or n not in new or old[n] != new[n]))
 
 
+_SPACED_COLON_RE = re.compile(rb'"\s+:')
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+def _key_count(doc: Any) -> int:
+    count, stack = 0, [doc]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            count += len(node)
+            stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(node)
+    return count
+
+
+def duplicate_key_error(raw: bytes, doc: Any) -> str | None:
+    """The reason if the JSON text repeats a key in one object (parsers keep the last one).
+
+    A REMOVE whose ``eventName`` is repeated as INSERT must not be stored as an INSERT. Cheap
+    check first: in compact JSON every key ends with ``":``, so as many ``":`` as parsed keys
+    means no key was repeated; otherwise the text is parsed again, keeping every pair.
+    """
+    if raw.count(b'":') == _key_count(doc) and not _SPACED_COLON_RE.search(raw):
+        return None
+    try:
+        json.loads(raw, object_pairs_hook=_no_duplicates)
+    except _DuplicateKeyError as exc:
+        return f"duplicate JSON key {exc.args[0]!r} (the record is ambiguous)"
+    except ValueError:
+        return None  # not our question: orjson already accepted the text
+    return None
+
+
 def decode_record(
     raw: bytes, position: Position, *, expected_table: str | None = None
 ) -> ChangeEvent | DecodeFailure:
@@ -108,6 +156,9 @@ def decode_record(
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return DecodeFailure(f"invalid JSON: {exc}", raw, position)
+    duplicate = duplicate_key_error(raw, payload)
+    if duplicate is not None:
+        return DecodeFailure(duplicate, raw, position)
     try:
         record = KinesisDynamoRecord.model_validate(payload)
     except ValidationError as exc:

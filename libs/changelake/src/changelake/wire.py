@@ -17,6 +17,11 @@ Precision = Literal["MILLISECOND", "MICROSECOND"]
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
 
+# Kinesis-for-DynamoDB eventIDs are UUIDs (36 characters), DynamoDB Streams ones 32 hex: an
+# eventID longer than this is not AWS's and would bloat every row and error line (issue 18).
+MAX_EVENT_ID_LENGTH = 128
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow", strict=False)
 
@@ -48,7 +53,7 @@ class KinesisDynamoRecord(_Wire):
     """
 
     awsRegion: str  # noqa: N815
-    eventID: str = Field(min_length=1)  # noqa: N815
+    eventID: str = Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH)  # noqa: N815
     eventName: EventName  # noqa: N815
     userIdentity: UserIdentity | None = None  # noqa: N815
     recordFormat: Literal["application/json"] = "application/json"  # noqa: N815

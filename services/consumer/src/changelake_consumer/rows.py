@@ -22,10 +22,16 @@ from typing import Any
 
 import orjson
 from changelake import ddb_json, layout, schema
-from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
+from changelake.events import (
+    ChangeEvent,
+    DecodeFailure,
+    Position,
+    decode_record,
+    duplicate_key_error,
+)
 from changelake.privacy import PrivacyPolicy, Redaction, UnreadableRecordError, decode_redacted
 from changelake.timeutil import normalize_epoch_us
-from changelake.wire import TTL_PRINCIPAL
+from changelake.wire import MAX_EVENT_ID_LENGTH, TTL_PRINCIPAL
 
 from changelake_consumer.columns import image_json, number_fits, plain, value_json
 
@@ -87,7 +93,10 @@ def prepare(
     if privacy is not None:
         return _prepare_private(raw, position, expected_table, privacy)
     try:
-        return _prepare_fast(orjson.loads(raw), position, expected_table, None)
+        payload = orjson.loads(raw)
+        if duplicate_key_error(raw, payload) is not None:
+            raise _SlowPathError  # the codec says which key
+        return _prepare_fast(payload, position, expected_table, None)
     except _SlowPathError:
         pass
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
@@ -111,6 +120,10 @@ def _prepare_private(
     except (orjson.JSONDecodeError, UnreadableRecordError):
         redacted, redaction = privacy.redact_bytes(raw, expected_table)
         return _prepare_slow(decode_redacted(redacted, redaction, position, expected_table))
+    duplicate = duplicate_key_error(raw, payload)
+    if duplicate is not None:  # decided on the original text: re-encoding would hide it
+        redacted, _ = privacy.redact_bytes(raw, expected_table)
+        return DecodeFailure(duplicate, redacted, position)
     if redaction is None or redaction.error is None:
         try:
             return _prepare_fast(payload, position, expected_table, redaction)
@@ -210,6 +223,7 @@ def _prepare_fast(
         type(p.get("awsRegion")) is not str
         or type(event_id) is not str
         or not event_id
+        or len(event_id) > MAX_EVENT_ID_LENGTH
         or type(name) is not str
         or name not in _EVENT_NAMES
         or type(table) is not str
