@@ -67,7 +67,7 @@ class Repairer:
         metrics: Metrics | None = None,
     ) -> None:
         self._listing = listing
-        self._metrics: Metrics = metrics or make_metrics("log", namespace="changelake/catalog")
+        self._metrics: Metrics = metrics or make_metrics("log")
         self._store = store
         self._registry = registry
         self._workers = workers
@@ -165,5 +165,10 @@ def repair(
 
         registry = build_registry(settings)
     return Repairer(
-        store, registry, settings.catalog_workers, settings.catalog_footer_bytes, listing
+        store,
+        registry,
+        settings.catalog_workers,
+        settings.catalog_footer_bytes,
+        listing,
+        metrics=make_metrics(settings.metrics),
     ).run(table)
