@@ -146,13 +146,15 @@ def test_service_dead_letters_poison_messages_and_keeps_running(
     # GIVEN a garbage message and an object that is not Parquet, under changes/
     lake.drain_test_event()
     lake.sqs.send_message(QueueUrl=lake.queue_url, MessageBody="this is not an S3 event")
-    lake.put(_key(T0, 1), b"definitely not parquet")
+    bad = _key(T0, 1)
+    lake.put(bad, b"definitely not parquet")
     runner = local_service()
     runner.start()
     try:
-        # WHEN the service runs: each attempt fails, SQS redrives after 5 receives
+        # WHEN the service runs: the garbage message fails until SQS redrives it (5 receives);
+        # the non-Parquet object is moved out of the table at once (ADR 0019)
         deadline = time.monotonic() + 60
-        while len(lake.dlq_bodies()) < 2 and time.monotonic() < deadline:
+        while len(lake.dlq_bodies()) < 1 and time.monotonic() < deadline:
             time.sleep(0.2)
         dead = lake.dlq_bodies()
         # THEN it still catalogs good objects
@@ -164,9 +166,12 @@ def test_service_dead_letters_poison_messages_and_keeps_running(
             time.sleep(0.1)
     finally:
         runner.stop()
-    assert len(dead) == 2
-    assert "this is not an S3 event" in dead
-    assert any("changes%2Fpersons" in b for b in dead)
+    assert dead == ["this is not an S3 event"]
+    moved = lake.s3.get_object(Bucket=lake.bucket, Key=f"quarantine/{bad}")["Body"].read()
+    assert moved == b"definitely not parquet"
+    assert bad not in {
+        o["Key"] for o in lake.s3.list_objects_v2(Bucket=lake.bucket).get("Contents", [])
+    }
     assert sorted(lake.partitions("persons_changes")) == [("2024-05-01", "10")]
 
 

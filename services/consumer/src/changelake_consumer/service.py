@@ -50,6 +50,7 @@ ERROR_SOURCE = "consumer"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 JSONL_TYPE = "application/x-ndjson"
 _MAX_BACKOFF_S = 8.0
+_MIN_BACKOFF_S = 0.01  # never a hot loop against a failing S3, whatever the setting
 _HOUR_US = 3_600_000_000
 SEQUENCE_INDEX = [name for name, _ in schema.SYSTEM_COLUMNS].index("sequence_number")
 
@@ -325,7 +326,10 @@ class ShardProcessor:
                 self._store.put(key, data, content_type)
                 return
             except Exception as exc:  # any infrastructure error: bounded retry, then stop
-                delay = min(self._policy.write_backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S)
+                delay = min(
+                    max(self._policy.write_backoff_s * 2 ** (attempt - 1), _MIN_BACKOFF_S),
+                    _MAX_BACKOFF_S,
+                )
                 spent = max(self._clock() - started, slept)
                 if spent + delay > budget:
                     raise WriteError(

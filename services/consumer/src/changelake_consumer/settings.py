@@ -53,7 +53,7 @@ class ConsumerSettings(ChangelakeSettings):
         "before the consumer exits",
     )
     write_backoff_s: float = Field(
-        0.5, gt=0, description="First backoff between S3 write attempts (doubles, max 8 s)"
+        0.5, ge=0, description="First backoff between S3 write attempts (doubles, max 8 s)"
     )
     shard_sync_s: float = Field(
         5.0,
