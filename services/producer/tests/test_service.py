@@ -133,3 +133,88 @@ def test_rich_progress_draws_on_the_given_console_when_producing() -> None:
     bar = RichProgress(console=Console(file=buffer, force_terminal=False, width=100))
     produce(FakeWriter(), count=30, seed=1, progress=bar)
     assert "30/30" in buffer.getvalue()
+
+
+def test_log_progress_logs_start_periodic_figures_and_end(caplog: pytest.LogCaptureFixture) -> None:
+    """A container's log shows the run: a start line, figures every interval, a final line."""
+    import logging
+
+    from changelake_producer.progress import LogProgress
+
+    now = [100.0]
+    progress = LogProgress(interval_s=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="changelake_producer"):
+        progress.start(None)
+        for _ in range(25):  # 25 batches of 4 changes, one every 1.0 s
+            now[0] += 1.0
+            progress.advance(4)
+        progress.stop()
+    records = [r for r in caplog.records if r.name == "changelake_producer"]
+    assert [r.getMessage() for r in records] == [
+        "producing",
+        "produced so far",
+        "produced so far",
+        "produced",
+    ]
+    first, second, last = records[1], records[2], records[3]
+    assert (first.written, first.elapsed_s, first.changes_per_s) == (40, 10.0, 4.0)  # type: ignore[attr-defined]
+    assert (second.written, second.elapsed_s) == (80, 20.0)  # type: ignore[attr-defined]
+    assert (last.written, last.total, last.elapsed_s) == (100, None, 25.0)  # type: ignore[attr-defined]
+
+
+def test_producer_task_logs_progress_while_writing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m changelake_producer` passes log progress to the run (the container's log)."""
+    import changelake_producer.__main__ as task
+    from changelake_producer.progress import LogProgress
+    from changelake_producer.service import ProduceSummary
+
+    seen: dict[str, object] = {}
+
+    def fake_produce(**kwargs: object) -> ProduceSummary:
+        seen.update(kwargs)
+        return produce(FakeWriter(), count=3, seed=1)
+
+    monkeypatch.setattr(task, "produce", fake_produce)
+    monkeypatch.setenv("CHANGELAKE_PRODUCER_COUNT", "3")
+    assert task.main() == 0
+    assert isinstance(seen["progress"], LogProgress)
+    assert '"total":3' in capsys.readouterr().out
+
+
+def test_producer_task_exits_0_on_sigterm(tmp_path: Any) -> None:
+    """SIGTERM (ECS stop-task, `docker stop`) ends the run at once with exit code 0."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    # An endpoint that accepts the connection and never answers: the producer is then inside
+    # its first request (its handler installed) when the signal comes.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(60)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CHANGELAKE_", "AWS_"))}
+        env.update(
+            CHANGELAKE_PRODUCER_DURATION_S="600",
+            AWS_ENDPOINT_URL=f"http://127.0.0.1:{server.getsockname()[1]}",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "changelake_producer"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        connection, _ = server.accept()
+        with connection:
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped by a signal" in err

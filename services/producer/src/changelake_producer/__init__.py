@@ -10,6 +10,8 @@ from changelake_producer.service import ProduceSummary, TableMissingError
 if TYPE_CHECKING:
     from changelake.settings import ChangelakeSettings
 
+    from changelake_producer import service
+
 __all__ = [
     "Mix",
     "Operation",
@@ -28,7 +30,7 @@ def produce(
     mix: Mix | str | None = None,
     seed: int = 0,
     settings: ChangelakeSettings | None = None,
-    progress: bool = False,
+    progress: bool | service.Progress = False,
     keep_operations: bool = False,
     batch_size: int | None = None,
 ) -> ProduceSummary:
@@ -43,11 +45,13 @@ def produce(
 
     settings = settings or ChangelakeSettings()
     writer = DynamoDBWriter(settings.table_name, region=settings.region)
-    bar = None
-    if progress:
+    bar: service.Progress | None = None
+    if progress is True:
         from changelake_producer.progress import RichProgress
 
         bar = RichProgress()
+    elif progress is not False:
+        bar = progress
     return service.produce(
         writer,
         count=count,

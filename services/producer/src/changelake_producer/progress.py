@@ -1,6 +1,13 @@
-"""A rich progress bar on stderr (stdout stays free for data)."""
+"""Progress of a production run: a rich bar on stderr (CLI), or log lines (containers).
+
+stdout stays free for data.
+"""
 
 from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import (
@@ -47,3 +54,54 @@ class RichProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class LogProgress:
+    """:class:`~changelake_producer.service.Progress` as structured log lines (containers, ECS).
+
+    A line when the run starts, one every ``interval_s`` with the changes written so far and the
+    achieved rate, and a last one at the end: a container's log shows the producer working.
+    """
+
+    def __init__(
+        self,
+        interval_s: float = 10.0,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval_s = interval_s
+        self._log = logger or logging.getLogger("changelake_producer")
+        self._clock = clock
+        self._total: int | None = None
+        self._written = 0
+        self._started = 0.0
+        self._next = 0.0
+
+    def start(self, total: int | None) -> None:
+        """Log the start (``total`` is ``None`` for a duration run)."""
+        self._total = total
+        self._written = 0
+        self._started = self._clock()
+        self._next = self._started + self._interval_s
+        self._log.info("producing", extra={"total": total})
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` more changes; log when the interval has passed."""
+        self._written += n
+        now = self._clock()
+        if now >= self._next:
+            self._next = now + self._interval_s
+            self._log.info("produced so far", extra=self._figures(now))
+
+    def stop(self) -> None:
+        """Log the final figures."""
+        self._log.info("produced", extra=self._figures(self._clock()))
+
+    def _figures(self, now: float) -> dict[str, float | int | None]:
+        elapsed = max(now - self._started, 1e-9)
+        return {
+            "written": self._written,
+            "total": self._total,
+            "elapsed_s": round(elapsed, 1),
+            "changes_per_s": round(self._written / elapsed, 1),
+        }
