@@ -67,6 +67,35 @@ up: install ## Start the local stack (emulator + all services) on 127.0.0.1:4566
 bench: install ## Run every benchmark at full size and print the tables
 	$(UV) run --no-sync changelake bench all
 
+# ---- containers (ADR 0012, 0020): Docker with BuildKit when a daemon answers, else podman ----
+# BASE=local builds on the stand-ins of `make base-images` (no registry needed); CA_BUNDLE=<file>
+# lets the build steps that download trust that CA bundle (a build secret, never in a layer).
+BASE ?= official
+CA_BUNDLE ?=
+
+.PHONY: base-images
+base-images: ## Stand-in Python/Lambda base images from Debian packages (no registry needed)
+	scripts/containers.sh base-images
+
+.PHONY: images
+images: ## Build every service image [BASE=official|local] [CA_BUNDLE=/path/to/ca.crt]
+	BASE=$(BASE) CA_BUNDLE=$(CA_BUNDLE) scripts/containers.sh images
+
+# The default services (podman-compose 1.0.3 would start the `lambda` profile's too).
+COMPOSE_SERVICES ?= emulator producer consumer catalog
+
+.PHONY: compose-up
+compose-up: ## Start the compose stack in the background (after `make images`)
+	scripts/containers.sh compose up -d $(COMPOSE_SERVICES)
+
+.PHONY: compose-down
+compose-down: ## Stop the compose stack and remove its containers and volumes
+	scripts/containers.sh compose down -v
+
+.PHONY: compose-test
+compose-test: install ## docker compose / podman-compose up, query until rows, compare, tear down
+	$(UV) run --no-sync python scripts/run_pytest.py containers/tests -p no:cacheprovider
+
 .PHONY: lock
 lock: | $(UV) ## Re-resolve uv.lock after a dependency change
 	$(UV) lock

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +66,16 @@ class Instruction:
 
 @dataclass(frozen=True)
 class Stage:
-    """A build stage: ``FROM <image> [AS <name>]``."""
+    """A build stage: ``FROM <image> [AS <name>]``.
+
+    ``image`` is the base with a global ``ARG``'s default substituted; ``base_arg`` names
+    that ARG (``FROM ${PYTHON_BASE}``), ``None`` for a literal base or an earlier stage.
+    """
 
     name: str
     image: str
     instructions: list[Instruction] = field(default_factory=list)
+    base_arg: str | None = None
 
     def last(self, keyword: str) -> Instruction | None:
         """The stage's last instruction of ``keyword`` (Docker keeps the last CMD, USER, …)."""
@@ -123,6 +129,7 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         buffer = ""
     assert not buffer, f"{path}: dangling line continuation"
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}
     for number, text in logical:
         keyword, _, value = text.partition(" ")
         keyword = keyword.upper()
@@ -131,10 +138,17 @@ def parse_dockerfile(path: Path) -> Dockerfile:
             parts = value.split()
             image = parts[0]
             name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
-            stages.append(Stage(name, image))
+            arg = re.fullmatch(r"\$\{?(\w+)\}?", image)
+            if arg:
+                assert arg.group(1) in global_args, f"{path}: FROM {image} without a default"
+                image = global_args[arg.group(1)]
+            stages.append(Stage(name, image, base_arg=arg.group(1) if arg else None))
             continue
         if not stages:
-            continue  # ARG / syntax before the first FROM
+            if keyword == "ARG" and "=" in value:  # a global ARG: usable in FROM lines
+                arg_name, _, default = value.partition("=")
+                global_args[arg_name.strip()] = default.strip()
+            continue  # syntax / ARG before the first FROM
         stages[-1].instructions.append(Instruction(keyword, value, stages[-1].name, number))
     return Dockerfile(path, stages)
 
@@ -303,3 +317,64 @@ def handler(dotted: str) -> Any:
     """Resolve ``package.module.function`` (a Lambda handler string)."""
     module_name, _, attr = dotted.rpartition(".")
     return getattr(importlib.import_module(module_name), attr)
+
+
+# ---- images, writable paths, the container engine ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image `make images` builds (a line of containers/images.txt)."""
+
+    tag: str
+    dockerfile: str
+    target: str | None
+
+    @property
+    def service(self) -> str:
+        """The service folder the Dockerfile belongs to."""
+        return Path(self.dockerfile).parent.name
+
+    def stage(self) -> Stage:
+        """The stage the image is built from."""
+        return parse_dockerfile(ROOT / self.dockerfile).stage(self.target)
+
+
+def images() -> list[Image]:
+    """Every image of containers/images.txt, in build order."""
+    found = []
+    for raw in (ROOT / "containers" / "images.txt").read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        tag, dockerfile, target = line.split()
+        found.append(Image(tag, dockerfile, None if target == "-" else target))
+    return found
+
+
+def volumes(stage: Stage) -> list[str]:
+    """The paths a stage declares as VOLUMEs (JSON or plain form), in order."""
+    paths: list[str] = []
+    for instr in stage.all("VOLUME"):
+        text = instr.value.strip()
+        paths += json.loads(text) if text.startswith("[") else text.split()
+    return paths
+
+
+def container_engine() -> str:
+    """docker or podman, as `make images` picks it (scripts/containers.sh engine)."""
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "containers.sh"), "engine"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def engine_env() -> dict[str, str]:
+    """The environment the engine runs with (podman: the project's containers.conf)."""
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", str(ROOT / "containers" / "containers.conf"))
+    return env

@@ -185,6 +185,24 @@ def test_compose_services_wait_for_a_healthy_emulator(compose: dict[str, Any], n
     assert "healthcheck" not in services(compose)[EMULATOR]  # one probe: the image's
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("name", DEFAULT_SERVICES)
+def test_compose_runs_services_as_ecs_does(compose: dict[str, Any], name: str) -> None:
+    """Read-only root, the image's own non-root user, writable only at the image's VOLUMEs.
+
+    The writable paths are the image's ``VOLUME`` list (the CDK task definitions mount the
+    same, checked in tests/test_deploy_contract.py); compose mounts a fresh anonymous volume
+    at each, into which the engine copies the image directory's owner, as ECS does.
+    """
+    service = services(compose)[name]
+    assert service["read_only"] is True
+    assert "user" not in service, "the image's USER, as on ECS"
+    assert "tmpfs" not in service
+    declared = ds.volumes(ds.dockerfile(name).stage(service["build"].get("target")))
+    assert declared
+    assert sorted(service["volumes"]) == sorted(declared)
+
+
 # ---- the services as local processes, the way compose runs them --------------------------------
 
 
