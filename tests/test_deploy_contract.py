@@ -236,3 +236,16 @@ def test_deploy_kcl_lag_metric_is_published_by_the_installed_kcl_under_the_app_n
     rendered = render(settings, env={})
     assert "metricsLevel" not in rendered
     assert f"applicationName = {settings.application_name}" in rendered
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("service", sorted(contract.WRITABLE_PATHS))
+def test_deploy_writable_paths_are_the_images_volumes_and_composes(service: str) -> None:
+    """ONE list of writable paths: the task definition's mounts (contract), the image's VOLUMEs
+    (what ECS copies the owner from) and compose's volumes under read_only are the same."""
+    dockerfile, target = contract.IMAGES[service]
+    stage = ds.parse_dockerfile(ROOT / dockerfile).stage(target)
+    assert ds.volumes(stage) == list(contract.WRITABLE_PATHS[service])
+    compose_service = ds.compose()["services"][service.partition("-")[0]]  # producer-task
+    assert compose_service["read_only"] is True
+    assert sorted(compose_service["volumes"]) == sorted(contract.WRITABLE_PATHS[service])

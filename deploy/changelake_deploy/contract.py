@@ -91,10 +91,11 @@ RUNTIME_USER = "10001:10001"
 
 # ONE list of writable paths per long-running container: ECS runs every container with a
 # read-only root file system and mounts a Fargate bind volume (empty, task-scoped) at exactly
-# these paths; docker-compose.yml mounts tmpfs at the same paths (tests check both). On Fargate
+# these paths; docker-compose.yml mounts a fresh volume at the same paths under `read_only`
+# (tests/test_deploy_contract.py checks images, compose and this list agree). On Fargate
 # a bind volume is root-owned 0755 unless the image declares ``VOLUME <path>`` on a directory it
 # prepared for the runtime user: the ECS data plane then copies the directory (and its owner and
-# mode) into the volume (ADR 0024). So each image must ``VOLUME`` every path listed here.
+# mode) into the volume (ADR 0024, ADR 0020). So each image ``VOLUME``s every path listed here.
 WRITABLE_PATHS: dict[str, tuple[str, ...]] = {
     # The rendered KCL .properties (CHANGELAKE_KCL_PROPERTIES_PATH), Python's and Java's temp
     # files (tempfile, java.io.tmpdir, hsperfdata).
