@@ -94,7 +94,7 @@ compose-down: ## Stop the compose stack and remove its containers and volumes
 
 .PHONY: compose-test
 compose-test: install ## docker compose / podman-compose up, query until rows, compare, tear down
-	$(UV) run --no-sync python scripts/run_pytest.py containers/tests -p no:cacheprovider
+	$(UV) run --no-sync python scripts/run_pytest.py containers/tests -p no:cacheprovider -s
 
 .PHONY: lock
 lock: | $(UV) ## Re-resolve uv.lock after a dependency change

@@ -378,3 +378,20 @@ def engine_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("CONTAINERS_CONF", str(ROOT / "containers" / "containers.conf"))
     return env
+
+
+def engine_run(
+    engine: str, *args: str, check: bool = True, timeout: float = 300, with_stderr: bool = False
+) -> str:
+    """Run the container engine; its stdout (plus stderr: ``logs`` writes there)."""
+    proc = subprocess.run(
+        [engine, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=engine_env(),
+    )
+    if check:
+        assert proc.returncode == 0, f"{engine} {' '.join(args)}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr if with_stderr else proc.stdout

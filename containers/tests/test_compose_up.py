@@ -56,19 +56,7 @@ def compose(*args: str, timeout: float = 600, check: bool = True) -> str:
     return proc.stdout
 
 
-def engine_run(engine: str, *args: str, check: bool = True, timeout: float = 120) -> str:
-    """The engine itself (inspect, exec, logs)."""
-    proc = subprocess.run(
-        [engine, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=ds.engine_env(),
-    )
-    if check:
-        assert proc.returncode == 0, f"{engine} {' '.join(args)}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
+engine_run = ds.engine_run
 
 
 def labels(service: str | None = None) -> list[str]:
@@ -136,6 +124,12 @@ def changelake_query(sql: str) -> list[dict[str, Any]] | None:
     return rows
 
 
+def row_count(table: str) -> int:
+    """Rows in a table or view, by `changelake query` from the host (0 while it is missing)."""
+    rows = changelake_query(f"SELECT count(*) AS n FROM {table}")
+    return int(rows[0]["n"]) if rows else 0
+
+
 def poll(what: str, check: Any, timeout: float) -> Any:
     """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -158,7 +152,7 @@ def stack() -> Iterator[str]:
         for service in SERVICES:
             ids = engine_run(engine, "ps", "-a", "-q", *labels(service), check=False).split()
             for cid in ids:
-                logs = engine_run(engine, "logs", "--tail", "30", cid, check=False)
+                logs = engine_run(engine, "logs", "--tail=30", cid, check=False, with_stderr=True)
                 sys.stderr.write(f"---- {service} (last lines)\n{logs}\n")
         compose("down", "-v", check=False)
         left = engine_run(engine, "ps", "-a", "-q", *labels())
@@ -178,27 +172,11 @@ def test_compose_stack_end_to_end(stack: str) -> None:
     compose("up", "-d", "--no-deps", "producer", "consumer", "catalog")
     # WHEN the producer writes for a while
     # THEN the host's `changelake query` sees rows in the change table and the current view
-    changes = poll(
-        "rows in persons_changes",
-        lambda: (
-            (rows := changelake_query("SELECT count(*) AS n FROM persons_changes"))
-            and rows[0]["n"] > 0
-            and rows
-        ),
-        timeout=240,
-    )
+    changes = poll("rows in persons_changes", lambda: row_count("persons_changes"), 240)
     timings["first rows in persons_changes"] = time.monotonic() - started
-    current = poll(
-        "rows in persons_current",
-        lambda: (
-            (rows := changelake_query("SELECT count(*) AS n FROM persons_current"))
-            and rows[0]["n"] > 0
-            and rows
-        ),
-        timeout=120,
-    )
-    assert changes[0]["n"] > 0
-    assert current[0]["n"] > 0
+    current = poll("rows in persons_current", lambda: row_count("persons_current"), 120)
+    assert changes > 0
+    assert current > 0
     # Every service container runs as ECS runs it: read-only root, the image's user, only the
     # image's VOLUMEs writable, and none restarted (no crash loop).
     for service in SERVICES:
@@ -211,7 +189,7 @@ def test_compose_stack_end_to_end(stack: str) -> None:
         image = next(i for i in ds.images() if i.service == service and i.target != "lambda")
         assert mounts == sorted(ds.volumes(image.stage())), (service, mounts)
     # The producer logs its progress while it runs (structured lines on stderr).
-    producer_logs = engine_run(engine, "logs", container_id(engine, "producer"))
+    producer_logs = engine_run(engine, "logs", container_id(engine, "producer"), with_stderr=True)
     assert '"message":"produced so far"' in producer_logs, producer_logs[-2000:]
     # WHEN the producer stops, the consumer catches up
     compose("stop", "producer")

@@ -33,19 +33,7 @@ def engine() -> str:
     return ds.container_engine()
 
 
-def run(engine: str, *args: str, timeout: float = 300, check: bool = True) -> str:
-    """Run the engine; its stdout (stderr in the failure message)."""
-    proc = subprocess.run(
-        [engine, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=ds.engine_env(),
-    )
-    if check:
-        assert proc.returncode == 0, f"{engine} {' '.join(args)}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+run = ds.engine_run
 
 
 def inspect(engine: str, tag: str) -> dict[str, Any]:
