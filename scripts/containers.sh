@@ -76,7 +76,8 @@ base_images() {
     eng="$(engine)"
     command -v mmdebstrap >/dev/null || apt_install mmdebstrap
     work="$(mktemp -d)"
-    trap 'rm -rf "$work"' RETURN
+    # (a RETURN trap outlives the function: reset it, or it fires again with $work unset)
+    trap 'rm -rf "$work"; trap - RETURN' RETURN
     # bookworm + its python3 (3.11): the release and Python minor of python:3.11-slim-bookworm.
     # Like that image: `python` and `pip` on PATH, pip may install outside a venv, no docs.
     log "mmdebstrap bookworm from $DEBIAN_MIRROR"

@@ -167,6 +167,16 @@ def test_long_running_images_declare_their_writable_paths_owned_by_the_user(
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_run_step_bind_mounts_another_stage(service: str) -> None:
+    """buildah (podman) leaves a ``--mount=type=bind,from=<stage>``'s content out of its layer
+    cache key: the transform image got the producer's cached layer. Stages pass files by COPY."""
+    for run in [i for i in ds.dockerfile(service).instructions if i.keyword == "RUN"]:
+        mounts = re.findall(r"--mount=(\S+)", run.value)
+        assert not [m for m in mounts if "from=" in m], (service, run.value)
+
+
+@pytest.mark.unit
 def test_images_list_covers_every_compose_and_deploy_image() -> None:
     """containers/images.txt (what `make images` builds) holds every image anyone runs."""
     built = {(i.dockerfile, i.target) for i in ds.images()}
