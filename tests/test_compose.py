@@ -84,19 +84,26 @@ def test_compose_command_runs_code_that_exists(compose: dict[str, Any], name: st
         (handler_name,) = cmd
         assert callable(ds.handler(handler_name))
         return
+    if cmd[0].startswith("/"):  # the consumer's KCL entrypoint script, copied into the image
+        script = ROOT / "services" / name / Path(cmd[0]).name
+        assert script.is_file(), f"{name}: {cmd[0]} is not a file of the service"
+        assert os.access(script, os.X_OK), script
+        return
     assert cmd[:2] == ["python", "-m"], cmd
     assert ds.module_runnable(cmd[2]), f"{name}: python -m {cmd[2]} cannot run"
     assert cmd[2] == f"changelake_{name}"
 
 
 @pytest.mark.unit
-def test_compose_consumer_runs_the_local_runner(compose: dict[str, Any]) -> None:
-    """Compose overrides the image's KCL daemon with the local shard runner (ADR 0012)."""
-    from changelake_consumer.app import RUNNERS
-
-    cmd = ds.command("consumer", services(compose)["consumer"])
-    assert cmd == ["python", "-m", "changelake_consumer", "local"]
-    assert cmd[3] in RUNNERS
+def test_compose_consumer_runs_the_kcl_daemon_as_ecs_does(compose: dict[str, Any]) -> None:
+    """Compose runs the consumer image's default command (the MultiLangDaemon), as ECS does,
+    pointed at the emulator (the endpoint turns on polling, JSON instead of CBOR, no metrics)."""
+    consumer = services(compose)["consumer"]
+    assert "command" not in consumer
+    assert "entrypoint" not in consumer
+    image_cmd = ds.dockerfile("consumer").stage(None).last("CMD").exec_form()
+    assert ds.command("consumer", consumer) == image_cmd == ["/usr/local/bin/kcl-entrypoint.sh"]
+    assert ds.environment(consumer)["AWS_ENDPOINT_URL"].startswith("http://emulator:")
 
 
 @pytest.mark.unit
@@ -219,8 +226,14 @@ def local_env(compose: dict[str, Any], name: str, port: int) -> dict[str, str]:
 
 
 def local_argv(compose: dict[str, Any], name: str) -> list[str]:
-    """The compose command, run with this interpreter (the image's ``python``)."""
+    """The compose command, run with this interpreter (the image's ``python``).
+
+    The consumer's (the KCL daemon's entrypoint) runs here as the local shard runner: the real
+    daemon runs in tests/e2e/test_kcl_daemon.py and, in its image, in `make compose-test`.
+    """
     cmd = ds.command(name, services(compose)[name])
+    if name == "consumer":
+        cmd = ["python", "-m", "changelake_consumer", "local"]
     assert cmd[0] == "python"
     return [sys.executable, *cmd[1:]]
 
