@@ -160,11 +160,11 @@ def test_compose_services_reach_aws_only_through_the_emulator(
 @pytest.mark.unit
 def test_compose_emulator_port_matches_code_dockerfile_and_binding(compose: dict[str, Any]) -> None:
     """One port everywhere: settings default, CLI default, EXPOSE, probe, published on loopback."""
-    from changelake_cli.local_cmd import DEFAULT_PORT
     from changelake_emulator.settings import EmulatorSettings
 
     port = emulator_port(compose)
-    assert port == DEFAULT_PORT == EmulatorSettings.model_fields["emulator_port"].default
+    # `changelake local up` defaults to the emulator settings' port too (CHANGELAKE_EMULATOR_PORT).
+    assert port == EmulatorSettings.model_fields["emulator_port"].default
     emulator = services(compose)[EMULATOR]
     assert emulator["ports"] == [f"127.0.0.1:{port}:{port}"]
     assert ds.environment(emulator)["CHANGELAKE_EMULATOR_HOST"] == "0.0.0.0"

@@ -245,18 +245,20 @@ def test_consumer_dockerfile_installs_real_kclpy_and_fails_without_jars() -> Non
 @pytest.mark.unit
 def test_emulator_dockerfile_exposes_and_probes_the_default_port() -> None:
     """EXPOSE, the CMD's --port and the HEALTHCHECK URL all use the emulator's default port."""
-    from changelake_cli.local_cmd import DEFAULT_PORT
+    from changelake_emulator.settings import EmulatorSettings
+
+    default_port = EmulatorSettings.model_fields["emulator_port"].default  # `local up`'s too
 
     runtime = ds.dockerfile("emulator").stage(None)
     expose = runtime.last("EXPOSE")
     assert expose is not None
-    assert expose.value == str(DEFAULT_PORT)
+    assert expose.value == str(default_port)
     assert runtime.last("CMD").exec_form() == ["python", "-m", "changelake_emulator"]
     env = runtime.last("ENV").value
-    assert f"CHANGELAKE_EMULATOR_PORT={DEFAULT_PORT}" in env
+    assert f"CHANGELAKE_EMULATOR_PORT={default_port}" in env
     assert "CHANGELAKE_EMULATOR_HOST=0.0.0.0" in env  # inside the container only
     probe = runtime.last("HEALTHCHECK").exec_form()
-    assert f"http://127.0.0.1:{DEFAULT_PORT}" in probe[-1]
+    assert f"http://127.0.0.1:{default_port}" in probe[-1]
 
 
 @pytest.mark.unit
