@@ -23,8 +23,8 @@ PathFn = Callable[[Records], list[bytes]]
 PATHS = ("naive", "awswrangler", "ours", "ours_privacy", "ours_kcl")
 TABLE = "persons"
 # The sample privacy policy's shape (two attributes hashed, one masked) on the bench records'
-# attributes: a string set (like emails), a list of phone numbers, a number (docs/adr/0027).
-BENCH_PRIVACY_POLICY = {TABLE: {"tags": "hash", "ph": "hash", "age": "mask"}}
+# attributes: a string set (like emails), a list of phone numbers, a string (docs/adr/0027).
+BENCH_PRIVACY_POLICY = {TABLE: {"tags": "hash", "ph": "hash", "name": "mask"}}
 BENCH_PRIVACY_KEY = b"changelake-bench-key-not-a-secret-0123456789"
 
 

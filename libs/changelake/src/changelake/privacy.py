@@ -60,6 +60,7 @@ def sample_policy(table: str = "persons") -> str:
 
 
 _CANON = decimal.Context(prec=80)
+_MEMO_LIMIT = 65536
 
 
 class PrivacyPolicyError(ValueError):
@@ -171,6 +172,7 @@ class PrivacyPolicy:
         self._mac = hmac.new(key, digestmod=hashlib.sha256) if key is not None else None
         key_id = self._digest(b"changelake/key-id").hex()[:16] if self._mac is not None else ""
         self._trees = {t: _tree(r) for t, r in self.rules.items()}
+        self._text_hashes: dict[str, str] = {}
         self._versions = {
             table: hashlib.sha256(orjson.dumps([table_rules, key_id])).hexdigest()[:16]
             for table, table_rules in self.rules.items()
@@ -208,10 +210,20 @@ class PrivacyPolicy:
         mac.update(data)
         return mac.digest()
 
+    def _hash_text(self, value: str) -> str:
+        # Strings repeat (a MODIFY carries most values twice): a bounded memo of their hashes.
+        digest = self._text_hashes.get(value)
+        if digest is None:
+            digest = self._digest(b"S\x00" + value.encode()).hex()
+            if len(self._text_hashes) >= _MEMO_LIMIT:
+                self._text_hashes.clear()
+            self._text_hashes[value] = digest
+        return digest
+
     def hash_value(self, value: Any) -> Any:
         """The keyed hash of a decoded value, of the same DynamoDB type (see module doc)."""
         if isinstance(value, str):
-            return self._digest(b"S\x00" + value.encode()).hex()
+            return self._hash_text(value)
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, Decimal):
@@ -299,7 +311,7 @@ class PrivacyPolicy:
                     return {"L": items}
             node = _strongest(node)  # not a map where the rules expect one
         if node != "drop" and type(av) is dict and len(av) == 1:
-            # The common cases (S, a string set), without the codec's round trip.
+            # The common cases (S, a string set, a list of strings) without the codec's round trip.
             text = av.get("S")
             if type(text) is str:
                 return {"S": self.hash_value(text) if node == "hash" else MASK_TEXT}
@@ -311,6 +323,11 @@ class PrivacyPolicy:
                 and len(set(members)) == len(members)
             ):
                 return {"SS": sorted(self._apply(node, set(members)))}
+            strings = av.get("L")
+            if type(strings) is list and all(
+                type(i) is dict and len(i) == 1 and type(i.get("S")) is str for i in strings
+            ):
+                return {"L": [{"S": self._apply(node, i["S"])} for i in strings]}
         try:
             # Validated even when dropped: a record the codec rejects stays rejected.
             value = ddb_json.deserialize_value(av, path)
