@@ -36,7 +36,13 @@ from typing import Any, Literal, cast
 import orjson
 
 from changelake import ddb_json
-from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
+from changelake.events import (
+    ChangeEvent,
+    DecodeFailure,
+    Position,
+    decode_record,
+    duplicate_key_error,
+)
 
 Action = Literal["hash", "mask", "drop"]
 ACTIONS: tuple[Action, ...] = ("hash", "mask", "drop")
@@ -77,6 +83,7 @@ class Redaction:
     touched: frozenset[str]
     changed: frozenset[str]
     error: str | None = None
+    duplicate: str | None = None  # the original text repeats a key (re-encoding would hide it)
 
     def changed_attributes(self, redacted: Iterable[str]) -> tuple[str, ...]:
         """Changed attributes: the redacted images' answer, corrected by the clear values."""
@@ -350,6 +357,7 @@ class PrivacyPolicy:
         """
         try:
             record = orjson.loads(raw)
+            duplicate = duplicate_key_error(raw, record)  # on the original text, before redaction
             redaction = self.redact_record(record)
         except (orjson.JSONDecodeError, UnreadableRecordError):
             if expected_table is not None and not self.covers(expected_table):
@@ -357,6 +365,8 @@ class PrivacyPolicy:
             return self.masked_placeholder(raw), None
         if redaction is None:
             return raw, None
+        if duplicate is not None:
+            redaction = replace(redaction, duplicate=duplicate)
         return orjson.dumps(record), redaction
 
     def masked_placeholder(self, raw: bytes) -> bytes:
@@ -397,6 +407,8 @@ def decode_redacted(
     expected_table: str | None = None,
 ) -> ChangeEvent | DecodeFailure:
     """Decode an already redacted record; ``changed_attributes`` from the clear values."""
+    if redaction is not None and redaction.duplicate is not None:
+        return DecodeFailure(redaction.duplicate, redacted, position)  # as the codec decides
     decoded = decode_record(redacted, position, expected_table=expected_table)
     if redaction is None:
         return decoded

@@ -116,14 +116,14 @@ def _prepare_private(
 ) -> PreparedRow | DecodeFailure:
     try:
         payload = orjson.loads(raw)
+        # Duplicate keys are decided on the original text and its parse (before redaction
+        # changes the key count); the policy's own decode says the same, with redacted bytes.
+        if duplicate_key_error(raw, payload) is not None:
+            raise UnreadableRecordError
         redaction = privacy.redact_record(payload)  # in place; None: a table it does not cover
     except (orjson.JSONDecodeError, UnreadableRecordError):
         redacted, redaction = privacy.redact_bytes(raw, expected_table)
         return _prepare_slow(decode_redacted(redacted, redaction, position, expected_table))
-    duplicate = duplicate_key_error(raw, payload)
-    if duplicate is not None:  # decided on the original text: re-encoding would hide it
-        redacted, _ = privacy.redact_bytes(raw, expected_table)
-        return DecodeFailure(duplicate, redacted, position)
     if redaction is None or redaction.error is None:
         try:
             return _prepare_fast(payload, position, expected_table, redaction)
