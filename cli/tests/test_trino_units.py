@@ -202,3 +202,26 @@ def test_reject_unsupported_names_the_construct(sql: str, message: str) -> None:
 def test_reject_unsupported_lets_json_on_strings_through() -> None:
     tree = transpile.parse_query("SELECT json_extract_scalar(new_image, '$.a') FROM x")
     transpile.reject_unsupported(tree, {"new_image": {"string"}})
+
+
+def test_hive_millis_rounds_half_up_like_trino() -> None:
+    import pyarrow as pa
+    from changelake_cli.query.hive_types import hive_millis
+
+    stored = pa.array(
+        [
+            datetime(2024, 5, 1, 12, 40, 0, 500001, tzinfo=UTC),
+            datetime(2024, 5, 1, 12, 40, 0, 500500, tzinfo=UTC),
+            datetime(2024, 5, 1, 12, 40, 0, 999600, tzinfo=UTC),
+            None,
+        ],
+        pa.timestamp("us", tz="UTC"),
+    )
+    read = hive_millis(stored)
+    assert read.type == stored.type
+    assert read.to_pylist() == [
+        datetime(2024, 5, 1, 12, 40, 0, 500000, tzinfo=UTC),
+        datetime(2024, 5, 1, 12, 40, 0, 501000, tzinfo=UTC),
+        datetime(2024, 5, 1, 12, 40, 1, tzinfo=UTC),
+        None,
+    ]

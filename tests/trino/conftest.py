@@ -1,10 +1,10 @@
 """One lake written by the real pipeline, and a real Trino over its Glue catalog and S3.
 
-The module-scoped ``lake`` starts the local stack (emulator with duplicates, reordering and
-TTL deletes; consumer; catalog), writes seeded fake persons through DynamoDB with the real
-producer, waits until every change is in ``persons_changes`` and every record in
-``persons_raw``, then starts Trino (downloaded once into the repository's ``.cache/trino``)
-configured against the emulator's Glue and S3 endpoints.
+The module-scoped ``lake`` starts the local stack (emulator with duplicates, reordering, TTL
+deletes and µs timestamps mixed with ms ones; consumer; catalog), writes seeded fake persons
+through DynamoDB with the real producer, waits until every change is in ``persons_changes``
+and every record in ``persons_raw``, then starts Trino (downloaded once into the repository's
+``.cache/trino``) configured against the emulator's Glue and S3 endpoints.
 """
 
 from __future__ import annotations
@@ -54,8 +54,13 @@ def lake() -> Iterator[Lake]:
     from changelake_producer.writer import DynamoDBWriter
 
     settings = ChangelakeSettings()
-    faults = FaultConfig(seed=SEED, duplicate_rate=0.05, reorder_window=8, ttl_rate=0.3)
-    with LocalStack(free_port(), settings=settings, faults=faults) as stack:
+    # As the demo: MICROSECOND stream precision (AWS's advice) with a ms/µs mix injected.
+    faults = FaultConfig(
+        seed=SEED, duplicate_rate=0.05, reorder_window=8, ttl_rate=0.3, precision_mix=True
+    )
+    with LocalStack(
+        free_port(), settings=settings, faults=faults, precision="MICROSECOND"
+    ) as stack:
         summary = produce(
             DynamoDBWriter(settings.table_name, region=settings.region), count=CHANGES, seed=SEED
         )

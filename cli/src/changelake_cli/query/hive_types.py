@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from changelake_cli.query.model import QueryError
 
@@ -150,3 +151,17 @@ def _json_value(value: Any, t: pa.DataType) -> Any:
         lowered = {str(k).lower(): v for k, v in value.items()}
         return {f.name: json_value(lowered.get(f.name.lower()), f.type) for f in t}
     raise ValueError(f"unsupported type {t}")
+
+
+HIVE_TIMESTAMP_UNIT_US = 1000  # Athena (Trino) reads a Hive ``timestamp`` in milliseconds
+
+
+def hive_millis(values: pa.Array) -> pa.Array:
+    """A timestamp array as Athena reads a Hive ``timestamp`` column: rounded to the
+    millisecond, half up (the Parquet file may hold microseconds; Trino's Hive connector, with
+    Athena's ``timestamp(3)``, rounds them the same way). The Arrow type is kept."""
+    # float64 holds epoch microseconds exactly until the year 2255.
+    micros = values.cast(pa.timestamp("us")).cast(pa.int64())
+    unit = HIVE_TIMESTAMP_UNIT_US
+    rounded = pc.multiply(pc.floor(pc.divide(pc.add(micros, unit // 2), float(unit))), unit)
+    return rounded.cast(pa.int64()).cast(pa.timestamp("us")).cast(values.type)

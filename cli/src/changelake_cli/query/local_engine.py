@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from changelake_cli.query import pruning, transpile
 from changelake_cli.query.glue_catalog import GlueCatalog
-from changelake_cli.query.hive_types import json_value, to_arrow
+from changelake_cli.query.hive_types import hive_millis, json_value, to_arrow
 from changelake_cli.query.model import (
     Column,
     PartitionDef,
@@ -229,6 +229,10 @@ class LocalEngine:
             arrays, rows = _json_arrays(data, columns)
         else:
             arrays, rows = _parquet_arrays(obj, data, columns)
+        arrays = [
+            hive_millis(a) if c.type.strip().lower() == "timestamp" else a
+            for a, c in zip(arrays, columns, strict=True)
+        ]
         names = [c.name for c in columns]
         for key, value in zip(table.partition_keys, values, strict=True):
             names.append(key.name)
