@@ -83,7 +83,7 @@ ATHENA_QUERIES: list[tuple[str, str, bool]] = [
     (
         "decimal_sum_and_arithmetic",
         f"SELECT sum(balance__n) AS total, sum(balance__n * 2) AS doubled, "
-        f"sum(balance__n - visits__n) AS diff, max(address_geo_lat__n + address_geo_lon__n) "
+        f"sum(balance__n - visits__n) AS diff, max(address__geo__lat__n + address__geo__lon__n) "
         f"AS geo, min(account_number__n) AS smallest FROM {C}",
         True,
     ),
@@ -118,7 +118,7 @@ ATHENA_QUERIES: list[tuple[str, str, bool]] = [
     (
         "regexp_extract_replace",
         f"SELECT event_id, regexp_extract(phone, '[0-9]+') AS first_digits, "
-        f"regexp_replace(address_postcode, '[0-9]', '#') AS masked FROM {C}",
+        f"regexp_replace(address__postcode, '[0-9]', '#') AS masked FROM {C}",
         False,
     ),
     (
@@ -167,8 +167,8 @@ ATHENA_QUERIES: list[tuple[str, str, bool]] = [
     ),
     (
         "string_functions",
-        f"SELECT event_id, lower(name) AS l, upper(address_city) AS u, substr(name, 2, 3) AS s, "
-        f"split_part(name, ' ', 1) AS first, length(address_street) AS len, "
+        f"SELECT event_id, lower(name) AS l, upper(address__city) AS u, substr(name, 2, 3) AS s, "
+        f"split_part(name, ' ', 1) AS first, length(address__street) AS len, "
         f"strpos(name, 'a') AS pos, name || '/' || coalesce(nickname, '-') AS both FROM {C}",
         False,
     ),
@@ -195,7 +195,7 @@ ATHENA_QUERIES: list[tuple[str, str, bool]] = [
     ),
     (
         "try_cast_coalesce",
-        f"SELECT event_id, try_cast(address_postcode AS integer) AS zip, "
+        f"SELECT event_id, try_cast(address__postcode AS integer) AS zip, "
         f"coalesce(nickname, name) AS called FROM {C}",
         False,
     ),
