@@ -38,7 +38,7 @@ def _check_shape(doc: dict[str, Any], bench: str) -> None:
 def test_bench_consumer_json_shape_tiny() -> None:
     # GIVEN 300 records in batches of 100, WHEN the consumer bench runs, THEN every available
     # path turned exactly the same input into exactly 300 rows.
-    doc = _run(["consumer", "--records", "300", "--batch", "100", "--reps", "1"])
+    doc = _run(["consumer", "--records", "300", "--batch", "100", "--reps", "1", "--no-daemon"])
     _check_shape(doc, "consumer")
     paths = [
         doc["baseline"]["naive"],
@@ -56,6 +56,12 @@ def test_bench_consumer_json_shape_tiny() -> None:
             assert path["records_per_s"] > 0
     assert {"ours_vs_naive", "ours_vs_awswrangler"} <= doc["ratio"].keys()
     assert "peak_rss_mb" in doc["targets"]
+    # The MultiLangDaemon path (Java, ~1 min) is measured by tests/e2e/test_kcl_daemon.py.
+    assert doc["ours"]["daemon"] == {
+        "path": "ours_daemon",
+        "available": False,
+        "reason": "skipped (--no-daemon)",
+    }
 
 
 def test_bench_query_json_shape_tiny(tmp_path: Path) -> None:

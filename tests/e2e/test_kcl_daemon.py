@@ -347,3 +347,82 @@ def test_two_daemons_share_leases_and_one_takes_over_after_kill_9(daemons: Daemo
         survivor_daemon = daemons.started[1 - victim]
         assert survivor_daemon.poll() is None
     print(f"takeover of {sorted(lost)} took {took:.1f} s (budget {TAKEOVER_BUDGET_S:.0f} s)")
+
+
+def processor_events(lines: list[dict[str, Any]], message: str) -> dict[str, str]:
+    """``shard_id → time`` of a record-processor log line (``initialized``, ``shard ended``)."""
+    return {
+        str(line["shard_id"]): str(line["time"])
+        for line in lines
+        if line.get("message") == message and line.get("shard_id")
+    }
+
+
+@pytest.mark.usefixtures("kcl_env")
+def test_split_and_merge_under_the_daemon_parents_first_nothing_lost(daemons: Daemons) -> None:
+    with LocalStack(free_port(), factories=[daemons.factory(), catalog_factory]):
+        kinesis = boto3.client("kinesis")
+        stream = SETTINGS.stream_name
+        work = Workload()
+        work.run(range(30))
+        wait_for(lambda: daemons.records_in(0) >= work.changes, 150, "the daemon to read all")
+        # Split the first shard while the daemon runs, write, merge the two children, write.
+        parent = kinesis.list_shards(StreamName=stream)["Shards"][0]
+        low, high = (int(parent["HashKeyRange"][k]) for k in ("StartingHashKey", "EndingHashKey"))
+        kinesis.split_shard(
+            StreamName=stream,
+            ShardToSplit=parent["ShardId"],
+            NewStartingHashKey=str((low + high) // 2),
+        )
+        work.run(range(30, 60))
+        children = sorted(
+            (s for s in kinesis.list_shards(StreamName=stream)["Shards"] if s.get("ParentShardId")),
+            key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]),
+        )
+        assert len(children) == 2
+        kinesis.merge_shards(
+            StreamName=stream,
+            ShardToMerge=children[0]["ShardId"],
+            AdjacentShardToMerge=children[1]["ShardId"],
+        )
+        work.run(range(60, 90))
+        engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
+        wait_for(
+            lambda: len({r["event_id"] for r in changes_rows(engine)}) >= work.changes,
+            150,
+            "every change in the lake",
+        )
+        time.sleep(2)  # anything written twice would show up now
+        rows = assert_lake_matches(engine, work)
+        shards = kinesis.list_shards(StreamName=stream)["Shards"]
+        lines = daemons.lines(0)
+    # Parents before children: a child's processor starts only after each parent's ended.
+    ended = processor_events(lines, "shard ended")
+    started = processor_events(lines, "initialized")
+    reshards = 0
+    for shard in shards:
+        child = shard["ShardId"]
+        for parent_id in (shard.get(k) for k in ("ParentShardId", "AdjacentParentShardId")):
+            if parent_id:
+                assert child in started, f"{child} never started"
+                assert parent_id in ended, f"{child} started but {parent_id} never ended"
+                assert ended[parent_id] <= started[child], (parent_id, child)
+                reshards += 1
+    assert reshards == 4  # split: 2 children of one parent; merge: 1 child of 2 parents
+    assert {r["shard_id"] for r in rows} >= {parent["ShardId"], *(c["ShardId"] for c in children)}
+
+
+def test_bench_path_through_the_daemon_lands_the_same_records_once() -> None:
+    """`changelake bench consumer`'s row "ours through the real MultiLangDaemon", tiny."""
+    import hashlib
+
+    from changelake_cli.bench import consumer_daemon
+    from changelake_cli.bench.records import records
+
+    result = consumer_daemon.measure(count=300, batch=100, seed=7)
+    assert result["available"] is True, result
+    assert result["rows_out"] == 300
+    same = hashlib.sha256(b"".join(raw for raw, _ in records(300, seed=7))).hexdigest()[:16]
+    assert result["input_sha256_16"] == same  # the records every other path measures
+    assert result["records_per_s"] > 0
+    assert result["startup_s"] > 0

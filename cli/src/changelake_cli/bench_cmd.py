@@ -90,7 +90,14 @@ def _emit(
 
 
 def _consumer(
-    *, records: int, batch: int, reps: int, seed: int, profile_dir: Path | None, quiet: bool
+    *,
+    records: int,
+    batch: int,
+    reps: int,
+    seed: int,
+    profile_dir: Path | None,
+    quiet: bool,
+    daemon: bool = True,
 ) -> BenchResult:
     from changelake_cli.bench import consumer
 
@@ -103,6 +110,7 @@ def _consumer(
             seed=seed,
             progress=_progress(quiet),
             profile_dir=profile_dir,
+            daemon=daemon,
         )
     result.machine = machine
     return result
@@ -169,6 +177,10 @@ def consumer_cmd(
     profile_dir: Annotated[
         Path | None, typer.Option(help="Write a pyinstrument profile of ours here")
     ] = None,
+    daemon: Annotated[
+        bool,
+        typer.Option(help="Also run ours through the real KCL MultiLangDaemon (Java, ~1 min)"),
+    ] = True,
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
     json_out: JsonOutOpt = None,
@@ -183,6 +195,7 @@ def consumer_cmd(
                 seed=seed,
                 profile_dir=profile_dir,
                 quiet=quiet,
+                daemon=daemon,
             )
         ],
         fmt,

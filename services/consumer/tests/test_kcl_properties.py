@@ -32,7 +32,7 @@ def test_render_properties_from_settings_without_endpoints() -> None:
     assert "kinesisEndpoint" not in props
     assert "dynamoDBEndpoint" not in props
     assert "metricsLevel" not in props
-    assert "retrievalMode" not in props  # on AWS: the KCL default, enhanced fan-out
+    assert props["retrievalMode"] == "POLLING"  # on AWS too: no enhanced fan-out (ADR 0016)
     assert props["failoverTimeMillis"] == "10000"
     assert props["shardSyncIntervalMillis"] == "5000"
     assert int(props["shutdownGraceMillis"]) > 0  # the daemon's default 0 means no graceful stop
@@ -44,7 +44,6 @@ def test_render_properties_with_endpoints_when_set() -> None:
     assert props["kinesisEndpoint"] == "http://127.0.0.1:4566"
     assert props["dynamoDBEndpoint"] == "http://x:1"
     assert props["metricsLevel"] == "NONE"
-    assert props["retrievalMode"] == "POLLING"  # the emulator has no SubscribeToShard
     assert props["maxLeasesForWorker"] == "4"
 
 

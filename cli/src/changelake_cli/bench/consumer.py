@@ -2,8 +2,9 @@
 
 Paths: naive (json + boto3 TypeDeserializer + ``Table.from_pylist``), awswrangler (pandas →
 awswrangler's Arrow/Parquet writer), ours (the consumer's pure records→Parquet function), ours
-with a privacy policy of the sample's shape (the policy's throughput cost) and ours behind
-amazon_kclpy's protocol layer. Each path runs in a fresh subprocess (see
+with a privacy policy of the sample's shape (the policy's throughput cost), ours behind
+amazon_kclpy's protocol layer, and ours through the real KCL MultiLangDaemon on the emulator,
+end to end (``consumer_daemon``). Each path runs in a fresh subprocess (see
 ``consumer_worker``) one after the other, inside the same command run; peak RSS of ours is
 measured in one more fresh subprocess that streams its input.
 """
@@ -57,6 +58,7 @@ def run(
     seed: int = 7,
     progress: Progress | None = None,
     profile_dir: Path | None = None,
+    daemon: bool = True,
 ) -> BenchResult:
     """Measure every path and compare ours against the two baselines."""
     say = progress or (lambda _msg: None)
@@ -67,6 +69,17 @@ def run(
         results[path] = run_worker(
             path, count=count, batch=batch, reps=reps, seed=seed, profile=profile
         )
+    if daemon:
+        from changelake_cli.bench import consumer_daemon
+
+        say(f"consumer: ours through the real MultiLangDaemon ({count:,} records, end to end)")
+        results["ours_daemon"] = consumer_daemon.measure(count=count, batch=batch, seed=seed)
+    else:
+        results["ours_daemon"] = {
+            "path": "ours_daemon",
+            "available": False,
+            "reason": "skipped (--no-daemon)",
+        }
     say("consumer: peak RSS of ours (fresh process, streamed input)")
     rss = run_worker("ours_rss", count=count, batch=batch, reps=1, seed=seed)
 
@@ -88,6 +101,7 @@ def run(
         speed(p, "records_per_s") for p in ("ours", "naive", "awswrangler")
     )
     kcl_rps = speed("ours_kcl", "records_per_s")
+    daemon_rps = speed("ours_daemon", "records_per_s")
     privacy_rps = speed("ours_privacy", "records_per_s")
     peak = float(rss["peak_rss_mb"]) if rss.get("available") else None
     ratios = {
@@ -95,6 +109,7 @@ def run(
         "ours_vs_awswrangler": ratio(ours_rps, wr_rps),
         "ours_kcl_vs_naive": ratio(kcl_rps, naive_rps),
         "ours_kcl_vs_awswrangler": ratio(kcl_rps, wr_rps),
+        "ours_daemon_vs_ours": ratio(daemon_rps, ours_rps),
         "ours_privacy_vs_ours": ratio(privacy_rps, ours_rps),
     }
     rows = [
@@ -133,6 +148,12 @@ def run(
             ratios["ours_kcl_vs_naive"],
         ),
         Row(
+            "records/s — ours through the real MultiLangDaemon (end to end) vs ours",
+            daemon_rps,
+            ours_rps,
+            ratios["ours_daemon_vs_ours"],
+        ),
+        Row(
             "records/s — ours with a privacy policy (2 hashed, 1 masked) vs ours",
             privacy_rps,
             ours_rps,
@@ -161,6 +182,7 @@ def run(
             "direct": results["ours"],
             "privacy": results["ours_privacy"],
             "kcl": results["ours_kcl"],
+            "daemon": results["ours_daemon"],
             "rss": rss,
         },
         baseline={"naive": results["naive"], "awswrangler": results["awswrangler"]},

@@ -2,9 +2,8 @@
 
 Endpoints are written only when the standard ``AWS_ENDPOINT_URL[_<SERVICE>]`` variables are set
 (local emulator); on AWS the daemon resolves the regional endpoints itself. Against an endpoint
-the daemon also polls (``retrievalMode = POLLING``: the emulator has no SubscribeToShard),
-publishes no KCL metrics (no CloudWatch endpoint key exists) and its JVM sends JSON instead of
-CBOR (``-Daws.cborEnabled=false``); ADR 0016 lists every difference from ECS.
+the daemon also publishes no KCL metrics (no CloudWatch endpoint key exists) and its JVM sends
+JSON instead of CBOR (``-Daws.cborEnabled=false``); ADR 0016 lists every difference from ECS.
 """
 
 from __future__ import annotations
@@ -55,6 +54,10 @@ def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> 
         f"regionName = {settings.region}",
         # Time-based flushing needs a call even when a poll returns nothing (docs/aws-behaviour.md).
         "callProcessRecordsEvenForEmptyRecordList = true",
+        # Polling everywhere (ADR 0016): the consumer and Firehose share each shard's 5 reads/s;
+        # enhanced fan-out (the KCL default) would need SubscribeToShard, which the deployed
+        # role does not grant and the emulator does not serve.
+        "retrievalMode = POLLING",
         f"maxRecords = {settings.get_records_limit}",
         f"idleTimeBetweenReadsInMillis = {round(1000 / settings.get_records_per_s)}",
         f"failoverTimeMillis = {settings.kcl_failover_ms}",
@@ -63,6 +66,8 @@ def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> 
         f"workerMetricsReporterFreqInMillis = {settings.kcl_failover_ms}",
         # Also how long the first shard sync idles after creating leases (ShardSyncTask).
         f"shardSyncIntervalMillis = {round(settings.shard_sync_s * 1000)}",
+        # How often a child shard checks that its parents are finished (KCL default 10 s).
+        f"parentShardPollIntervalMillis = {round(settings.shard_sync_s * 1000)}",
         f"shutdownGraceMillis = {SHUTDOWN_GRACE_MS}",
     ]
     if settings.kcl_max_leases_for_worker is not None:
@@ -74,9 +79,8 @@ def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> 
     if dynamodb:
         lines.append(f"dynamoDBEndpoint = {dynamodb}")
     if kinesis or dynamodb:
-        # A local emulator has no CloudWatch for the KCL's own metrics, and no SubscribeToShard.
+        # A local emulator has no CloudWatch for the KCL's own metrics.
         lines.append("metricsLevel = NONE")
-        lines.append("retrievalMode = POLLING")
     return "\n".join(lines) + "\n"
 
 
