@@ -209,6 +209,18 @@ def scan(table: str) -> list[dict[str, Any]]:
     return [{k: next(iter(v.values())) for k, v in item.items()} for item in items]
 
 
+def wait_for_lake(work: Workload, timeout: float) -> list[dict[str, Any]]:
+    """Wait until every change is in ``<table>_changes``, then check the lake (see above)."""
+    engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
+    wait_for(
+        lambda: len({r["event_id"] for r in changes_rows(engine)}) >= work.changes,
+        timeout,
+        "every change in the lake",
+    )
+    time.sleep(2)  # anything written twice would show up now
+    return assert_lake_matches(engine, work)
+
+
 def lease_table() -> list[dict[str, Any]]:
     return scan(ConsumerSettings().application_name)
 
@@ -319,14 +331,7 @@ def test_two_daemons_share_leases_and_one_takes_over_after_kill_9(daemons: Daemo
         )
         writer.join()
         work.run(range(120, 160))  # more changes after the takeover
-        engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
-        wait_for(
-            lambda: len({r["event_id"] for r in changes_rows(engine)}) >= work.changes,
-            120,
-            "every change in the lake",
-        )
-        time.sleep(2)  # anything written twice would show up now
-        rows = assert_lake_matches(engine, work)
+        rows = wait_for_lake(work, 120)
         assert {r["shard_id"] for r in rows} >= lost  # the taken-over shards kept flowing
         # Exactly-once S3 writes: one shard's objects never overlap in sequence ranges.
         keys = [
@@ -386,14 +391,7 @@ def test_split_and_merge_under_the_daemon_parents_first_nothing_lost(daemons: Da
             AdjacentShardToMerge=children[1]["ShardId"],
         )
         work.run(range(60, 90))
-        engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
-        wait_for(
-            lambda: len({r["event_id"] for r in changes_rows(engine)}) >= work.changes,
-            150,
-            "every change in the lake",
-        )
-        time.sleep(2)  # anything written twice would show up now
-        rows = assert_lake_matches(engine, work)
+        rows = wait_for_lake(work, 150)
         shards = kinesis.list_shards(StreamName=stream)["Shards"]
         lines = daemons.lines(0)
     # Parents before children: a child's processor starts only after each parent's ended.

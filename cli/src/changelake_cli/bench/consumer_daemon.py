@@ -36,6 +36,7 @@ def measure(*, count: int, batch: int, seed: int) -> dict[str, Any]:
     from changelake_emulator.clients import emulator_client
     from changelake_emulator.emulator import Emulator
 
+    from changelake_cli.bench.env import scoped_env
     from changelake_cli.bench.records import records
 
     path = "ours_daemon"
@@ -76,23 +77,15 @@ def measure(*, count: int, batch: int, seed: int) -> dict[str, Any]:
             shard_sync_s=1,
             kcl_properties_path=str(Path(tmp) / "kcl.properties"),
         )
-        saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL",)}
-        os.environ["AWS_ENDPOINT_URL"] = emulator.endpoint  # the rendered properties use it
-        try:
-            with log_path.open("wb") as log:
-                daemon = KclDaemon(consumer_settings, env=env, stderr=log)
-                started = time.time()
-                daemon.start()
-                try:
-                    rows, last = _wait_for_rows(s3, settings.lake_bucket, count, pq, io)
-                finally:
-                    daemon.kill()  # every row is durable (or we gave up): no graceful stop needed
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        # The rendered properties take the endpoints from os.environ.
+        with scoped_env(AWS_ENDPOINT_URL=emulator.endpoint), log_path.open("wb") as log:
+            daemon = KclDaemon(consumer_settings, env=env, stderr=log)
+            started = time.time()
+            daemon.start()
+            try:
+                rows, last = _wait_for_rows(s3, settings.lake_bucket, count, pq, io)
+            finally:
+                daemon.kill()  # every row is durable (or we gave up): no graceful stop needed
         first = _first_processor_start(log_path)
     if first is None or rows != count:
         return {"path": path, "available": False, "reason": f"{rows} of {count} rows landed"}
