@@ -197,7 +197,16 @@ def test_dockerignore_sends_sources_and_lock_only() -> None:
     for service in SERVICES:
         assert f"services/{service}/pyproject.toml" in files
         assert f"services/{service}/Dockerfile" in files  # CDK stages the context with it
-    forbidden = ("deploy/", "docs/", ".git/", ".venv/", "cli/src/", "tests/", "/tests/")
+    forbidden = (
+        "deploy/",
+        "docs/",
+        ".git/",
+        ".venv/",
+        "cli/src/",
+        "benchmarks/src/",
+        "tests/",
+        "/tests/",
+    )
     leaked = [f for f in files if f.startswith(forbidden) or "/tests/" in f or "__pycache__" in f]
     assert leaked == []
 

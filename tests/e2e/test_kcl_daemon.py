@@ -414,8 +414,8 @@ def test_bench_path_through_the_daemon_lands_the_same_records_once() -> None:
     """`changelake bench consumer`'s row "ours through the real MultiLangDaemon", tiny."""
     import hashlib
 
-    from changelake_cli.bench import consumer_daemon
-    from changelake_cli.bench.records import records
+    from changelake_bench import consumer_daemon
+    from changelake_bench.records import records
 
     result = consumer_daemon.measure(count=300, batch=100, seed=7)
     assert result["available"] is True, result

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 
 from changelake_cli import (
-    bench_cmd,
     catalog_cmd,
     consumer_cmd,
     demo_cmd,
@@ -25,8 +25,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (demo_cmd, local_cmd, produce_cmd, consumer_cmd, catalog_cmd, query_cmd, bench_cmd):
+for _module in (demo_cmd, local_cmd, produce_cmd, consumer_cmd, catalog_cmd, query_cmd):
     _module.register(app)
+
+# Commands of other installed distributions: `changelake bench` comes with changelake-bench,
+# which names its `register(app)` in the "changelake.commands" entry-point group (ADR 0029).
+COMMAND_GROUP = "changelake.commands"
+for _entry in entry_points(group=COMMAND_GROUP):
+    _entry.load()(app)
 
 
 def main() -> None:

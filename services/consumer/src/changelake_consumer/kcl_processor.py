@@ -30,7 +30,7 @@ from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 from changelake.events import Position
-from changelake.ports import Metrics, ObjectStore
+from changelake.ports import Metrics
 
 from changelake_consumer.service import ShardProcessor
 
@@ -175,30 +175,6 @@ class ChangeRecordProcessor(processor.RecordProcessorBase):  # type: ignore[misc
             self._checkpointed = sequence_number
             self._metrics.count("checkpoints", 1)
             return
-
-
-def bench_processor(store: ObjectStore, metrics: Metrics | None = None) -> ChangeRecordProcessor:
-    """A record processor writing to ``store`` that flushes only on shard end or shutdown.
-
-    For the benchmark, which drives it through ``amazon_kclpy.kcl.KCLProcess`` in memory.
-    """
-    from changelake.testing.fakes import RecordingMetrics
-
-    from changelake_consumer.service import BatchPolicy
-
-    sink = metrics or RecordingMetrics()
-    policy = BatchPolicy(
-        max_rows=10**9,
-        max_bytes=2**62,
-        max_age_s=10.0**9,
-        max_buffered_bytes=2**62,
-        max_open_partitions=10**6,
-    )
-
-    def factory(shard_id: str, start_after: str | None) -> ShardProcessor:
-        return ShardProcessor(shard_id, store, sink, policy, start_after=start_after)
-
-    return ChangeRecordProcessor(factory, sink)
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--writers", type=int, default=4)
     args = parser.parse_args(argv)
-    from changelake_cli.bench.env import boto_client
+    from changelake_bench.env import boto_client
 
     ddb = boto_client("dynamodb", args.endpoint)
     until = time.monotonic() + args.seconds

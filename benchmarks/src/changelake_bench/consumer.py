@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from changelake_cli.bench.report import BenchResult, Progress, Row, Target, ratio
+from changelake_bench.report import BenchResult, Progress, Row, Target, ratio
 
 
 def run_worker(
@@ -27,7 +27,7 @@ def run_worker(
     cmd = [
         sys.executable,
         "-m",
-        "changelake_cli.bench.consumer_worker",
+        "changelake_bench.consumer_worker",
         path,
         "--count",
         str(count),
@@ -70,7 +70,7 @@ def run(
             path, count=count, batch=batch, reps=reps, seed=seed, profile=profile
         )
     if daemon:
-        from changelake_cli.bench import consumer_daemon
+        from changelake_bench import consumer_daemon
 
         say(f"consumer: ours through the real MultiLangDaemon ({count:,} records, end to end)")
         results["ours_daemon"] = consumer_daemon.measure(count=count, batch=batch, seed=seed)

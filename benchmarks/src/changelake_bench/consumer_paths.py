@@ -2,20 +2,21 @@
 
 Each path is a callable ``(records) -> list[bytes]`` (one Parquet object per call, or several
 for the KCL path, which writes through the processor's object store). ``resolve(name)``
-returns it, or raises :class:`PathUnavailableError` when the code it needs has not landed.
+returns it, or raises :class:`PathUnavailableError` when amazon_kclpy (the consumer's optional
+``kcl`` extra) is not installed.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
-import inspect
 import io
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from changelake.events import Position
+from changelake.ports import ObjectStore
+from changelake.testing.fakes import InMemoryObjectStore, RecordingMetrics
 
 Records = Sequence[tuple[bytes, Position]]
 PathFn = Callable[[Records], list[bytes]]
@@ -29,22 +30,22 @@ BENCH_PRIVACY_KEY = b"changelake-bench-key-not-a-secret-0123456789"
 
 
 class PathUnavailableError(RuntimeError):
-    """The implementation a path measures is not importable (yet)."""
+    """The library a path measures is not installed."""
 
 
 def resolve(name: str) -> PathFn:
     """The path called ``name`` (see :data:`PATHS`)."""
     if name == "naive":
-        from changelake_cli.bench.baselines import naive_records_to_parquet
+        from changelake_bench.baselines import naive_records_to_parquet
 
         return lambda records: [naive_records_to_parquet(records)]
     if name == "awswrangler":
-        from changelake_cli.bench.baselines import awswrangler_records_to_parquet
+        from changelake_bench.baselines import awswrangler_records_to_parquet
 
         return lambda records: [awswrangler_records_to_parquet(records)]
     if name == "ours":
-        fn = ours_function()
-        return lambda records: [fn(records)]
+        ours = ours_function()
+        return lambda records: [ours(records)]
     if name == "ours_privacy":
         from changelake.privacy import PrivacyPolicy
         from changelake_consumer.parquet import records_to_parquet
@@ -57,36 +58,10 @@ def resolve(name: str) -> PathFn:
 
 
 def ours_function() -> Callable[[Records], bytes]:
-    """The consumer's pure records → Parquet function, bound to the bench table."""
-    candidates = (
-        ("changelake_consumer.parquet", "records_to_parquet"),
-        ("changelake_consumer.parquet_writer", "records_to_parquet"),
-        ("changelake_consumer.rows", "records_to_parquet"),
-    )
-    for module_name, attr in candidates:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        fn = getattr(module, attr, None)
-        if fn is None:
-            continue
-        params = list(inspect.signature(fn).parameters)
-        if len(params) >= 2:
-            return lambda records: _as_bytes(fn(records, TABLE))
-        return lambda records: _as_bytes(fn(records))
-    raise PathUnavailableError("changelake_consumer.parquet.records_to_parquet has not landed")
+    """The consumer's records → Parquet function (``changelake_consumer.parquet``), bench table."""
+    from changelake_consumer.parquet import records_to_parquet
 
-
-def _as_bytes(result: Any) -> bytes:
-    # Tolerate a result object carrying the bytes (e.g. a dataclass with .data / .parquet).
-    if isinstance(result, bytes | bytearray | memoryview):
-        return bytes(result)
-    for attr in ("data", "parquet", "body", "payload"):
-        value = getattr(result, attr, None)
-        if isinstance(value, bytes | bytearray):
-            return bytes(value)
-    raise TypeError(f"records_to_parquet returned {type(result).__name__}, not bytes")
+    return lambda records: records_to_parquet(records, TABLE)
 
 
 # --- ours through amazon_kclpy's protocol layer ----------------------------------------------
@@ -178,17 +153,18 @@ def kcl_path() -> PathFn:
     """Ours behind ``amazon_kclpy.kcl.KCLProcess``: protocol parsing + our record processor."""
     try:
         from amazon_kclpy import kcl
-    except ImportError as exc:
+    except ImportError as exc:  # the consumer's optional `kcl` extra
         raise PathUnavailableError(f"amazon_kclpy is not installed: {exc}") from exc
-    factory = _kcl_processor_factory()
 
     def run(records: Records) -> list[bytes]:
-        processor, store = factory()
+        store = InMemoryObjectStore()
         shard = records[0][1].shard_id if records else "shardId-000000000000"
         daemon = _Daemon(kcl_messages(records, len(records) or 1, shard))
         err = io.StringIO()
         try:
-            kcl.KCLProcess(processor, input_file=daemon, output_file=daemon, error_file=err).run()
+            kcl.KCLProcess(
+                kcl_processor(store), input_file=daemon, output_file=daemon, error_file=err
+            ).run()
         except SystemExit as exc:  # the processor exits on any unexpected error (by design)
             tail = err.getvalue()[-2000:]
             raise RuntimeError(f"record processor exited ({exc.code}): {tail}") from exc
@@ -199,57 +175,22 @@ def kcl_path() -> PathFn:
     return run
 
 
-def _kcl_processor_factory() -> Callable[[], tuple[Any, Any]]:
-    """Build the consumer's KCL record processor over an in-memory object store.
+def kcl_processor(store: ObjectStore) -> Any:
+    """The consumer's KCL record processor writing to ``store``, flushing only on shard end or
+    shutdown (so one batch is one object, as on the other paths)."""
+    from changelake_consumer.kcl_processor import ChangeRecordProcessor
+    from changelake_consumer.service import BatchPolicy, ShardProcessor
 
-    Uses ``bench_processor(store)`` if the module offers one, else the module's record
-    processor class, its constructor arguments filled by name (store, metrics, policy, table).
-    """
-    try:
-        module = importlib.import_module("changelake_consumer.kcl_processor")
-    except ImportError as exc:
-        raise PathUnavailableError(
-            f"changelake_consumer.kcl_processor has not landed: {exc}"
-        ) from exc
-    from changelake.testing.fakes import InMemoryObjectStore, RecordingMetrics
+    metrics = RecordingMetrics()
+    policy = BatchPolicy(
+        max_rows=10**9,
+        max_bytes=2**62,
+        max_age_s=10.0**9,
+        max_buffered_bytes=2**62,
+        max_open_partitions=10**6,
+    )
 
-    build = getattr(module, "bench_processor", None)
-    if build is not None:
+    def factory(shard_id: str, start_after: str | None) -> ShardProcessor:
+        return ShardProcessor(shard_id, store, metrics, policy, start_after=start_after)
 
-        def make_hooked() -> tuple[Any, Any]:
-            store = InMemoryObjectStore()
-            return build(store), store
-
-        return make_hooked
-    classes = [
-        obj
-        for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and obj.__module__ == module.__name__
-        and callable(getattr(obj, "process_records", None))
-        and callable(getattr(obj, "initialize", None))
-    ]
-    if not classes:
-        raise PathUnavailableError("changelake_consumer.kcl_processor has no record processor")
-    cls = classes[0]
-
-    def make() -> tuple[Any, Any]:
-        store = InMemoryObjectStore()
-        kwargs: dict[str, Any] = {}
-        for name, param in inspect.signature(cls).parameters.items():
-            if name in ("store", "object_store", "objects"):
-                kwargs[name] = store
-            elif name == "metrics":
-                kwargs[name] = RecordingMetrics()
-            elif name in ("table", "expected_table", "table_name"):
-                kwargs[name] = TABLE
-            elif param.default is inspect.Parameter.empty and param.kind not in (
-                inspect.Parameter.VAR_POSITIONAL,
-                inspect.Parameter.VAR_KEYWORD,
-            ):
-                raise PathUnavailableError(
-                    f"cannot build {cls.__name__}: no bench value for parameter {name!r}"
-                )
-        return cls(**kwargs), store
-
-    return make
+    return ChangeRecordProcessor(factory, metrics)

@@ -26,8 +26,8 @@ import duckdb
 from changelake.layout import Partition
 from changelake.timeutil import datetime_to_us, us_to_datetime
 
-from changelake_cli.bench.lake import Lake, LakeSpec, build
-from changelake_cli.bench.report import BenchResult, Progress, Row, Target, ratio
+from changelake_bench.lake import Lake, LakeSpec, build
+from changelake_bench.report import BenchResult, Progress, Row, Target, ratio
 
 _US_PER_HOUR = 3_600_000_000
 

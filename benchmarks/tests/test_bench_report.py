@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from changelake_cli.bench.report import BenchResult, Row, Target, markdown, render
-from changelake_cli.bench_cmd import OutputFormat, _emit
+from changelake_bench.command import OutputFormat, _emit
+from changelake_bench.report import BenchResult, Row, Target, markdown, render
 from rich.console import Console
 
 pytestmark = pytest.mark.unit

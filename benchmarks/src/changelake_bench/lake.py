@@ -27,7 +27,7 @@ from changelake.events import Position
 from changelake.layout import change_object_key, partition_for_us
 from changelake.timeutil import datetime_to_us, us_to_datetime
 
-from changelake_cli.bench.records import SHARD_ID, TABLE, generate
+from changelake_bench.records import SHARD_ID, TABLE, generate
 
 GENERATOR_VERSION = 1  # bump when records.py or the layouts change: invalidates caches
 _US_PER_MIN = 60_000_000
@@ -83,20 +83,13 @@ Writer = Callable[[Sequence[tuple[bytes, Position]]], bytes]
 
 
 def our_writer() -> tuple[str, Writer]:
-    """The consumer's records→Parquet function, or the same columns via pyarrow if absent.
+    """The consumer's records→Parquet function, named by a digest of the consumer's source.
 
-    The name carries a digest of the consumer's source, so a changed writer invalidates cached
-    lakes.
+    A changed writer changes the name, which invalidates cached lakes.
     """
-    from changelake_cli.bench.consumer_paths import PathUnavailableError, ours_function
+    from changelake_bench.consumer_paths import ours_function
 
-    try:
-        fn = ours_function()
-        return f"consumer-{_consumer_fingerprint()}", fn
-    except PathUnavailableError:
-        from changelake_cli.bench.baselines import naive_records_to_parquet
-
-        return "pyarrow-fallback", naive_records_to_parquet
+    return f"consumer-{_consumer_fingerprint()}", ours_function()
 
 
 def build(spec: LakeSpec, cache_dir: Path, say: Callable[[str], None] | None = None) -> Lake:
@@ -188,7 +181,7 @@ def _consumer_fingerprint() -> str:
     import changelake_consumer
 
     digest = hashlib.sha256()
-    for path in sorted(Path(changelake_consumer.__file__).parent.glob("*.py")):
+    for path in sorted(Path(changelake_consumer.__file__).parent.rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:8]
 

@@ -22,18 +22,18 @@ from typing import Any
 from changelake import layout
 from changelake.layout import Partition
 from changelake.timeutil import datetime_to_us
+from changelake_cli.stats import percentile
 
-from changelake_cli.bench.env import (
+from changelake_bench.env import (
     bootstrapped_moto,
     boto_client,
     fake_aws_env,
     scoped_env,
 )
-from changelake_cli.bench.lake import our_writer
-from changelake_cli.bench.proxy import CountingProxy
-from changelake_cli.bench.records import TABLE, generate
-from changelake_cli.bench.report import BenchResult, Progress, Row, Target, ratio
-from changelake_cli.stats import percentile
+from changelake_bench.lake import our_writer
+from changelake_bench.proxy import CountingProxy
+from changelake_bench.records import TABLE, generate
+from changelake_bench.report import BenchResult, Progress, Row, Target, ratio
 
 _START = datetime(2026, 2, 1, tzinfo=UTC)
 _BUCKET = "changelake-lake"

@@ -7,9 +7,9 @@ from collections import Counter
 import orjson
 import pytest
 from changelake.events import ChangeEvent, decode_record
-from changelake_cli.bench.consumer_paths import _Daemon, kcl_messages
-from changelake_cli.bench.records import generate, records
-from changelake_cli.bench.report import Target, ratio
+from changelake_bench.consumer_paths import _Daemon, kcl_messages
+from changelake_bench.records import generate, records
+from changelake_bench.report import Target, ratio
 
 pytestmark = pytest.mark.unit
 

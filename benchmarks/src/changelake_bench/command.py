@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from changelake_cli.bench.report import BenchResult, machine_info, render
+from changelake_bench.report import BenchResult, machine_info, render
 
 bench_app = typer.Typer(
     name="bench",
@@ -99,7 +99,7 @@ def _consumer(
     quiet: bool,
     daemon: bool = True,
 ) -> BenchResult:
-    from changelake_cli.bench import consumer
+    from changelake_bench import consumer
 
     machine = machine_info()
     with _quiet_logs(quiet):
@@ -126,7 +126,7 @@ def _query(
     cache_dir: Path,
     quiet: bool,
 ) -> BenchResult:
-    from changelake_cli.bench import query
+    from changelake_bench import query
 
     machine = machine_info()
     with _quiet_logs(quiet):
@@ -144,7 +144,7 @@ def _query(
 
 
 def _freshness(*, rate: int, seconds: float, writers: int, quiet: bool) -> BenchResult:
-    from changelake_cli.bench import freshness
+    from changelake_bench import freshness
 
     machine = machine_info()
     with _quiet_logs(quiet):
@@ -156,7 +156,7 @@ def _freshness(*, rate: int, seconds: float, writers: int, quiet: bool) -> Bench
 
 
 def _catalog(*, partitions: int, objects: int, quiet: bool) -> BenchResult:
-    from changelake_cli.bench import catalog
+    from changelake_bench import catalog
 
     machine = machine_info()
     with _quiet_logs(quiet):

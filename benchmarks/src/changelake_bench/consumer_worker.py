@@ -39,8 +39,8 @@ def measure(
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    from changelake_cli.bench import consumer_paths
-    from changelake_cli.bench.records import records
+    from changelake_bench import consumer_paths
+    from changelake_bench.records import records
 
     try:
         fn = consumer_paths.resolve(path)
@@ -95,13 +95,10 @@ def measure_rss(count: int, batch: int, seed: int) -> dict[str, Any]:
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    from changelake_cli.bench import consumer_paths
-    from changelake_cli.bench.records import generate
+    from changelake_bench import consumer_paths
+    from changelake_bench.records import generate
 
-    try:
-        fn = consumer_paths.resolve("ours")
-    except consumer_paths.PathUnavailableError as exc:
-        return {"path": "ours_rss", "available": False, "reason": str(exc)}
+    fn = consumer_paths.resolve("ours")
     before = _rss_mb()
     chunk: list[Any] = []
     written = 0

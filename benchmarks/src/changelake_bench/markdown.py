@@ -1,4 +1,4 @@
-"""Render saved bench results as Markdown: ``python -m changelake_cli.bench.markdown FILE…``."""
+"""Render saved bench results as Markdown: ``python -m changelake_bench.markdown FILE…``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from changelake_cli.bench.report import markdown
+from changelake_bench.report import markdown
 
 
 def main(argv: list[str] | None = None) -> None:

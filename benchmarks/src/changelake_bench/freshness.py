@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from changelake import layout
-
-from changelake_cli.bench.report import BenchResult, Progress, Row, Target
 from changelake_cli.stats import percentile
+
+from changelake_bench.report import BenchResult, Progress, Row, Target
 
 
 class _Pending:
@@ -110,7 +110,6 @@ def run(
             "has not landed: the embedded pipeline cannot write Parquet yet",
         )
     from changelake.settings import ChangelakeSettings
-
     from changelake_cli.local_stack import LocalStack
     from changelake_cli.query.local_engine import LocalEngine
 
@@ -135,7 +134,7 @@ def run(
             [
                 sys.executable,
                 "-m",
-                "changelake_cli.bench.freshness_writer",
+                "changelake_bench.freshness_writer",
                 "--endpoint",
                 stack.endpoint,
                 "--table",

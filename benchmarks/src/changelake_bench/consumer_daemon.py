@@ -36,8 +36,8 @@ def measure(*, count: int, batch: int, seed: int) -> dict[str, Any]:
     from changelake_emulator.clients import emulator_client
     from changelake_emulator.emulator import Emulator
 
-    from changelake_cli.bench.env import scoped_env
-    from changelake_cli.bench.records import records
+    from changelake_bench.env import scoped_env
+    from changelake_bench.records import records
 
     path = "ours_daemon"
     try:
