@@ -36,7 +36,7 @@ demo: install ## Run the end-to-end demo on the embedded local stack (no Docker,
 test: install ## Lint, type-check and run the whole test suite
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
-	$(UV) run --no-sync mypy libs/changelake/src services/*/src cli/src benchmarks/src
+	$(UV) run --no-sync mypy libs/*/src services/*/src cli/src benchmarks/src
 	$(UV) run --no-sync python scripts/run_pytest.py
 	$(MAKE) deploy-test
 
@@ -52,7 +52,7 @@ unit: install ## Only the fast unit tests
 lint: install ## ruff lint + format check + mypy
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
-	$(UV) run --no-sync mypy libs/changelake/src services/*/src cli/src benchmarks/src
+	$(UV) run --no-sync mypy libs/*/src services/*/src cli/src benchmarks/src
 
 .PHONY: fmt
 fmt: install ## Format and auto-fix

@@ -16,7 +16,7 @@ from typing import Any
 
 from changelake.events import Position
 from changelake.ports import ObjectStore
-from changelake.testing.fakes import InMemoryObjectStore, RecordingMetrics
+from changelake_testsupport.fakes import InMemoryObjectStore, RecordingMetrics
 
 Records = Sequence[tuple[bytes, Position]]
 PathFn = Callable[[Records], list[bytes]]

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from changelake.events import Position
-from changelake.testing.records import encode, kinesis_dynamodb_record
+from changelake_testsupport.records import encode, kinesis_dynamodb_record
 
 TABLE = "persons"
 SHARD_ID = "shardId-000000000000"

@@ -10,8 +10,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from changelake import layout, logs, metrics, timeutil
 from changelake.settings import ENV_PREFIX, ChangelakeSettings
-from changelake.testing.fakes import InMemoryCheckpointStore, InMemoryObjectStore, RecordingMetrics
 from changelake.wire import KinesisDynamoRecord
+from changelake_testsupport.fakes import (
+    InMemoryCheckpointStore,
+    InMemoryObjectStore,
+    RecordingMetrics,
+)
 from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit

@@ -21,8 +21,8 @@ from changelake.events import (
     decode_record,
     item_key,
 )
-from changelake.testing import golden
-from changelake.testing.records import encode, kinesis_dynamodb_record
+from changelake_testsupport import golden
+from changelake_testsupport.records import encode, kinesis_dynamodb_record
 
 pytestmark = pytest.mark.unit
 

@@ -21,7 +21,7 @@ from changelake.privacy import (
     sample_policy,
 )
 from changelake.settings import ChangelakeSettings
-from changelake.testing.records import kinesis_dynamodb_record
+from changelake_testsupport.records import kinesis_dynamodb_record
 from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit

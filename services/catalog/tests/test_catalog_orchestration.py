@@ -10,11 +10,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from changelake.layout import Partition
-from changelake.testing.fakes import InMemoryObjectStore, RecordingMetrics
 from changelake_catalog.columns import Column, merge_columns
 from changelake_catalog.exceptions import CatalogError
 from changelake_catalog.ports import PartitionResult, QueueMessage, TableState
 from changelake_catalog.service import CatalogService
+from changelake_testsupport.fakes import InMemoryObjectStore, RecordingMetrics
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,6 @@ import pytest
 from changelake.athena_view import decode_presto_view
 from changelake.glue_schema import glue_type, presto_type
 from changelake.layout import Partition
-from changelake.testing.fakes import InMemoryObjectStore
 from changelake_catalog.columns import Column, columns_of, merge_columns
 from changelake_catalog.exceptions import InvalidNotificationError, InvalidParquetError
 from changelake_catalog.footer import read_parquet_schema
@@ -22,6 +21,7 @@ from changelake_catalog.glue_tables import (
     view_table_input,
 )
 from changelake_catalog.notifications import ObjectRef, parse_notification
+from changelake_testsupport.fakes import InMemoryObjectStore
 
 pytestmark = pytest.mark.unit
 

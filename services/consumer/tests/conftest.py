@@ -1,1 +1,1 @@
-"""Consumer test configuration (builders live in changelake_consumer.testing)."""
+"""Consumer test configuration (builders live in changelake_testsupport.person_changes)."""

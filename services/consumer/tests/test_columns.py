@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from changelake import ddb_json, glue_schema, schema
 from changelake.events import ChangeEvent, Position, decode_record
-from changelake.testing import golden
 from changelake_consumer.columns import ChangeColumns, image_json, number_fits
 from changelake_consumer.parquet import records_to_parquet
-from changelake_consumer.testing import change, event_id_of, person
+from changelake_testsupport import golden
+from changelake_testsupport.person_changes import change, event_id_of, person
 
 pytestmark = pytest.mark.unit
 

@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from changelake.events import Position
-from changelake_consumer.testing import SHARD, change, event_id_of
+from changelake_testsupport.person_changes import SHARD, change, event_id_of
 
 pytestmark = [pytest.mark.kcl, pytest.mark.aws]
 BUCKET = "lake-kcl"

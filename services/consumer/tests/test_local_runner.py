@@ -12,12 +12,12 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from changelake.events import Position
-from changelake.testing import golden
-from changelake.testing.fakes import RecordingMetrics
 from changelake_consumer.dynamodb_checkpoints import DynamoDBCheckpointStore
 from changelake_consumer.local_runner import LocalConsumer, build
 from changelake_consumer.settings import ConsumerSettings
-from changelake_consumer.testing import change, event_id_of
+from changelake_testsupport import golden
+from changelake_testsupport.fakes import RecordingMetrics
+from changelake_testsupport.person_changes import change, event_id_of
 
 pytestmark = pytest.mark.aws
 STREAM = "changelake-test"

@@ -9,11 +9,15 @@ from collections.abc import Callable
 
 import pytest
 from changelake.events import Position
-from changelake.testing.fakes import InMemoryCheckpointStore, InMemoryObjectStore, RecordingMetrics
 from changelake_consumer.kinesis_shards import Page, ShardInfo
 from changelake_consumer.local_runner import LocalConsumer
 from changelake_consumer.settings import ConsumerSettings
-from changelake_consumer.testing import change
+from changelake_testsupport.fakes import (
+    InMemoryCheckpointStore,
+    InMemoryObjectStore,
+    RecordingMetrics,
+)
+from changelake_testsupport.person_changes import change
 
 pytestmark = pytest.mark.unit
 

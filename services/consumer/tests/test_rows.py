@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
-from changelake.testing import golden
-from changelake.testing.records import encode, kinesis_dynamodb_record
 from changelake_consumer.rows import PreparedRow, prepare, prepare_event
+from changelake_testsupport import golden
+from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -150,7 +150,7 @@ def test_prepare_number_keys_and_ttl() -> None:
 
 def test_prepare_typical_change_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     from changelake_consumer import rows
-    from changelake_consumer.testing import change, person
+    from changelake_testsupport.person_changes import change, person
 
     def forbidden(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("fell back to the codec's path")

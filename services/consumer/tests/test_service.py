@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from changelake import layout
 from changelake.events import Position
-from changelake.testing import golden
-from changelake.testing.fakes import InMemoryObjectStore, RecordingMetrics
 from changelake_consumer.service import BatchPolicy, ShardProcessor, WriteError
-from changelake_consumer.testing import SHARD, T0, change, changes, event_id_of, seq
+from changelake_testsupport import golden
+from changelake_testsupport.fakes import InMemoryObjectStore, RecordingMetrics
+from changelake_testsupport.person_changes import SHARD, T0, change, changes, event_id_of, seq
 
 pytestmark = pytest.mark.unit
 HOUR_US = 3_600_000_000

@@ -18,14 +18,14 @@ from changelake import ddb_json
 from changelake.events import DecodeFailure, Position, decode_record
 from changelake.layout import partition_for_us
 from changelake.settings import ChangelakeSettings
-from changelake.testing import golden
-from changelake.testing.records import kinesis_dynamodb_record
 from changelake.timeutil import normalize_epoch_us, now_us
 from changelake_emulator.bootstrap import bootstrap
 from changelake_emulator.emulator import Emulator
 from changelake_emulator.faults import FaultConfig
 from changelake_producer import Mix, Operation
 from changelake_producer import produce as produce_changes
+from changelake_testsupport import golden
+from changelake_testsupport.records import kinesis_dynamodb_record
 
 pytestmark = pytest.mark.aws
 

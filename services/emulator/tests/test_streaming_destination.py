@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from changelake.events import DecodeFailure, Position, decode_record
-from changelake.testing.records import encode
 from changelake.timeutil import datetime_to_us
 from changelake_emulator.streaming_destination import (
     EventClock,
@@ -18,6 +17,7 @@ from changelake_emulator.streaming_destination import (
     partition_key,
     wire_image,
 )
+from changelake_testsupport.records import encode
 
 pytestmark = pytest.mark.unit
 

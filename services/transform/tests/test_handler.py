@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 from changelake.layout import firehose_raw_prefix_expression
-from changelake.testing import golden
-from changelake.testing.records import encode, kinesis_dynamodb_record
+from changelake_testsupport import golden
+from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from changelake_transform.handler import handler
 from changelake_transform.service import MAX_RESPONSE_BYTES, one_line, transform_records
 

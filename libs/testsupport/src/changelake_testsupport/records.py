@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-
 from changelake import ddb_json
 from changelake.wire import TTL_PRINCIPAL
 

@@ -1,4 +1,4 @@
-"""Record builders for tests and benchmarks: real-shaped changes at chosen shard positions."""
+"""Person changes for tests: real-shaped records at chosen positions of one test shard."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from changelake.events import Position
-from changelake.testing.records import encode, kinesis_dynamodb_record
+
+from changelake_testsupport.records import encode, kinesis_dynamodb_record
 
 SHARD = "shardId-000000000000"
 BASE_SEQ = 49654821367156789012345678901234567890123456789012340000

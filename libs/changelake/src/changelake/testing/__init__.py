@@ -1,1 +1,0 @@
-"""Test helpers shipped with the package: in-memory fakes and record builders."""
