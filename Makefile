@@ -67,6 +67,11 @@ up: install ## Start the local stack (emulator + all services) on 127.0.0.1:4566
 bench: install ## Run every benchmark at full size and print the tables
 	$(UV) run --no-sync changelake bench all
 
+FUZZ_INPUTS ?= 100000
+.PHONY: fuzz
+fuzz: install ## Fuzz codec, decoder, transform, catalog events: hypothesis + atheris, FUZZ_INPUTS inputs
+	PYTHONPATH=tests $(UV) run --no-sync python -m changelake_fuzz --inputs $(FUZZ_INPUTS)
+
 # ---- containers (ADR 0012, 0020): Docker with BuildKit when a daemon answers, else podman ----
 # BASE=local builds on the stand-ins of `make base-images` (no registry needed); CA_BUNDLE=<file>
 # lets the build steps that download trust that CA bundle (a build secret, never in a layer).

@@ -64,15 +64,20 @@ def _object_ref(record: Any, bucket: str | None) -> ObjectRef | None:
     try:
         s3 = record["s3"]
         bucket_name = s3["bucket"]["name"]
-        key = unquote_plus(s3["object"]["key"])
+        s3_object = s3["object"]
+        quoted_key = s3_object["key"]
     except (KeyError, TypeError) as exc:
-        raise InvalidNotificationError(f"S3 event without bucket/key: {exc}") from exc
+        raise InvalidNotificationError(f"S3 event without bucket/key: {exc!r}") from exc
+    if not isinstance(quoted_key, str):
+        # Found by fuzzing (docs/adr/0037): a non-string key is a broken message, not a crash.
+        raise InvalidNotificationError(f"S3 event key is not a string: {quoted_key!r:.80}")
     if bucket is not None and bucket_name != bucket:
         return None
+    key = unquote_plus(quoted_key)
     parsed = parse_table_object_key(key)
     if parsed is None:
         return None
-    size = s3["object"].get("size")
+    size = s3_object.get("size")
     return ObjectRef(
         parsed.table,
         parsed.partition,

@@ -77,12 +77,18 @@ def _entry_size(entry: Mapping[str, Any]) -> int:
 
 
 def _position(record: Mapping[str, Any]) -> Position:
-    meta = record.get("kinesisRecordMetadata") or {}
+    # Firehose's own fields, but read defensively: they only label the record, so a shape
+    # Firehose never sends must not fail the whole batch (found by fuzzing, docs/adr/0037).
+    meta = record.get("kinesisRecordMetadata")
+    if not isinstance(meta, Mapping):
+        meta = {}
     arrival = record.get("approximateArrivalTimestamp")
     return Position(
         shard_id=str(meta.get("shardId", "")),
         sequence_number=str(meta.get("sequenceNumber", "")),
-        arrival_time_us=int(arrival) * 1000 if isinstance(arrival, int) else None,
+        arrival_time_us=(
+            arrival * 1000 if isinstance(arrival, int) and not isinstance(arrival, bool) else None
+        ),
     )
 
 
