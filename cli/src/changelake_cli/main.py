@@ -15,6 +15,7 @@ from changelake_cli import (
     local_cmd,
     produce_cmd,
     query_cmd,
+    reconcile_cmd,
 )
 
 app = typer.Typer(
@@ -25,7 +26,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (demo_cmd, local_cmd, produce_cmd, consumer_cmd, catalog_cmd, query_cmd):
+for _module in (
+    demo_cmd,
+    local_cmd,
+    produce_cmd,
+    consumer_cmd,
+    catalog_cmd,
+    query_cmd,
+    reconcile_cmd,
+):
     _module.register(app)
 
 # Commands of other installed distributions: `changelake bench` comes with changelake-bench,

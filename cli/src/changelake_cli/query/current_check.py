@@ -45,16 +45,25 @@ class CurrentCheck:
 
 
 def scan_images(
-    table: str, client: Any | None = None, privacy: PrivacyPolicy | None = None
+    table: str,
+    client: Any | None = None,
+    privacy: PrivacyPolicy | None = None,
+    *,
+    segment: tuple[int, int] | None = None,
 ) -> dict[str, str]:
     """Every item of a DynamoDB table as ``item_key → image JSON`` (consistent, paginated).
 
     With ``privacy``, each item first goes through the same policy the lake's writers apply.
+    ``segment`` = ``(index, total)`` scans only that parallel-Scan segment (a hash range of the
+    partition key: a sample of about ``1/total`` of the items).
     """
     ddb = client or aws.dynamodb()
     keys = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
     images: dict[str, str] = {}
-    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+    scan: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    if segment is not None:
+        scan |= {"Segment": segment[0], "TotalSegments": segment[1]}
+    for page in ddb.get_paginator("scan").paginate(**scan):
         for raw in page.get("Items", []):
             wire = {k: boto_to_ddb_json(v) for k, v in raw.items()}
             if privacy is not None:
