@@ -20,12 +20,12 @@ from changelake_cli.ops import lake
 from changelake_cli.ops.reconcile import ReconcileReport, reconcile_from_settings
 from typer.testing import CliRunner
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TABLE = "persons"
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+def _wait(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
