@@ -198,22 +198,13 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
-def privacy_policy(settings: ChangelakeSettings) -> PrivacyPolicy | None:
-    """The settings' privacy policy with its key resolved (``None`` without a policy).
+def read_secret(secret_id: str, region: str | None = None) -> bytes:
+    """A Secrets Manager secret's bytes (its SecretString, UTF-8, or its SecretBinary)."""
+    secret = client("secretsmanager", region).get_secret_value(SecretId=secret_id)
+    text = secret.get("SecretString")
+    return text.encode() if isinstance(text, str) else bytes(secret["SecretBinary"])
 
-    The key is ``CHANGELAKE_PRIVACY_KEY`` when set, else the Secrets Manager secret named by
-    ``CHANGELAKE_PRIVACY_KEY_SECRET`` (its SecretString, or SecretBinary). Raises
-    :class:`~changelake.privacy.PrivacyPolicyError` at start when a hash rule has no key.
-    """
-    if not settings.privacy_policy:
-        return None
-    key: bytes | None = None
-    if settings.privacy_key is not None:
-        key = settings.privacy_key.get_secret_value().encode()
-    elif settings.privacy_key_secret:
-        secret = client("secretsmanager", settings.region).get_secret_value(
-            SecretId=settings.privacy_key_secret
-        )
-        text = secret.get("SecretString")
-        key = text.encode() if isinstance(text, str) else bytes(secret["SecretBinary"])
-    return PrivacyPolicy(settings.privacy_policy, key)
+
+def privacy_policy(settings: ChangelakeSettings) -> PrivacyPolicy | None:
+    """The settings' privacy policy, its key read from Secrets Manager when configured so."""
+    return settings.resolve_privacy(read_secret)

@@ -7,13 +7,17 @@ against AWS and the local emulator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from changelake.layout import check_table_name
-from changelake.privacy import parse_rules
+from changelake.privacy import PrivacyPolicy, parse_rules
 
 ENV_PREFIX = "CHANGELAKE_"
+# (secret id, region) -> the secret's bytes: how a service reads the privacy key on AWS.
+SecretReader = Callable[[str, str], bytes]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 METRICS_SINKS = ("log", "emf")
 
@@ -81,3 +85,20 @@ class ChangelakeSettings(BaseSettings):
     @classmethod
     def _valid_table_name(cls, value: str) -> str:
         return check_table_name(value)
+
+    def resolve_privacy(self, read_secret: SecretReader) -> PrivacyPolicy | None:
+        """The privacy policy with its key resolved (``None`` without a policy).
+
+        The key is ``CHANGELAKE_PRIVACY_KEY`` when set, else the secret named by
+        ``CHANGELAKE_PRIVACY_KEY_SECRET`` read through ``read_secret`` (on AWS,
+        :func:`changelake.aws.read_secret`, called only then). Raises
+        :class:`~changelake.privacy.PrivacyPolicyError` at start when a hash rule has no key.
+        """
+        if not self.privacy_policy:
+            return None
+        key: bytes | None = None
+        if self.privacy_key is not None:
+            key = self.privacy_key.get_secret_value().encode()
+        elif self.privacy_key_secret:
+            key = read_secret(self.privacy_key_secret, self.region)
+        return PrivacyPolicy(self.privacy_policy, key)

@@ -1,4 +1,9 @@
-"""The Firehose data-transformation Lambda handler (entry point ``handler.handler``)."""
+"""The Firehose data-transformation Lambda handler (entry point ``handler.handler``).
+
+The transform's composition root: settings, logging and the privacy policy, built once per
+container. It loads no boto3 and no pyarrow: the one AWS call it can make (the privacy key from
+Secrets Manager) imports the AWS adapter only when such a secret is configured (ADR 0029).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from changelake import aws
 from changelake.logs import configure_logging
 from changelake.privacy import PrivacyPolicy
 from changelake.settings import ENV_PREFIX
@@ -38,7 +42,13 @@ def _privacy() -> PrivacyPolicy | None:
 
 @functools.lru_cache(maxsize=4)
 def _privacy_for(_variables: tuple[str | None, ...]) -> PrivacyPolicy | None:
-    return aws.privacy_policy(TransformSettings())
+    return TransformSettings().resolve_privacy(_read_secret)
+
+
+def _read_secret(secret_id: str, region: str) -> bytes:
+    from changelake.aws import read_secret  # boto3: only when a key secret is configured
+
+    return read_secret(secret_id, region)
 
 
 def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
