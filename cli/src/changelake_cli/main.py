@@ -16,6 +16,7 @@ from changelake_cli import (
     produce_cmd,
     query_cmd,
     reconcile_cmd,
+    redrive_cmd,
 )
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ for _module in (
     catalog_cmd,
     query_cmd,
     reconcile_cmd,
+    redrive_cmd,
 ):
     _module.register(app)
 

@@ -421,7 +421,8 @@ def quarantined_records(
             unattributed.extend(lake.consumer_error_records(store, key))
     for key in lake.firehose_error_keys(store, since):
         for record in lake.firehose_error_records(store, key):
-            (per_table.get(record.table or "") or unattributed).append(record)
+            target = per_table.get(record.table) if record.table is not None else None
+            (target if target is not None else unattributed).append(record)
     return per_table, unattributed
 
 

@@ -1,0 +1,117 @@
+"""``changelake redrive`` on the embedded stack: records quarantined by a deliberately broken
+setting land exactly once after the fix; a record that still fails stays, with its reason; a
+second re-drive writes nothing; catalog dead letters go back to work (docs/adr/0031)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import boto3
+import pytest
+from changelake import layout
+from changelake.s3_store import S3ObjectStore
+from changelake_cli.local_stack import LocalStack
+from changelake_cli.main import app
+from changelake_cli.ops import lake
+from changelake_cli.ops.reconcile import ReconcileReport, reconcile_from_settings
+from changelake_cli.ops.redrive import redrive_from_settings
+from changelake_transform import handler
+from typer.testing import CliRunner
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+TABLE = "persons"
+BROKEN_LIMIT = "400"  # bytes: one record's Ok entry no longer fits the Lambda's response
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def _report() -> ReconcileReport:
+    return reconcile_from_settings(TABLE)
+
+
+def _raw_ids(store: S3ObjectStore) -> list[str]:
+    keys = lake.partitioned_keys(store, layout.raw_prefix(TABLE))
+    return [i for ks in keys.values() for k in ks for i in lake.raw_event_ids(store, k)]
+
+
+def test_firehose_errors_of_a_broken_size_bound_land_exactly_once_after_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHANGELAKE_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("CHANGELAKE_TRANSFORM_MAX_RESPONSE_BYTES", BROKEN_LIMIT)
+    handler._settings.cache_clear()  # the Lambda reads its settings once per container
+    try:
+        with LocalStack(0, firehose_buffer_seconds=0.5) as stack:
+            ddb = boto3.client("dynamodb")
+            for i in range(20):
+                ddb.put_item(TableName=TABLE, Item={"pk": {"S": f"p{i:02d}"}, "v": {"N": str(i)}})
+            boto3.client("kinesis").put_record(
+                StreamName=stack.settings.stream_name, Data=b"still not json", PartitionKey="x"
+            )
+            _wait(
+                "the broken transform's errors",
+                lambda: (
+                    _report().tables[0].events.missing_in_raw.count == 20
+                    and _report().unattributed_quarantine.by_source.get("firehose") == 1
+                ),
+            )
+            store = S3ObjectStore(stack.settings.lake_bucket)
+            assert _raw_ids(store) == []
+            before = _report()
+            assert before.tables[0].quarantine.by_source == {"firehose": 20}
+            assert before.exit_code == 1
+
+            # The fix: the setting back to its default (the next Lambda container reads it).
+            monkeypatch.delenv("CHANGELAKE_TRANSFORM_MAX_RESPONSE_BYTES")
+            handler._settings.cache_clear()
+            dry = CliRunner().invoke(
+                app, ["redrive", "--source", "firehose-errors", "--dry-run", "--format", "json"]
+            )
+            assert dry.exit_code == 0, dry.output
+            planned = json.loads(dry.stdout)
+            assert (planned["records"], planned["landed"], planned["still_failing"]) == (21, 20, 1)
+            assert _raw_ids(store) == []  # a dry run writes nothing
+
+            done = redrive_from_settings("firehose-errors")
+            assert (done.landed, done.still_failing) == (20, 1)
+            assert next(iter(done.reasons)).startswith("invalid JSON")
+            ids = _raw_ids(store)
+            assert len(ids) == len(set(ids)) == 20
+
+            after = _report()
+            (t,) = after.tables
+            assert t.events.missing_in_raw.count == 0
+            assert t.events.missing_in_curated.count == 0
+            assert t.quarantine.records == 0
+            assert t.items.missing.count + t.items.different.count + t.items.extra.count == 0
+            # Only the record that is still bad stays quarantined, with its new reason.
+            left = after.unattributed_quarantine
+            assert left.by_source == {"consumer": 1, "firehose": 1}
+            assert any(r.startswith("Lambda.ProcessingFailedStatus") for r in left.by_reason)
+
+            again = redrive_from_settings("firehose-errors")
+            assert (again.records, again.landed, again.objects_written) == (1, 0, [])
+            assert sorted(_raw_ids(store)) == sorted(ids)
+
+            # Catalog dead letters: one message moved back to work, none left.
+            sqs = boto3.client("sqs")
+            dlq = sqs.get_queue_url(QueueName=stack.settings.catalog_queue + "-dlq")["QueueUrl"]
+            sqs.send_message(QueueUrl=dlq, MessageBody='{"Records": []}')
+            assert _report().catalog_dlq_messages == 1
+            moved = CliRunner().invoke(app, ["redrive", "--source", "catalog-dlq"])
+            assert moved.exit_code == 0, moved.output
+            assert "1 message(s) moved back" in moved.stdout
+            assert _report().catalog_dlq_messages == 0
+            bad = CliRunner().invoke(app, ["redrive", "--source", "elsewhere"])
+            assert bad.exit_code == 2
+    finally:
+        handler._settings.cache_clear()
