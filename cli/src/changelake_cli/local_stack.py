@@ -53,6 +53,7 @@ class LocalStack:
         privacy_policy: str | None = None,
         runner: str = "local",
         shards: int = 2,
+        stream_enabled: bool = True,
     ) -> None:
         self.settings = settings or ChangelakeSettings()
         self._privacy_policy = privacy_policy
@@ -65,6 +66,7 @@ class LocalStack:
             firehose_buffer_seconds=firehose_buffer_seconds,
             firehose_buffer_mb=firehose_buffer_mb,
             shards=shards,
+            stream_enabled=stream_enabled,
         )
         self._factories = factories
         self.runner = runner

@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 import typer
 
 from changelake_cli import (
+    backfill_cmd,
     catalog_cmd,
     consumer_cmd,
     demo_cmd,
@@ -36,6 +37,7 @@ for _module in (
     query_cmd,
     reconcile_cmd,
     redrive_cmd,
+    backfill_cmd,
 ):
     _module.register(app)
 

@@ -87,6 +87,11 @@ def _table(ddb: Any, name: str) -> None:
     except ddb.exceptions.ResourceInUseException:
         return
     ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+    # As the CDK stack: point-in-time recovery on (DynamoDB exports need it, ADR 0030).
+    ddb.update_continuous_backups(
+        TableName=name,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
 
 
 def _stream(kinesis: Any, name: str, shards: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from types import TracebackType
@@ -20,6 +21,8 @@ from changelake.settings import ChangelakeSettings
 
 from changelake_emulator.bootstrap import bootstrap, transform_lambda_arn
 from changelake_emulator.clients import emulator_client
+from changelake_emulator.ddb_destination_api import install as install_destination_api
+from changelake_emulator.ddb_destination_api import reset as reset_destinations
 from changelake_emulator.faults import FaultConfig
 from changelake_emulator.firehose_bridge import FirehoseBridge, Handler
 from changelake_emulator.glue_partitions import install as install_glue_partitions
@@ -71,6 +74,7 @@ class Emulator:
         host: str = LOOPBACK,
         firehose_poll_seconds: float = 1.0,
         transform_handler: Handler | None = None,
+        stream_enabled: bool = True,
     ) -> None:
         if precision not in ("MILLISECOND", "MICROSECOND"):
             raise ValueError(f"precision must be MILLISECOND or MICROSECOND, got {precision!r}")
@@ -84,6 +88,9 @@ class Emulator:
         self.firehose_poll_seconds = firehose_poll_seconds
         self.shards = shards
         self._transform_handler = transform_handler
+        # False: the table's Kinesis streaming destination starts disabled (as a table that
+        # existed before changelake); EnableKinesisStreamingDestination switches it on.
+        self.stream_enabled = stream_enabled
         self._server: H2cMotoServer | None = None
         self._endpoint: str | None = None
         self.streaming: StreamingDestination | None = None
@@ -117,6 +124,7 @@ class Emulator:
                 _running.add(id(self))
             install_kinesis_resharding()  # moto's split/merge routing loses records
             install_glue_partitions()  # GetPartitions segments and pages, as Trino uses them
+            install_destination_api()  # Enable/DescribeKinesisStreamingDestination, exports
             # HTTP/1.1 for boto3 and cleartext HTTP/2 for the KCL's Java SDK, on one port.
             server = H2cMotoServer(self.host, self.port)
             try:
@@ -139,13 +147,40 @@ class Emulator:
                 firehose_buffer_mb=self.firehose_buffer_mb,
             )
             self._start_integrations()
+            if self.stream_enabled:
+                self.enable_stream()
         except BaseException:
             self.stop()
             raise
         log.info("emulator ready", extra={"endpoint": self.endpoint})
         return self
 
+    def enable_stream(self, timeout_s: float = 30.0) -> None:
+        """Enable the table's Kinesis streaming destination; return once it is ACTIVE."""
+        ddb = self._client("dynamodb")
+        s = self.settings
+        stream_arn = self._client("kinesis").describe_stream_summary(StreamName=s.stream_name)[
+            "StreamDescriptionSummary"
+        ]["StreamARN"]
+        ddb.enable_kinesis_streaming_destination(
+            TableName=s.table_name,
+            StreamArn=stream_arn,
+            EnableKinesisStreamingConfiguration={
+                "ApproximateCreationDateTimePrecision": self.precision
+            },
+        )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = ddb.describe_kinesis_streaming_destination(TableName=s.table_name)
+            statuses = [d["DestinationStatus"] for d in found["KinesisDataStreamDestinations"]]
+            if statuses == ["ACTIVE"]:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streaming destination not ACTIVE after {timeout_s} s")
+            time.sleep(0.02)
+
     def _reset(self) -> None:
+        reset_destinations()
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10) as resp:
             resp.read()
@@ -161,6 +196,7 @@ class Emulator:
             region=s.region,
             precision=self.precision,
             faults=self.faults,
+            follow_api=True,
         )
         handler = self._transform_handler
         if handler is None:

@@ -196,6 +196,7 @@ class StreamingDestination:
         precision: Precision = "MILLISECOND",
         faults: FaultConfig | None = None,
         idle_flush_s: float = 0.25,
+        follow_api: bool = False,
     ) -> None:
         self._ddb, self._streams, self._kinesis = ddb, streams, kinesis
         self.table, self.stream_name, self.region = table, stream_name, region
@@ -203,6 +204,9 @@ class StreamingDestination:
         self.injector: FaultInjector[dict[str, Any]] = FaultInjector(faults)
         self._clock = EventClock()
         self._idle_flush_s = idle_flush_s
+        # follow_api: forward only while the table's destination is enabled through
+        # EnableKinesisStreamingDestination (ddb_destination_api); else from start() on.
+        self._follow_api = follow_api
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._iterator: str | None = None
@@ -213,15 +217,34 @@ class StreamingDestination:
         self.errors = 0
 
     def start(self) -> None:
-        """Take a LATEST iterator now (like enabling the destination), then follow it."""
+        """Take a LATEST iterator now (like enabling the destination), then follow it.
+
+        With ``follow_api`` the iterator is taken when the destination is enabled instead.
+        """
+        if not self._follow_api:
+            self._take_iterator()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def _take_iterator(self) -> None:
         stream_arn = self._ddb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
         shards = self._streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
         # moto keeps a table's stream in one shard; real tables have more (and split them).
         self._iterator = self._streams.get_shard_iterator(
             StreamArn=stream_arn, ShardId=shards[-1]["ShardId"], ShardIteratorType="LATEST"
         )["ShardIterator"]
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+
+    def _follow_destination(self) -> None:
+        """Start at ENABLING (then report ACTIVE), stop at DISABLED (ADR 0030)."""
+        from changelake_emulator import ddb_destination_api as api
+
+        found = api.destination(self.table)
+        if found is None or found.status == api.DISABLED:
+            self._iterator = None
+        elif found.status == api.ENABLING:
+            self.precision = "MICROSECOND" if found.precision == "MICROSECOND" else self.precision
+            self._take_iterator()
+            api.set_status(self.table, api.ACTIVE)
 
     def stop(self) -> None:
         """Forward what is pending, then stop the thread; idempotent."""
@@ -264,6 +287,8 @@ class StreamingDestination:
             self._stop.wait(_IDLE_SLEEP_S if quiet_for < 1.0 else _QUIET_SLEEP_S)
 
     def _poll_once(self) -> int:
+        if self._follow_api:
+            self._follow_destination()
         if self._iterator is None:
             return 0
         previous = self._iterator
