@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 
 import boto3
 import orjson
@@ -20,19 +18,12 @@ from changelake_cli.main import app
 from changelake_cli.ops import lake
 from changelake_cli.ops.backfill import backfill_from_settings
 from changelake_cli.ops.reconcile import reconcile_from_settings
+from changelake_testsupport.waiting import wait_until
 from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TABLE = "persons"
-
-
-def _wait(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 class _Writer(threading.Thread):
@@ -83,10 +74,10 @@ def test_backfill_then_stream_current_equals_scan(monkeypatch: pytest.MonkeyPatc
         writer = _Writer()
         writer.start()
         try:
-            _wait("the writer's first round", lambda: writer.rounds >= 1)
+            wait_until("the writer's first round", lambda: writer.rounds >= 1)
             (summary,) = backfill_from_settings(TABLE, source="scan", segments=3)
             before = writer.rounds
-            _wait("changes after the backfill", lambda: writer.rounds >= before + 2)
+            wait_until("changes after the backfill", lambda: writer.rounds >= before + 2)
         finally:
             writer.stop.set()
             writer.join()
@@ -97,7 +88,7 @@ def test_backfill_then_stream_current_equals_scan(monkeypatch: pytest.MonkeyPatc
         # After the stream was enabled: new items and updates of old ones, during the backfill.
         ddb.put_item(TableName=TABLE, Item={"pk": {"S": "after"}, "v": {"N": "1"}})
 
-        _wait("_current = Scan", lambda: reconcile_from_settings(TABLE).clean)
+        wait_until("_current = Scan", lambda: reconcile_from_settings(TABLE).clean)
         report = reconcile_from_settings(TABLE)
         (t,) = report.tables
         assert t.items.source_items == t.items.view_items == 120 - writer.rounds + writer.rounds + 1
@@ -125,4 +116,4 @@ def test_backfill_then_stream_current_equals_scan(monkeypatch: pytest.MonkeyPatc
         (resumed,) = backfill_from_settings(TABLE, source="export")
         assert resumed.snapshot_id == exported.snapshot_id
         assert {k: v for k, v in _snapshot_objects(store).items() if k not in first} == written
-        _wait("_current = Scan after the export", lambda: reconcile_from_settings(TABLE).clean)
+        wait_until("_current = Scan after the export", lambda: reconcile_from_settings(TABLE).clean)

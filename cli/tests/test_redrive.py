@@ -5,8 +5,6 @@ second re-drive writes nothing; catalog dead letters go back to work (docs/adr/0
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 
 import boto3
 import pytest
@@ -17,6 +15,7 @@ from changelake_cli.main import app
 from changelake_cli.ops import lake
 from changelake_cli.ops.reconcile import ReconcileReport, reconcile_from_settings
 from changelake_cli.ops.redrive import redrive_from_settings
+from changelake_testsupport.waiting import wait_until
 from changelake_transform import handler
 from typer.testing import CliRunner
 
@@ -24,14 +23,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TABLE = "persons"
 BROKEN_LIMIT = "400"  # bytes: one record's Ok entry no longer fits the Lambda's response
-
-
-def _wait(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def _report() -> ReconcileReport:
@@ -57,7 +48,7 @@ def test_firehose_errors_of_a_broken_size_bound_land_exactly_once_after_the_fix(
             boto3.client("kinesis").put_record(
                 StreamName=stack.settings.stream_name, Data=b"still not json", PartitionKey="x"
             )
-            _wait(
+            wait_until(
                 "the broken transform's errors",
                 lambda: (
                     _report().tables[0].events.missing_in_raw.count == 20

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         def on_wait(status: str) -> None:
             bar.update(task, description=f"export {status.lower()}")
 
-        try:
+        with errors.exit_on_failure(USAGE_OR_INFRA):
             configure_logging(ChangelakeSettings().log_level)
             with bar:
                 summaries = backfill_from_settings(
@@ -69,11 +69,6 @@ def register(app: typer.Typer) -> None:
                     progress=progress,
                     on_wait=on_wait,
                 )
-        except Exception as exc:
-            if errors.show_tracebacks():
-                raise
-            typer.echo(errors.one_line(exc), err=True)
-            raise typer.Exit(USAGE_OR_INFRA) from exc
         if output == "json":
             sys.stdout.write(json.dumps([dataclasses.asdict(s) for s in summaries]) + "\n")
             return

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import typer
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -70,3 +73,17 @@ def one_line(exc: BaseException) -> str:
 def show_tracebacks() -> bool:
     """Whether the user asked for tracebacks (debug logging)."""
     return os.environ.get("CHANGELAKE_LOG_LEVEL", "").upper() == "DEBUG"
+
+
+@contextmanager
+def exit_on_failure(code: int) -> Iterator[None]:
+    """Any failure inside: its one line on stderr, then exit ``code`` (a traceback if DEBUG)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if show_tracebacks():
+            raise
+        typer.echo(one_line(exc), err=True)
+        raise typer.Exit(code) from exc

@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         if output not in ("text", "json"):
             typer.echo(f"error: --format is text or json, got {output!r}", err=True)
             raise typer.Exit(USAGE_OR_INFRA)
-        try:
+        with errors.exit_on_failure(USAGE_OR_INFRA):
             configure_logging(ChangelakeSettings().log_level)
             sql_engine = None
             if engine != "local":
@@ -114,11 +114,6 @@ def register(app: typer.Typer) -> None:
                 full_scan_max_items=full_scan_max,
                 sample_items=sample_items,
             )
-        except Exception as exc:
-            if errors.show_tracebacks():
-                raise
-            typer.echo(errors.one_line(exc), err=True)
-            raise typer.Exit(USAGE_OR_INFRA) from exc
         doc = report.to_dict()
         if output == "json":
             sys.stdout.write(json.dumps(doc) + "\n")

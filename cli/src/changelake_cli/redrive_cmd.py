@@ -38,14 +38,9 @@ def register(app: typer.Typer) -> None:
 
         from changelake_cli.ops.redrive import redrive_from_settings
 
-        try:
+        with errors.exit_on_failure(USAGE_OR_INFRA):
             configure_logging(ChangelakeSettings().log_level)
             summary = redrive_from_settings(source, since, dry_run=dry_run)
-        except Exception as exc:
-            if errors.show_tracebacks():
-                raise
-            typer.echo(errors.one_line(exc), err=True)
-            raise typer.Exit(USAGE_OR_INFRA) from exc
         doc = dataclasses.asdict(summary)
         if output == "json":
             sys.stdout.write(json.dumps(doc) + "\n")
