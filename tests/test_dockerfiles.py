@@ -356,7 +356,7 @@ def test_kcl_entrypoint_renders_properties_and_execs_the_daemon(tmp_path: Path) 
         for line in properties.read_text().splitlines()
         if " = " in line and not line.startswith("#")
     )
-    assert rendered["executableName"] == f"{sys.executable} -m changelake_consumer.kcl_processor"
+    assert rendered["executableName"] == f"{sys.executable} -m changelake_consumer record-processor"
     assert rendered["streamName"] == "orders-stream"
     assert rendered["applicationName"] == "orders-consumer"
     assert rendered["regionName"] == "eu-west-1"

@@ -50,8 +50,7 @@ def _count(engine: LocalEngine, sql: str) -> int:
 @pytest.fixture(scope="module")
 def lake() -> Iterator[Lake]:
     from changelake_emulator.faults import FaultConfig
-    from changelake_producer.service import produce
-    from changelake_producer.writer import DynamoDBWriter
+    from changelake_producer.bootstrap import produce
 
     settings = ChangelakeSettings()
     # As the demo: MICROSECOND stream precision (AWS's advice) with a ms/µs mix injected.
@@ -61,9 +60,7 @@ def lake() -> Iterator[Lake]:
     with LocalStack(
         free_port(), settings=settings, faults=faults, precision="MICROSECOND"
     ) as stack:
-        summary = produce(
-            DynamoDBWriter(settings.table_name, region=settings.region), count=CHANGES, seed=SEED
-        )
+        summary = produce(count=CHANGES, seed=SEED, settings=settings)
         local = LocalEngine(settings.database, region=settings.region)
         deadline = time.monotonic() + CATCH_UP_S
         while True:

@@ -33,7 +33,7 @@ def measure(*, count: int, batch: int, seed: int) -> dict[str, Any]:
     from changelake_consumer.kcl_daemon import KclDaemon
     from changelake_consumer.kcl_properties import KclUnavailableError, check_available
     from changelake_consumer.settings import ConsumerSettings
-    from changelake_emulator.clients import emulator_client
+    from changelake_emulator.adapters.clients import emulator_client
     from changelake_emulator.emulator import Emulator
 
     from changelake_bench.env import scoped_env

@@ -178,7 +178,7 @@ def kcl_path() -> PathFn:
 def kcl_processor(store: ObjectStore) -> Any:
     """The consumer's KCL record processor writing to ``store``, flushing only on shard end or
     shutdown (so one batch is one object, as on the other paths)."""
-    from changelake_consumer.kcl_processor import ChangeRecordProcessor
+    from changelake_consumer.adapters.kcl_processor import ChangeRecordProcessor
     from changelake_consumer.service import BatchPolicy, ShardProcessor
 
     metrics = RecordingMetrics()

@@ -12,7 +12,6 @@ minus the time the write call returned.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -103,12 +102,6 @@ def run(
         "writers": writers,
         "drain_timeout_s": drain_timeout_s,
     }
-    if importlib.util.find_spec("changelake_consumer.local_runner") is None:
-        return _unavailable(
-            params,
-            "consumer local runner (changelake_consumer.local_runner) "
-            "has not landed: the embedded pipeline cannot write Parquet yet",
-        )
     from changelake.settings import ChangelakeSettings
     from changelake_cli.local_stack import LocalStack
     from changelake_cli.query.local_engine import LocalEngine
@@ -120,7 +113,7 @@ def run(
     poll_seconds: list[float] = []
     say(f"freshness: starting the embedded pipeline ({rate}/s for {seconds:g} s)")
     from changelake_catalog.service import local_service as catalog_service
-    from changelake_consumer.local_runner import local_service as consumer_service
+    from changelake_consumer.bootstrap import local_service as consumer_service
 
     # The two services the embedded pipeline needs, in local-up order, named explicitly so the
     # bench measures the same pipeline whatever else the stack registers.
@@ -267,27 +260,6 @@ def _cpu_by_thread(before: dict[str, float]) -> dict[str, float]:
     out["exited threads"] = max(0.0, times.user + times.system - live)
     result = {k: round(v - before.get(k, 0.0), 1) for k, v in out.items()}
     return dict(sorted(result.items(), key=lambda kv: -kv[1]))
-
-
-def _unavailable(params: dict[str, Any], reason: str) -> BenchResult:
-    return BenchResult(
-        bench="freshness",
-        params=params,
-        ours={"available": False, "reason": reason},
-        baseline={},
-        ratio={},
-        rows=[
-            Row(
-                "write → visible in _current p95 (s)",
-                None,
-                None,
-                None,
-                Target("latency_p95_s", "<=", 10, " s"),
-                None,
-            )
-        ],
-        notes=[f"not measured: {reason}"],
-    )
 
 
 def _r(value: float | None) -> float | None:

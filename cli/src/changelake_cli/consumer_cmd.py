@@ -18,8 +18,8 @@ def run(
     ),
 ) -> None:
     """Run the consumer until interrupted (settings: CHANGELAKE_* environment variables)."""
-    from changelake_consumer.app import RUNNERS
-    from changelake_consumer.app import run as run_consumer
+    from changelake_consumer.bootstrap import RUNNERS
+    from changelake_consumer.bootstrap import run as run_consumer
     from changelake_consumer.kcl_properties import KclUnavailableError
 
     if runner not in RUNNERS:

@@ -169,8 +169,7 @@ def run_demo(
 ) -> DemoSummary:
     """Run the demo; ``show(name, title, result)`` receives each named query's rows."""
     from changelake_emulator.faults import FaultConfig
-    from changelake_producer.service import produce
-    from changelake_producer.writer import DynamoDBWriter
+    from changelake_producer.bootstrap import produce
 
     from changelake_cli.local_stack import LocalStack
     from changelake_cli.query.current_check import compare
@@ -236,10 +235,7 @@ def run_demo(
             def write() -> None:
                 try:
                     outcome["summary"] = produce(
-                        DynamoDBWriter(table, region=settings.region),
-                        count=count,
-                        seed=seed,
-                        progress=_Bar(),
+                        count=count, seed=seed, settings=settings, progress=_Bar()
                     )
                 except BaseException as exc:  # reported by the main thread
                     outcome["error"] = exc

@@ -26,7 +26,9 @@ def produce_command(
     """Write inserts, updates and deletes of fake persons at a rate and mix."""
     from changelake.logs import configure_logging
     from changelake.settings import ChangelakeSettings
-    from changelake_producer import Mix, TableMissingError, produce
+    from changelake_producer.bootstrap import produce
+    from changelake_producer.generator import Mix
+    from changelake_producer.service import TableMissingError
 
     settings = ChangelakeSettings()
     configure_logging(settings.log_level)

@@ -39,7 +39,7 @@ def default_factories(runner: str = "local") -> list[ServiceFactory]:
     started by the emulator itself. Imports are lazy so a broken service names itself.
     """
     factories: list[ServiceFactory] = []
-    # consumer (issue 4): changelake_consumer.local_runner.local_service
+    # consumer: changelake_consumer.bootstrap.local_service
     # catalog (issue 5): changelake_catalog.service.local_service
     if runner == "kcl":
         factories.append(
@@ -47,7 +47,7 @@ def default_factories(runner: str = "local") -> list[ServiceFactory]:
         )
     elif runner == "local":
         factories.append(
-            lambda: __import__("changelake_consumer.local_runner").local_runner.local_service()  # noqa: PLW0108
+            lambda: __import__("changelake_consumer.bootstrap").bootstrap.local_service()  # noqa: PLW0108
         )
     else:
         raise ValueError(f"unknown consumer runner {runner!r} (use local or kcl)")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from changelake import ddb_json, layout
 from changelake.timeutil import datetime_to_us
-from changelake_consumer.local_runner import build
+from changelake_consumer.bootstrap import build_local as build
 from changelake_consumer.settings import ConsumerSettings
 
 pytestmark = pytest.mark.e2e

@@ -1,6 +1,6 @@
 """The KCL adapter over the real MultiLang protocol: this test plays the Java daemon.
 
-``python -m changelake_consumer.kcl_processor`` runs as a subprocess with amazon-kclpy's own
+``python -m changelake_consumer record-processor`` runs as a subprocess with amazon-kclpy's own
 Python package; the test writes the daemon's JSON lines to its stdin and reads its stdout, which
 must carry protocol lines only. S3 is the moto server (real HTTP).
 """
@@ -32,7 +32,7 @@ class Daemon:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "changelake_consumer.kcl_processor"],
+            [sys.executable, "-m", "changelake_consumer", "record-processor"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -28,7 +28,7 @@ def test_render_properties_from_settings_without_endpoints() -> None:
     assert props["regionName"] == "eu-west-1"
     assert props["initialPositionInStream"] == "LATEST"
     assert props["callProcessRecordsEvenForEmptyRecordList"] == "true"
-    assert props["executableName"].endswith("-m changelake_consumer.kcl_processor")
+    assert props["executableName"].endswith("-m changelake_consumer record-processor")
     assert "kinesisEndpoint" not in props
     assert "dynamoDBEndpoint" not in props
     assert "metricsLevel" not in props

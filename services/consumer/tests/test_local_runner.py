@@ -12,8 +12,9 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from changelake.events import Position
-from changelake_consumer.dynamodb_checkpoints import DynamoDBCheckpointStore
-from changelake_consumer.local_runner import LocalConsumer, build
+from changelake_consumer.adapters.dynamodb_checkpoints import DynamoDBCheckpointStore
+from changelake_consumer.bootstrap import build_local as build
+from changelake_consumer.local_runner import LocalConsumer
 from changelake_consumer.settings import ConsumerSettings
 from changelake_testsupport import golden
 from changelake_testsupport.fakes import RecordingMetrics

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from changelake.settings import ChangelakeSettings
 from changelake_emulator.emulator import Emulator
-from changelake_producer import produce
+from changelake_producer.bootstrap import produce
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 from changelake.events import Position
-from changelake_consumer.kinesis_shards import Page, ShardInfo
 from changelake_consumer.local_runner import LocalConsumer
+from changelake_consumer.ports import Page, ShardInfo
 from changelake_consumer.settings import ConsumerSettings
 from changelake_testsupport.fakes import (
     InMemoryCheckpointStore,

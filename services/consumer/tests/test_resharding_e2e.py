@@ -15,9 +15,10 @@ from typing import Any
 import boto3
 import pyarrow.parquet as pq
 import pytest
-from changelake_consumer.local_runner import build
+from changelake_consumer.bootstrap import build_local as build
 from changelake_consumer.settings import ConsumerSettings
-from changelake_producer import ProduceSummary, produce
+from changelake_producer.bootstrap import produce
+from changelake_producer.service import ProduceSummary
 from changelake_testsupport.fakes import RecordingMetrics
 
 pytestmark = pytest.mark.e2e

@@ -22,8 +22,8 @@ from changelake.timeutil import normalize_epoch_us, now_us
 from changelake_emulator.bootstrap import bootstrap
 from changelake_emulator.emulator import Emulator
 from changelake_emulator.faults import FaultConfig
-from changelake_producer import Mix, Operation
-from changelake_producer import produce as produce_changes
+from changelake_producer.bootstrap import produce as produce_changes
+from changelake_producer.generator import Mix, Operation
 from changelake_testsupport import golden
 from changelake_testsupport.records import kinesis_dynamodb_record
 

@@ -8,9 +8,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from changelake import ddb_json
+from changelake_producer.adapters.dynamodb_writer import DynamoDBWriter, WriteError
 from changelake_producer.generator import Mix, PersonGenerator
 from changelake_producer.service import TableMissingError
-from changelake_producer.writer import DynamoDBWriter, WriteError
 
 
 def _throttle() -> ClientError:
@@ -146,7 +146,7 @@ def test_producer_task_honours_batch_size_setting(
     aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from changelake_producer import __main__ as task
-    from changelake_producer import writer as writer_module
+    from changelake_producer import bootstrap
 
     _create_table()
     sizes: list[int] = []
@@ -156,7 +156,7 @@ def test_producer_task_honours_batch_size_setting(
             sizes.append(len(operations))
             super().write_batch(operations)
 
-    monkeypatch.setattr(writer_module, "DynamoDBWriter", RecordingWriter)
+    monkeypatch.setattr(bootstrap, "DynamoDBWriter", RecordingWriter)
     for name, value in {
         "CHANGELAKE_TABLE_NAME": "persons",
         "CHANGELAKE_PRODUCER_COUNT": "40",

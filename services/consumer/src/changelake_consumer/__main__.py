@@ -1,10 +1,10 @@
-"""``python -m changelake_consumer [local|kcl]``: run the consumer in the foreground."""
+"""``python -m changelake_consumer [local|kcl|record-processor]``: see :mod:`.bootstrap`."""
 
 from __future__ import annotations
 
 import sys
 
-from changelake_consumer.app import run
+from changelake_consumer.bootstrap import run
 
 if __name__ == "__main__":
     sys.exit(run(sys.argv[1] if len(sys.argv) > 1 else "local"))

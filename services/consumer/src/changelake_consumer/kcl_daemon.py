@@ -60,9 +60,7 @@ class KclDaemon:
 
     def start(self) -> None:
         """Write the properties and start the JVM; raises KclUnavailableError without Java/jars."""
-        from changelake_consumer.app import kcl_command
-
-        self.command = kcl_command(self.settings)
+        self.command = kcl_properties.kcl_command(self.settings)
         log.info("starting the KCL MultiLangDaemon", extra={"command": self.command})
         self._proc = subprocess.Popen(
             self.command,

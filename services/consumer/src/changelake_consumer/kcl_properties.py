@@ -12,13 +12,16 @@ import glob
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from changelake_consumer.settings import ConsumerSettings
 
 DAEMON_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
-PROCESSOR_MODULE = "changelake_consumer.kcl_processor"
+# What the daemon starts once per leased shard: the consumer's composition root
+# (changelake_consumer.bootstrap) in its record-processor role.
+PROCESSOR_ARGS = "-m changelake_consumer record-processor"
 LOGBACK_CONFIG = Path(__file__).with_name("logback.xml")
 CBOR_OFF = "-Daws.cborEnabled=false"
 # On SIGTERM the daemon asks every record processor to checkpoint and waits this long; the
@@ -45,7 +48,7 @@ def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> 
     env = os.environ if env is None else env
     lines = [
         "# Rendered by changelake_consumer.kcl_properties from CHANGELAKE_* settings.",
-        f"executableName = {sys.executable} -m {PROCESSOR_MODULE}",
+        f"executableName = {sys.executable} {PROCESSOR_ARGS}",
         f"streamName = {settings.stream_name}",
         f"applicationName = {settings.application_name}",
         "AWSCredentialsProvider = DefaultCredentialsProvider",
@@ -141,3 +144,15 @@ def daemon_command(
         "--log-configuration",
         str(LOGBACK_CONFIG),
     ]
+
+
+def kcl_command(settings: ConsumerSettings) -> list[str]:
+    """Write the ``.properties`` and return the daemon command (raises KclUnavailableError)."""
+    path = (
+        Path(settings.kcl_properties_path)
+        if settings.kcl_properties_path
+        else Path(tempfile.gettempdir()) / f"{settings.application_name}.properties"
+    )
+    command = daemon_command(settings, path)
+    path.write_text(render(settings), encoding="utf-8")
+    return command

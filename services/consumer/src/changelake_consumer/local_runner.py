@@ -12,23 +12,21 @@ resumes from the checkpoint after a restart, and reports its lag (``MillisBehind
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from typing import Protocol
 
-from changelake.metrics import make_metrics
 from changelake.ports import CheckpointStore, Metrics, ObjectStore
 from changelake.privacy import PrivacyPolicy
 
-from changelake_consumer.dynamodb_checkpoints import LeaseItem, LeaseLostError
-from changelake_consumer.kinesis_shards import (
+from changelake_consumer.ports import (
     IteratorExpiredError,
+    LeaseItem,
+    LeaseLostError,
     Page,
     ShardInfo,
+    ShardLeases,
+    ShardReader,
     ThrottledError,
 )
 from changelake_consumer.service import BatchPolicy, ShardProcessor
@@ -37,52 +35,6 @@ from changelake_consumer.settings import ConsumerSettings
 log = logging.getLogger(__name__)
 
 _MAX_THROTTLE_BACKOFF_S = 5.0
-
-
-class ShardReader(Protocol):
-    """What the runner needs from Kinesis (see :class:`~.kinesis_shards.KinesisShardReader`)."""
-
-    def list_shards(self) -> list[ShardInfo]:
-        """Every shard of the stream."""
-        ...
-
-    def iterator(self, shard_id: str, after: str | None, initial_position: str) -> str:
-        """An iterator after ``after`` or at ``initial_position``."""
-        ...
-
-    def get_records(self, shard_id: str, iterator: str, limit: int) -> Page:
-        """One page of records."""
-        ...
-
-
-class ShardLeases(Protocol):
-    """Shard ownership among runners (:class:`~.dynamodb_checkpoints.DynamoDBCheckpointStore`)."""
-
-    worker_id: str | None
-
-    def heartbeat(self) -> None:
-        """Tell the other runners this one is alive."""
-        ...
-
-    def retire(self) -> None:
-        """Remove this runner's heartbeat (clean stop)."""
-        ...
-
-    def scan(self) -> list[LeaseItem]:
-        """Every shard lease and runner heartbeat of the stream."""
-        ...
-
-    def acquire(self, shard_id: str, expired: LeaseItem | None) -> bool:
-        """Take a free lease, or an ``expired`` one as observed; False if another was faster."""
-        ...
-
-    def renew(self, shard_id: str) -> None:
-        """Renew an owned lease (raise LeaseLostError if it is no longer ours)."""
-        ...
-
-    def release(self, shard_id: str) -> None:
-        """Give an owned lease up."""
-        ...
 
 
 def quota(shards: int, workers: list[str], me: str) -> int:
@@ -451,37 +403,3 @@ class LocalConsumer:
         listed = next((s for s in self._reader.list_shards() if s.shard_id == sid), None)
         ends = [int(v) for v in (listed.ending_sequence if listed else None, last) if v is not None]
         return str(max(ends)) if ends else None
-
-
-def build(settings: ConsumerSettings | None = None) -> LocalConsumer:
-    """The local runner wired to S3, Kinesis and DynamoDB from settings (composition)."""
-    from changelake import aws
-    from changelake.s3_store import S3ObjectStore, write_client
-
-    from changelake_consumer.dynamodb_checkpoints import DynamoDBCheckpointStore
-    from changelake_consumer.kinesis_shards import KinesisShardReader
-
-    settings = settings or ConsumerSettings()
-    checkpoints = DynamoDBCheckpointStore(
-        settings.checkpoint_table, settings.stream_name, worker_id=worker_id()
-    )
-    return LocalConsumer(
-        settings,
-        KinesisShardReader(settings.stream_name),
-        checkpoints,
-        S3ObjectStore(settings.lake_bucket, put_client=write_client()),
-        make_metrics(settings.metrics, namespace="changelake/consumer"),
-        ensure_checkpoints=checkpoints.ensure_table,
-        leases=checkpoints,
-        privacy=aws.privacy_policy(settings),
-    )
-
-
-def worker_id() -> str:
-    """This runner's identity in the lease table: host, process and a random part."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def local_service() -> LocalConsumer:
-    """Factory registered in ``changelake_cli.services.default_factories`` (env settings)."""
-    return build()

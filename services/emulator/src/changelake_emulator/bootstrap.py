@@ -12,7 +12,7 @@ from changelake import layout
 from changelake.aws import error_code
 from changelake.settings import ChangelakeSettings
 
-from changelake_emulator.clients import emulator_client
+from changelake_emulator.adapters.clients import emulator_client
 
 log = logging.getLogger(__name__)
 

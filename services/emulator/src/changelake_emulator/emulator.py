@@ -19,8 +19,8 @@ from typing import Any, Literal, Self
 from changelake import layout
 from changelake.settings import ChangelakeSettings
 
+from changelake_emulator.adapters.clients import emulator_client
 from changelake_emulator.bootstrap import bootstrap, transform_lambda_arn
-from changelake_emulator.clients import emulator_client
 from changelake_emulator.ddb_destination_api import install as install_destination_api
 from changelake_emulator.ddb_destination_api import reset as reset_destinations
 from changelake_emulator.faults import FaultConfig

@@ -14,8 +14,9 @@ from types import FrameType
 import orjson
 from changelake.logs import configure_logging
 
-from changelake_producer import TableMissingError, produce
+from changelake_producer.bootstrap import produce
 from changelake_producer.progress import LogProgress
+from changelake_producer.service import TableMissingError
 from changelake_producer.settings import ProducerSettings
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from changelake.logs import configure_logging
 
-from changelake_producer import produce
+from changelake_producer.bootstrap import produce
 from changelake_producer.generator import Mix
 from changelake_producer.settings import ProducerSettings
 

@@ -1,9 +1,10 @@
 """KCL adapter: an amazon-kclpy v3 record processor feeding the pure core.
 
-Run by the KCL MultiLangDaemon as ``python -m changelake_consumer.kcl_processor`` (one process per
-shard). stdout is the MultiLang protocol channel: this module hands the real stdout to kclpy and
-points ``sys.stdout`` at stderr, so a stray ``print`` can never corrupt the protocol; logs go to
-stderr as JSON lines.
+Run by the KCL MultiLangDaemon as ``python -m changelake_consumer record-processor`` (one
+process per shard, wired by :func:`changelake_consumer.bootstrap.run_record_processor`). stdout
+is the MultiLang protocol channel: the bootstrap hands the real stdout to kclpy and points
+``sys.stdout`` at stderr, so a stray ``print`` can never corrupt the protocol; logs go to stderr
+as JSON lines.
 
 Lifecycle (docs/aws-behaviour.md "KCL and amazon-kclpy"):
 
@@ -24,7 +25,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError
@@ -177,41 +178,8 @@ class ChangeRecordProcessor(processor.RecordProcessorBase):  # type: ignore[misc
             return
 
 
-def main() -> None:
-    """Composition root of the KCL child process: settings → logging → adapters → protocol loop."""
-    from changelake import aws
-    from changelake.logs import configure_logging
-    from changelake.metrics import PeriodicFlush, make_metrics
-    from changelake.s3_store import S3ObjectStore, write_client
-
-    from changelake_consumer.service import BatchPolicy
-    from changelake_consumer.settings import ConsumerSettings
-
-    protocol_out = sys.stdout
-    sys.stdout = sys.stderr  # anything printed by accident goes to stderr, not the protocol
-    settings = ConsumerSettings()
-    configure_logging(settings.log_level)
-    metrics = make_metrics(settings.metrics, namespace="changelake/consumer")
-    store = S3ObjectStore(settings.lake_bucket, put_client=write_client())
-    policy = BatchPolicy.from_settings(settings)
-    privacy = aws.privacy_policy(settings)
-
-    def factory(shard_id: str, start_after: str | None) -> ShardProcessor:
-        return ShardProcessor(
-            shard_id, store, metrics, policy, privacy=privacy, start_after=start_after
-        )
-
-    flusher = PeriodicFlush(metrics, settings.metrics_flush_s).start()
-    try:
-        kcl.KCLProcess(
-            ChangeRecordProcessor(factory, metrics),
-            input_file=sys.stdin,
-            output_file=protocol_out,
-            error_file=sys.stderr,
-        ).run()
-    finally:
-        flusher.stop()
-
-
-if __name__ == "__main__":
-    main()
+def serve(record_processor: ChangeRecordProcessor, protocol_out: TextIO) -> None:
+    """Speak the MultiLang protocol (stdin → ``protocol_out``) until the daemon ends the shard."""
+    kcl.KCLProcess(
+        record_processor, input_file=sys.stdin, output_file=protocol_out, error_file=sys.stderr
+    ).run()

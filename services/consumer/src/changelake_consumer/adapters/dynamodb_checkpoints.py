@@ -15,12 +15,13 @@ first use (on-demand capacity).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from changelake import aws
 from changelake.timeutil import now_us, us_to_datetime
+
+from changelake_consumer.ports import LeaseItem, LeaseLostError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,22 +29,6 @@ if TYPE_CHECKING:
 KEY = "lease_key"
 WORKER_PREFIX = "#worker/"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
-class LeaseLostError(RuntimeError):
-    """A conditional write found another owner (or none): this runner no longer owns the shard."""
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseItem:
-    """One row of the table as a scan sees it (``shard_id`` is a worker id for heartbeats)."""
-
-    shard_id: str
-    owner: str | None
-    counter: int
-    finished: bool
-    ending_sequence: str | None
-    is_worker: bool
 
 
 class DynamoDBCheckpointStore:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -10,39 +9,10 @@ from changelake import aws
 from changelake.events import Position
 from changelake.timeutil import datetime_to_us
 
+from changelake_consumer.ports import IteratorExpiredError, Page, ShardInfo, ThrottledError
+
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
-
-
-class IteratorExpiredError(Exception):
-    """The shard iterator expired (5 minutes unused): open a new one after the last record."""
-
-
-class ThrottledError(Exception):
-    """The shard's read budget is spent (ProvisionedThroughputExceeded): wait and retry."""
-
-
-@dataclass(frozen=True, slots=True)
-class ShardInfo:
-    """One shard as ListShards describes it."""
-
-    shard_id: str
-    parent_ids: tuple[str, ...]
-    ending_sequence: str | None
-
-    @property
-    def closed(self) -> bool:
-        """A closed shard (split or merged) receives no new records."""
-        return self.ending_sequence is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One GetRecords answer: records with their positions, the next iterator, the lag."""
-
-    records: list[tuple[bytes, Position]]
-    next_iterator: str | None
-    millis_behind: int
 
 
 class KinesisShardReader:
