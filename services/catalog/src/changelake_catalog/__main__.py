@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 
+from changelake.glue_partitions import GluePartitions
 from changelake.logs import configure_logging
 from changelake.metrics import make_metrics
 from changelake.s3_store import S3ObjectStore
@@ -41,6 +42,7 @@ def build_service(settings: CatalogSettings) -> CatalogService:
         retry_delay_seconds=settings.catalog_retry_delay_seconds,
         workers=settings.catalog_workers,
         footer_bytes=settings.catalog_footer_bytes,
+        partitions=GluePartitions(settings.database),
     )
 
 

@@ -30,6 +30,7 @@ import pyarrow as pa
 from changelake import privacy
 from changelake.layout import Partition
 from changelake.ports import Metrics, ObjectStore
+from changelake.rewrite import Lake, PartitionCatalog, make_visible
 
 from changelake_catalog.columns import Column, columns_of
 from changelake_catalog.exceptions import InvalidNotificationError, InvalidParquetError
@@ -114,6 +115,7 @@ class CatalogService:
         retry_delay_seconds: int = 5,
         workers: int = 8,
         footer_bytes: int = 65536,
+        partitions: PartitionCatalog | None = None,
     ) -> None:
         self._queue = queue
         self._store = store
@@ -126,6 +128,8 @@ class CatalogService:
         self._retry_delay = retry_delay_seconds
         self._workers = workers
         self._footer_bytes = footer_bytes
+        # Late data (ADR 0034): new objects of rewritten partitions are copied into them.
+        self._late = Lake(store, partitions, bucket) if partitions is not None and bucket else None
         self._known_columns: dict[str, frozenset[str]] = {}
         self._known_partitions: dict[str, set[Partition]] = defaultdict(set)
         self._known_privacy: dict[str, str] = {}
@@ -280,6 +284,14 @@ class CatalogService:
             if len(known_parts) > _PARTITION_CACHE_LIMIT:
                 known_parts.clear()  # a cache only: Glue's AlreadyExists keeps it correct
             known_parts.update(partitions)
+        if self._late is not None:
+            by_partition: dict[Partition, list[str]] = defaultdict(list)
+            for ref in refs:
+                by_partition[ref.partition].append(ref.key)
+            copies = make_visible(self._late, table, by_partition)
+            if copies:
+                log.info("late objects made visible", extra={"table": table, "copies": copies})
+                self._metrics.count("catalog_late_objects", len(copies), {"table": table})
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; an error pauses and retries, it never ends the loop."""

@@ -1,0 +1,31 @@
+"""Fixtures of the maintenance tests: an empty lake, and one written by the product's writers."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from changelake.glue_partitions import GluePartitions
+from changelake.layout import DATABASE
+from changelake.s3_store import S3ObjectStore
+from changelake_catalog.glue_registry import GlueRegistry
+from maintenance_lake import BUCKET, LakeFixture, processor, workload
+
+
+@pytest.fixture
+def lake(aws_endpoint: str) -> LakeFixture:
+    """An empty bucket and Glue database."""
+    del aws_endpoint
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    registry = GlueRegistry(BUCKET, DATABASE)
+    registry.ensure_database()
+    return LakeFixture(S3ObjectStore(BUCKET), GluePartitions(DATABASE), registry)
+
+
+@pytest.fixture
+def written(lake: LakeFixture) -> LakeFixture:
+    """The workload written by the consumer's processor and registered by the catalog."""
+    proc = processor(lake.store)
+    proc.process(workload(120))
+    proc.flush_all()
+    lake.register()
+    return lake
