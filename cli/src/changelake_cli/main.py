@@ -10,6 +10,7 @@ import typer
 from changelake_cli import (
     backfill_cmd,
     catalog_cmd,
+    compact_cmd,
     consumer_cmd,
     demo_cmd,
     errors,
@@ -34,6 +35,7 @@ for _module in (
     produce_cmd,
     consumer_cmd,
     catalog_cmd,
+    compact_cmd,
     query_cmd,
     reconcile_cmd,
     redrive_cmd,

@@ -219,9 +219,19 @@ class ExpireReport:
 
     table: str
     before: str
-    snapshot_covers_until: str | None
     dropped: tuple[Partition, ...]
+    kept_uncovered: tuple[Partition, ...]
     dry_run: bool
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready summary."""
+        return {
+            "table": self.table,
+            "expire_before": self.before,
+            "dry_run": self.dry_run,
+            "partitions_expired": [p.path for p in self.dropped],
+            "partitions_kept_not_in_snapshot": [p.path for p in self.kept_uncovered],
+        }
 
 
 def expire_table(
@@ -229,31 +239,32 @@ def expire_table(
     table: str,
     *,
     max_age: timedelta,
-    snapshot_covers_until: datetime | None,
+    covered: Callable[[Partition], bool] | None,
     grace: timedelta = DEFAULT_GRACE,
     dry_run: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ExpireReport:
     """Drop partitions older than ``max_age`` from Glue; their objects go after the grace.
 
-    Only partitions that end at or before ``snapshot_covers_until`` (the event time up to
-    which a current-state snapshot holds every item's latest image) are dropped: without a
-    snapshot the history *is* the current state, so nothing is dropped and
-    :class:`ExpireRefusedError` says why. Per partition a trash record naming its base prefix and
-    its generations is written first, then the partitions are deregistered in one call; the
-    objects are deleted by :func:`~changelake.rewrite.collect_trash` once the grace period
-    has passed (queries planned before the drop may still read them) and only if the
-    partition is no longer registered (a crash before the drop leaves it whole).
+    ``covered(partition)`` says whether the current-state snapshot holds the partition's
+    changes (folded, and nothing arrived since); only those are dropped. ``None`` (no snapshot)
+    refuses with :class:`ExpireRefusedError`: without a snapshot the history *is* the current
+    state. Per partition a trash record naming its base prefix and its generations is written
+    first, then the partitions are deregistered; the objects are deleted by
+    :func:`~changelake.rewrite.collect_trash` once the grace period has passed (queries planned
+    before the drop may still read them) and only if the partition is no longer registered
+    (a crash before the drop leaves it whole).
     """
     before = now() - max_age
-    if snapshot_covers_until is None:
+    if covered is None:
         raise ExpireRefusedError(
-            f"{table}: no current-state snapshot covers the history before "
-            f"{before.isoformat()}; expiring it would change {table}'s current state "
-            "(build the snapshot first)"
+            f"{table}: no current-state snapshot exists; expiring history before "
+            f"{before.isoformat()} would change {table}'s current state "
+            "(take a snapshot first)"
         )
-    limit = min(before, snapshot_covers_until)
-    doomed = sorted(p for p in lake.catalog.locations(table) if p.end() <= limit)
+    old = sorted(p for p in lake.catalog.locations(table) if p.end() <= before)
+    doomed = [p for p in old if covered(p)]
+    kept = tuple(p for p in old if not covered(p))
     if not dry_run and doomed:
         for partition in doomed:
             record = TrashRecord(
@@ -270,6 +281,4 @@ def expire_table(
             lake.store.put(expire_trash_key(table, partition), record.to_json(), "application/json")
         lake.catalog.drop(table, doomed)
         log.info("partitions expired", extra={"table": table, "count": len(doomed)})
-    return ExpireReport(
-        table, before.isoformat(), snapshot_covers_until.isoformat(), tuple(doomed), dry_run
-    )
+    return ExpireReport(table, before.isoformat(), tuple(doomed), kept, dry_run)

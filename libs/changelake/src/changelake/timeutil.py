@@ -72,3 +72,20 @@ def datetime_to_us(moment: datetime) -> int:
 def now_us() -> int:
     """Current time in epoch µs."""
     return datetime_to_us(datetime.now(UTC))
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``2h``, ``7d`` (or a bare number of seconds) → a ``timedelta``."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "s"
+    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90m, 2h, 7d)") from None
+    if amount < 0:
+        raise ValueError(f"negative duration: {text!r}")
+    return timedelta(seconds=amount * _DURATION_UNITS[unit])

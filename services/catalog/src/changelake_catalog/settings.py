@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from changelake.settings import ChangelakeSettings
-from pydantic import Field
+from changelake.timeutil import parse_duration
+from pydantic import Field, field_validator
 
 
 class CatalogSettings(ChangelakeSettings):
@@ -46,3 +47,34 @@ class CatalogSettings(ChangelakeSettings):
     catalog_glue_backoff_seconds: float = Field(
         0.2, ge=0, le=10, description="First backoff delay of Glue retries (doubles, jittered)"
     )
+    # Lake maintenance: `changelake compact` and the scheduled compaction task (ADR 0033).
+    compact_older_than: str = Field(
+        "2h",
+        description="Compact only partition-hours that ended at least this long ago (sealed): "
+        "a duration like 90m, 2h, 1d",
+    )
+    compact_grace: str = Field(
+        "1h",
+        description="Delete the objects a compaction replaced only this long after the swap: "
+        "longer than the longest query (a duration)",
+    )
+    compact_target_file_mb: int = Field(
+        128,
+        ge=1,
+        description="Target size of a compacted file; a partition-hour is cut into "
+        "several only when its objects hold more than this",
+    )
+    compact_expire: bool = Field(
+        False,
+        description="Also drop partitions older than CHANGELAKE_COMPACT_EXPIRE_AFTER, only "
+        "those a current-state snapshot covers (off by default: history is the product)",
+    )
+    compact_expire_after: str = Field(
+        "365d", description="Age of the partitions --expire drops (a duration)"
+    )
+
+    @field_validator("compact_older_than", "compact_grace", "compact_expire_after")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value

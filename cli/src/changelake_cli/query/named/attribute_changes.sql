@@ -11,7 +11,8 @@ SELECT event_time, item_key, event_name,
 FROM (
     SELECT event_time, item_key, event_name, is_ttl_delete, old_image, new_image, event_id,
            sequence_number,
-           row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy
+           row_number() OVER (PARTITION BY event_id
+               ORDER BY length(sequence_number) DESC, sequence_number DESC) AS copy
     FROM ${table}_changes
     WHERE contains(changed_attributes, ?)
 )

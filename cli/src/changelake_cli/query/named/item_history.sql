@@ -4,7 +4,8 @@ SELECT event_time, event_name, event_id, changed_attributes, is_ttl_delete, new_
 FROM (
     SELECT event_time, event_name, event_id, changed_attributes, is_ttl_delete, new_image,
            old_image, sequence_number,
-           row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy
+           row_number() OVER (PARTITION BY event_id
+               ORDER BY length(sequence_number) DESC, sequence_number DESC) AS copy
     FROM ${table}_changes
     WHERE item_key = ?
 )

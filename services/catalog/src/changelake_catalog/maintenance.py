@@ -1,0 +1,123 @@
+"""Lake maintenance wired from settings: the scheduled compaction task and ``changelake compact``.
+
+``python -m changelake_catalog.maintenance`` is the ECS task the stack's EventBridge schedule
+runs (the catalog image: it holds the Glue and S3 adapters already): it compacts every
+configured table with the ``CHANGELAKE_COMPACT_*`` settings and, when
+``CHANGELAKE_COMPACT_EXPIRE`` is true, expires what a snapshot covers. Its summary is one JSON
+log line; any failure exits non-zero (the next scheduled run resumes: every step is idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from changelake import aws
+from changelake.compaction import compact_table, expire_table
+from changelake.glue_partitions import GluePartitions
+from changelake.layout import Partition, current_view_name
+from changelake.logs import configure_logging
+from changelake.rewrite import Lake
+from changelake.s3_store import S3ObjectStore
+from changelake.timeutil import parse_duration
+
+from changelake_catalog.settings import CatalogSettings
+
+log = logging.getLogger(__name__)
+
+# Where the snapshot job records what its snapshot folded (ADR 0035): a JSON parameter of
+# the <table>_current view with the first partition not folded ("cut") and the partitions
+# before it that received objects after the snapshot read them ("late").
+SNAPSHOT_PARAMETER = "changelake.snapshot"
+
+
+def configured_tables(settings: CatalogSettings) -> list[str]:
+    """The DynamoDB tables of this deployment (one helper: the multi-table setting goes here)."""
+    return [settings.table_name]
+
+
+def build_lake(settings: CatalogSettings) -> Lake:
+    """The lake's S3 objects and Glue partitions, from settings."""
+    return Lake(
+        S3ObjectStore(settings.lake_bucket), GluePartitions(settings.database), settings.lake_bucket
+    )
+
+
+def snapshot_coverage(settings: CatalogSettings, table: str) -> Callable[[Partition], bool] | None:
+    """Which partitions the current-state snapshot holds, or ``None`` when there is none."""
+    glue = aws.glue()
+    try:
+        view = glue.get_table(DatabaseName=settings.database, Name=current_view_name(table))
+    except glue.exceptions.EntityNotFoundException:
+        return None
+    text = (view["Table"].get("Parameters") or {}).get(SNAPSHOT_PARAMETER)
+    if not text:
+        return None
+    state = orjson.loads(text)
+    cut = Partition(*map(str, state["cut"]))
+    late = {Partition(*map(str, p)) for p in state.get("late", [])}
+    return lambda p: p < cut and p not in late
+
+
+def run(
+    settings: CatalogSettings,
+    tables: Sequence[str] | None = None,
+    *,
+    older_than: timedelta | None = None,
+    grace: timedelta | None = None,
+    dry_run: bool = False,
+    expire: bool | None = None,
+    expire_after: timedelta | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[dict[str, Any]]:
+    """Compact (then, if asked, expire) each table; one summary per table."""
+    lake = build_lake(settings)
+    grace = grace if grace is not None else parse_duration(settings.compact_grace)
+    summaries = []
+    for table in tables or configured_tables(settings):
+        report = compact_table(
+            lake,
+            table,
+            older_than=(
+                older_than
+                if older_than is not None
+                else parse_duration(settings.compact_older_than)
+            ),
+            grace=grace,
+            dry_run=dry_run,
+            target_file_bytes=settings.compact_target_file_mb * 1024 * 1024,
+            now=now,
+        )
+        summary: dict[str, Any] = report.summary()
+        if expire if expire is not None else settings.compact_expire:
+            expired = expire_table(
+                lake,
+                table,
+                max_age=(
+                    expire_after
+                    if expire_after is not None
+                    else parse_duration(settings.compact_expire_after)
+                ),
+                covered=snapshot_coverage(settings, table),
+                grace=grace,
+                dry_run=dry_run,
+                now=now,
+            )
+            summary["expire"] = expired.summary()
+        log.info("compaction done", extra={"summary": summary})
+        summaries.append(summary)
+    return summaries
+
+
+def main() -> None:
+    """The scheduled task: compact every configured table with the settings' values."""
+    settings = CatalogSettings()
+    configure_logging(settings.log_level)
+    run(settings)
+
+
+if __name__ == "__main__":
+    main()
