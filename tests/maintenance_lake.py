@@ -21,7 +21,7 @@ from changelake.s3_store import S3ObjectStore
 from changelake_catalog.glue_registry import GlueRegistry
 from changelake_catalog.repair import Repairer
 from changelake_consumer.service import BatchPolicy, ShardProcessor
-from changelake_consumer.testing import SHARD, T0, change, person, seq
+from changelake_testsupport.person_changes import SHARD, T0, change, person, seq
 
 BUCKET = "maintenance-lake"
 TABLE = "persons"

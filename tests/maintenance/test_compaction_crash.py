@@ -17,7 +17,7 @@ import pytest
 from changelake.compaction import compact_table
 from changelake.layout import Partition, changes_prefix
 from changelake.rewrite import MANIFEST, key_of, make_visible
-from changelake_consumer.testing import SHARD, T0, change, person
+from changelake_testsupport.person_changes import SHARD, T0, change, person
 from maintenance_lake import BUCKET, TABLE, LakeFixture, processor, workload
 
 pytestmark = pytest.mark.aws
