@@ -75,6 +75,10 @@ def test_bench_query_json_shape_tiny(tmp_path: Path) -> None:
         assert doc["baseline"][q]["bytes_read"] > 0
     assert not [n for n in doc["notes"] if n.startswith("MISMATCH")]
     assert doc["baseline"]["per_hour"]["rows"] == 24
+    # after compaction: one file per partition-hour read, the same answers (no MISMATCH note)
+    after = doc["ours"]["per_hour"]["after_compaction"]
+    assert after["files"] == 24 < doc["ours"]["per_hour"]["files"]
+    assert after["rows"] == doc["ours"]["per_hour"]["rows"]
     # the lake is cached: a second run reuses it
     again = _run(
         ["query", "--changes", "3000", "--days", "2", "--reps", "1", "--cache-dir", str(tmp_path)]

@@ -19,6 +19,7 @@ SETTINGS_CLASSES: dict[str, str] = {
     "transform": "changelake_transform.settings:TransformSettings",
     "producer": "changelake_producer.settings:ProducerSettings",
     "producer-task": "changelake_producer.settings:ProducerSettings",
+    "catalog-compact": "changelake_catalog.settings:CatalogSettings",
 }
 
 # The CHANGELAKE_* variables the stack sets on each service's container or function. Every name
@@ -61,6 +62,18 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
         "CHANGELAKE_PRODUCER_DURATION_S",
         "CHANGELAKE_PRODUCER_RATE",
     ),
+    # Lake maintenance: the catalog image as a scheduled task (EventBridge -> RunTask, ADR 0033).
+    "catalog-compact": (
+        "CHANGELAKE_REGION",
+        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_LAKE_BUCKET",
+        "CHANGELAKE_DATABASE",
+        "CHANGELAKE_LOG_LEVEL",
+        "CHANGELAKE_COMPACT_OLDER_THAN",
+        "CHANGELAKE_COMPACT_GRACE",
+        "CHANGELAKE_COMPACT_EXPIRE",
+        "CHANGELAKE_COMPACT_EXPIRE_AFTER",
+    ),
 }
 
 # Added to these services' environment when the `privacy_policy` context is set (README
@@ -72,6 +85,7 @@ PRIVACY_ENVIRONMENT = ("CHANGELAKE_PRIVACY_POLICY", "CHANGELAKE_PRIVACY_KEY_SECR
 CONSUMER_COMMAND = ("/usr/local/bin/kcl-entrypoint.sh",)
 CATALOG_COMMAND = ("python", "-m", "changelake_catalog")
 PRODUCER_COMMAND = ("python", "-m", "changelake_producer")
+COMPACT_COMMAND = ("python", "-m", "changelake_catalog.maintenance")
 LAMBDA_HANDLERS: dict[str, str] = {
     "transform": "changelake_transform.handler.handler",
     "producer": "changelake_producer.lambda_handler.handler",
@@ -83,6 +97,7 @@ IMAGES: dict[str, tuple[str, str | None]] = {
     "transform": ("services/transform/Dockerfile", "lambda"),
     "producer": ("services/producer/Dockerfile", "lambda"),
     "producer-task": ("services/producer/Dockerfile", "runtime"),
+    "catalog-compact": ("services/catalog/Dockerfile", None),
 }
 
 # The uid:gid every service image runs as (its Dockerfile's USER); the task definitions say it
@@ -102,6 +117,7 @@ WRITABLE_PATHS: dict[str, tuple[str, ...]] = {
     "consumer": ("/tmp",),
     "catalog": ("/tmp",),
     "producer-task": ("/tmp",),
+    "catalog-compact": ("/tmp",),
 }
 
 # Metrics the stack's alarms, dashboard and scaling read, by the namespace the code emits them

@@ -19,6 +19,8 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
@@ -75,6 +77,17 @@ class ChangelakeConfig:
     # Privacy policy JSON and the ARN of the secret holding its hashing key (ADR 0027).
     privacy_policy: str | None = None
     privacy_key_secret: str | None = None
+    # Retention (README "Lake maintenance"): raw/ and errors/ by lifecycle; changes/ only by
+    # the compaction task's --expire, off by default (history is the product).
+    raw_retention_days: int = 365
+    errors_retention_days: int = 90
+    # The compaction task (ADR 0033): an EventBridge schedule expression ("" = no schedule)
+    # and the task's CHANGELAKE_COMPACT_* settings.
+    compact_schedule: str = "rate(1 hour)"
+    compact_older_than: str = "2h"
+    compact_grace: str = "1h"
+    compact_expire: bool = False
+    compact_expire_after: str = "365d"
 
     @classmethod
     def from_context(cls, scope: Construct) -> ChangelakeConfig:
@@ -102,6 +115,14 @@ class ChangelakeConfig:
             nat_gateways=int(str(get("nat_gateways", cls.nat_gateways))),
             privacy_policy=_privacy_policy(node.try_get_context("privacy_policy")),
             privacy_key_secret=optional("privacy_key_secret"),
+            raw_retention_days=int(str(get("raw_retention_days", cls.raw_retention_days))),
+            errors_retention_days=int(str(get("errors_retention_days", cls.errors_retention_days))),
+            compact_schedule=str(get("compact_schedule", cls.compact_schedule)),
+            compact_older_than=str(get("compact_older_than", cls.compact_older_than)),
+            compact_grace=str(get("compact_grace", cls.compact_grace)),
+            compact_expire=str(get("compact_expire", cls.compact_expire)).lower()
+            in ("1", "true", "yes"),
+            compact_expire_after=str(get("compact_expire_after", cls.compact_expire_after)),
         )
 
 
@@ -219,6 +240,7 @@ class ChangelakeStack(cdk.Stack):
         )
         self.consumer_service = self._consumer_service()
         self.catalog_service = self._catalog_service()
+        self.compact_task, self.compact_rule = self._compact_task()
         self.producer = self._producer_lambda() if cfg.with_producer else None
         self.producer_task = self._producer_task() if cfg.with_producer else None
         self.monitoring = Monitoring(
@@ -371,6 +393,9 @@ class ChangelakeStack(cdk.Stack):
         return table, stream
 
     def _bucket(self) -> s3.Bucket:
+        cfg = self.config
+        if cfg.raw_retention_days < 1 or cfg.errors_retention_days < 1:
+            raise ValueError("raw_retention_days and errors_retention_days must be >= 1")
         access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -403,23 +428,25 @@ class ChangelakeStack(cdk.Stack):
                 s3.LifecycleRule(
                     id="raw-to-infrequent-access-then-expire",
                     prefix=contract.RAW_PREFIX,
+                    # Tiering only where it comes before the expiry (S3 rejects the rest).
                     transitions=[
                         s3.Transition(
-                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                            transition_after=cdk.Duration.days(30),
-                        ),
-                        s3.Transition(
-                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                            transition_after=cdk.Duration.days(90),
-                        ),
+                            storage_class=storage_class,
+                            transition_after=cdk.Duration.days(days),
+                        )
+                        for storage_class, days in (
+                            (s3.StorageClass.INFREQUENT_ACCESS, 30),
+                            (s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, 90),
+                        )
+                        if days < cfg.raw_retention_days
                     ],
-                    expiration=cdk.Duration.days(365),
+                    expiration=cdk.Duration.days(cfg.raw_retention_days),
                     noncurrent_version_expiration=cdk.Duration.days(7),
                 ),
                 s3.LifecycleRule(
                     id="expire-errors",
                     prefix=contract.ERRORS_PREFIX,
-                    expiration=cdk.Duration.days(90),
+                    expiration=cdk.Duration.days(cfg.errors_retention_days),
                     noncurrent_version_expiration=cdk.Duration.days(7),
                 ),
                 s3.LifecycleRule(
@@ -985,7 +1012,16 @@ class ChangelakeStack(cdk.Stack):
                 resources=[self.bucket.arn_for_objects(f"{contract.CHANGES_PREFIX}*")],
             )
         )
-        role.add_to_principal_policy(self._kms_via("s3", decrypt=True, encrypt=False))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                # Late data (ADR 0034): an object landing in a compacted partition is copied
+                # into the partition's current generation, under changes/<table>/compacted/.
+                sid="CopyLateObjectsIntoGenerations",
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects(f"{contract.CHANGES_PREFIX}*/compacted/*")],
+            )
+        )
+        role.add_to_principal_policy(self._kms_via("s3", decrypt=True, encrypt=True))
         glue_arn = f"arn:{self.partition}:glue:{self.region}:{self.account}"
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -1013,6 +1049,96 @@ class ChangelakeStack(cdk.Stack):
         )
         # No PutMetricData: the catalog's metrics are EMF log lines (CHANGELAKE_METRICS=emf).
         return self._service("catalog", task, 1)
+
+    def _compact_task(self) -> tuple[ecs.FargateTaskDefinition, events.Rule | None]:
+        """The catalog image running `python -m changelake_catalog.maintenance` on a schedule."""
+        cfg = self.config
+        env = self._environment(
+            "catalog-compact",
+            {
+                "CHANGELAKE_REGION": self.region,
+                "CHANGELAKE_TABLE_NAME": self.table.table_name,
+                "CHANGELAKE_LAKE_BUCKET": self.bucket.bucket_name,
+                "CHANGELAKE_DATABASE": self.database_name,
+                "CHANGELAKE_LOG_LEVEL": cfg.log_level,
+                "CHANGELAKE_COMPACT_OLDER_THAN": cfg.compact_older_than,
+                "CHANGELAKE_COMPACT_GRACE": cfg.compact_grace,
+                "CHANGELAKE_COMPACT_EXPIRE": str(cfg.compact_expire).lower(),
+                "CHANGELAKE_COMPACT_EXPIRE_AFTER": cfg.compact_expire_after,
+            },
+        )
+        # A partition-hour is read into memory whole (ADR 0033): 2 vCPU, 8 GiB.
+        task, _ = self._task(
+            "catalog-compact", contract.COMPACT_COMMAND, env, cpu=2048, memory=8192
+        )
+        role = task.task_role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListTheChanges",
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{contract.CHANGES_PREFIX}*"]}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                # Read the partitions, write generations and trash records, delete what a swap
+                # replaced (after the grace period) or what --expire dropped.
+                sid="RewriteTheChanges",
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=[self.bucket.arn_for_objects(f"{contract.CHANGES_PREFIX}*")],
+            )
+        )
+        role.add_to_principal_policy(self._kms_via("s3", decrypt=True, encrypt=True))
+        glue_arn = f"arn:{self.partition}:glue:{self.region}:{self.account}"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="SwapAndDropPartitions",
+                actions=[
+                    "glue:GetTable",
+                    "glue:GetPartition",
+                    "glue:GetPartitions",
+                    "glue:BatchGetPartition",
+                    "glue:UpdatePartition",
+                    "glue:BatchDeletePartition",
+                ],
+                resources=[
+                    f"{glue_arn}:catalog",
+                    f"{glue_arn}:database/{self.database_name}",
+                    f"{glue_arn}:table/{self.database_name}/*",
+                ],
+            )
+        )
+        cdk.CfnOutput(self, "CompactTaskDefinitionArn", value=task.task_definition_arn)
+        if not cfg.compact_schedule:
+            return task, None
+        group = ec2.SecurityGroup(
+            self,
+            "CompactSg",
+            vpc=self.vpc,
+            description="changelake compaction task: no inbound, outbound to AWS APIs",
+            allow_all_outbound=True,
+        )
+        rule = events.Rule(
+            self,
+            "CompactSchedule",
+            description="changelake: compact sealed partition-hours (ADR 0033)",
+            schedule=events.Schedule.expression(cfg.compact_schedule),
+            targets=[
+                events_targets.EcsTask(
+                    cluster=self.cluster,
+                    task_definition=task,
+                    launch_type=ecs.LaunchType.FARGATE,
+                    subnet_selection=ec2.SubnetSelection(
+                        subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+                    ),
+                    security_groups=[group],
+                    assign_public_ip=False,
+                    task_count=1,
+                )
+            ],
+        )
+        return task, rule
 
     # ---- helpers --------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ def task_definitions(synth: Synth) -> dict[str, dict[str, Any]]:
         "consumer": "ConsumerTask",
         "catalog": "CatalogTask",
         "producer-task": "ProducerTask",
+        "catalog-compact": "CatalogCompactTask",
     }
     found: dict[str, dict[str, Any]] = {}
     for logical_id, resource in synth.resources("AWS::ECS::TaskDefinition").items():

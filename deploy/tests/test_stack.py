@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,7 +111,9 @@ def test_stack_resource_counts_whole_pipeline(template: Any) -> None:
         "AWS::KinesisFirehose::DeliveryStream": 1,
         "AWS::ECS::Cluster": 1,
         "AWS::ECS::Service": 2,
-        "AWS::ECS::TaskDefinition": 3,  # consumer, catalog, and the producer's run-task
+        # consumer, catalog, the producer's run-task, and the scheduled compaction
+        "AWS::ECS::TaskDefinition": 4,
+        "AWS::Events::Rule": 1,
         "AWS::SQS::Queue": 2,
         "AWS::Glue::Database": 1,
         "AWS::Athena::WorkGroup": 1,
@@ -440,13 +443,17 @@ def test_consumer_role_writes_only_changes_and_its_errors(synth: Synth) -> None:
     assert not any(a.startswith("glue:") or a.startswith("sqs:") for a in table)
 
 
-def test_catalog_role_reads_changes_registers_glue_and_never_writes_s3(synth: Synth) -> None:
-    """The catalog reads changes/ objects and the queue, writes Glue only in its database."""
+def test_catalog_role_reads_changes_registers_glue_and_writes_only_generations(
+    synth: Synth,
+) -> None:
+    """The catalog reads changes/ objects and the queue, writes Glue only in its database and
+    S3 only where late objects are copied into compacted partitions (ADR 0034)."""
     role = task_role(synth, "CatalogTask")
     bucket_id, _ = lake_bucket(synth)
     table = allowed(synth, role)
     assert object_suffixes(table["s3:GetObject"], bucket_id) == ["/changes/*"]
-    assert not any(a.startswith("s3:Put") or a.startswith("s3:Delete") for a in table)
+    assert object_suffixes(table["s3:PutObject"], bucket_id) == ["/changes/*/compacted/*"]
+    assert not any(a.startswith("s3:Delete") for a in table)
     assert not any(a.startswith("glue:Delete") for a in table)
     glue_resources = json.dumps(table["glue:BatchCreatePartition"])
     assert ":table/changelake/*" in glue_resources
@@ -549,7 +556,7 @@ def test_context_existing_vpc_other_table_without_producer(variant: Synth) -> No
         if r["Properties"].get("PackageType") == "Image"
     ]
     assert len(images) == 1
-    assert len(variant.resources("AWS::ECS::TaskDefinition")) == 2
+    assert len(variant.resources("AWS::ECS::TaskDefinition")) == 3  # + the compaction
     sqls = [
         q["Properties"]["QueryString"]
         for q in variant.resources("AWS::Athena::NamedQuery").values()
@@ -570,6 +577,9 @@ def test_contract_environment_matches_stack_for_every_service(synth: Synth) -> N
             image_function(synth, "Producer")[1]["Properties"]["Environment"]["Variables"]
         ),
         "producer-task": {e["Name"] for e in container(synth, "ProducerTaskTask")["Environment"]},
+        "catalog-compact": {
+            e["Name"] for e in container(synth, "CatalogCompactTask")["Environment"]
+        },
     }
     assert seen == {k: set(v) for k, v in contract.ENVIRONMENT.items()}
     assert set(contract.SETTINGS_CLASSES) == set(contract.ENVIRONMENT)
@@ -610,3 +620,71 @@ def test_assertions_api_sees_the_same_wiring(template: Any) -> None:
     template.all_resources_properties(
         "AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value(), "RetentionInDays": 30}
     )
+
+
+# ---- lake maintenance (ADR 0033): the scheduled compaction task, retention ----------------------
+
+
+def test_compaction_runs_the_catalog_image_on_an_eventbridge_schedule(synth: Synth) -> None:
+    """An EventBridge rule runs the compaction task on Fargate, privately, every hour."""
+    definition = container(synth, "CatalogCompactTask")
+    assert definition["Command"] == list(contract.COMPACT_COMMAND)
+    env = {e["Name"]: e["Value"] for e in definition["Environment"]}
+    assert sorted(env) == sorted(contract.ENVIRONMENT["catalog-compact"])
+    assert env["CHANGELAKE_COMPACT_EXPIRE"] == "false"  # history is kept unless asked
+    assert env["CHANGELAKE_COMPACT_OLDER_THAN"] == "2h"
+    [rule] = synth.resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    [target] = rule["Properties"]["Targets"]
+    ecs_params = target["EcsParameters"]
+    assert ecs_params["LaunchType"] == "FARGATE"
+    assert ecs_params["TaskDefinitionArn"]["Ref"].startswith("CatalogCompactTask")
+    network = ecs_params["NetworkConfiguration"]["AwsVpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    task_ids = {
+        s["Properties"]["TaskDefinition"]["Ref"]
+        for s in synth.resources("AWS::ECS::Service").values()
+    }
+    assert not any(t.startswith("CatalogCompact") for t in task_ids)  # no service: a schedule
+
+
+def test_compaction_role_rewrites_changes_and_swaps_partitions_only(synth: Synth) -> None:
+    """The task reads, writes and deletes under changes/ only; Glue: swap and drop partitions."""
+    role = task_role(synth, "CatalogCompactTask")
+    bucket_id, _ = lake_bucket(synth)
+    table = allowed(synth, role)
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert object_suffixes(table[action], bucket_id) == ["/changes/*"]
+    assert {"glue:UpdatePartition", "glue:BatchDeletePartition", "glue:GetPartitions"} <= set(table)
+    assert not any(a.startswith("glue:Create") or a == "glue:DeleteTable" for a in table)
+    assert ":table/changelake/*" in json.dumps(table["glue:UpdatePartition"])
+    assert not any(a.startswith(("kinesis:", "dynamodb:", "sqs:")) for a in table)
+
+
+def test_retention_and_schedule_come_from_context(tmp_path: Path) -> None:
+    """raw/ and errors/ expire after the context's days (tiering only before the expiry);
+    compact_schedule="" leaves the task to run by hand; --expire can be switched on."""
+    variant = synthesize(
+        tmp_path,
+        {
+            "raw_retention_days": 60,
+            "errors_retention_days": 14,
+            "compact_schedule": "",
+            "compact_expire": "true",
+            "compact_expire_after": "400d",
+        },
+    )
+    _, bucket = lake_bucket(variant)
+    rules = {
+        r["Prefix"]: r
+        for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+        if "Prefix" in r
+    }
+    assert rules[contract.RAW_PREFIX]["ExpirationInDays"] == 60
+    assert [t["StorageClass"] for t in rules[contract.RAW_PREFIX]["Transitions"]] == ["STANDARD_IA"]
+    assert rules[contract.ERRORS_PREFIX]["ExpirationInDays"] == 14
+    assert "ExpirationInDays" not in rules[contract.CHANGES_PREFIX]
+    assert variant.resources("AWS::Events::Rule") == {}
+    env = {e["Name"]: e["Value"] for e in container(variant, "CatalogCompactTask")["Environment"]}
+    assert env["CHANGELAKE_COMPACT_EXPIRE"] == "true"
+    assert env["CHANGELAKE_COMPACT_EXPIRE_AFTER"] == "400d"

@@ -83,8 +83,15 @@ def _write(lake: LakeFixture) -> None:
     lake.register()
 
 
-@pytest.mark.parametrize("scenario", ["first", "late"])
-@pytest.mark.parametrize("step", STEPS)
+# Every step of the first rewrite (base prefix → generation), and the steps that differ in a
+# later one (generation → generation, with a late copy to carry over and an old generation to
+# delete).
+CASES = [("first", step) for step in STEPS] + [
+    ("late", step) for step in ("manifest-written", "swapped", "carried-over", "trash-deleted")
+]
+
+
+@pytest.mark.parametrize(("scenario", "step"), CASES)
 def test_a_crash_at_any_step_then_a_rerun_gives_the_same_lake(
     lake: LakeFixture, step: str, scenario: str
 ) -> None:

@@ -385,8 +385,9 @@ class RewriteResult:
     trash: tuple[str, ...] = field(default_factory=tuple)
 
 
-def read_tables(store: ObjectStore, keys: Sequence[str]) -> tuple[pa.Table, int]:
-    """All rows of ``keys`` as one table (columns unified by name) and the bytes read."""
+def read_tables(get: Callable[[str], bytes], keys: Sequence[str]) -> tuple[pa.Table, int]:
+    """All rows of ``keys`` (read with ``get``) as one table, columns unified by name, and the
+    bytes read; the files' key-value metadata (privacy policy version) is kept, last wins."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -394,7 +395,7 @@ def read_tables(store: ObjectStore, keys: Sequence[str]) -> tuple[pa.Table, int]
     size = 0
     metadata: dict[bytes, bytes] = {}
     for key in keys:
-        data = store.get(key)
+        data = get(key)
         size += len(data)
         table = pq.read_table(io.BytesIO(data))
         metadata.update(table.schema.metadata or {})
@@ -450,7 +451,7 @@ def rewrite_partition(
         return None
     state = read_partition(lake, table, partition, location)
     inputs = state.inputs
-    rows, input_bytes = read_tables(store, inputs)
+    rows, input_bytes = read_tables(store.get, inputs)
     crash("inputs-read")
     out = transform(rows)
     number = int(state.generation.split("-")[0]) + 1 if state.generation else 1
