@@ -15,7 +15,7 @@ import sys
 import changelake
 import pytest
 
-NEEDS_AWS = {"changelake.aws", "changelake.s3_store"}
+NEEDS_AWS = {"changelake.aws", "changelake.s3_store", "changelake.glue_partitions"}
 NEEDS_ARROW = {"changelake.schema", "changelake.glue_schema"}
 HEAVY = ("pyarrow", "boto3", "botocore")
 
