@@ -46,7 +46,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -173,6 +173,20 @@ def _digest(parts: Iterable[str]) -> str:
     return h.hexdigest()[:8]
 
 
+def _dump(table: str, partition: Partition, fields: dict[str, object]) -> bytes:
+    """A maintenance document: format, table, partition, then ``fields``."""
+    head = {"format": FORMAT, "table": table, "dt": partition.dt, "hour": partition.hour}
+    return orjson.dumps({**head, **fields}, option=orjson.OPT_INDENT_2)
+
+
+def _load(data: bytes, what: str) -> tuple[dict[str, Any], str, Partition]:
+    """Parse a maintenance document: (document, table, partition); ``ValueError`` if not one."""
+    doc = orjson.loads(data)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"not a changelake {what}")
+    return doc, str(doc["table"]), Partition(str(doc["dt"]), str(doc["hour"]))
+
+
 # -- manifests ---------------------------------------------------------------------------------
 
 
@@ -194,12 +208,10 @@ class Manifest:
 
     def to_json(self) -> bytes:
         """The manifest document."""
-        return orjson.dumps(
+        return _dump(
+            self.table,
+            self.partition,
             {
-                "format": FORMAT,
-                "table": self.table,
-                "dt": self.partition.dt,
-                "hour": self.partition.hour,
                 "generation": self.generation,
                 "reason": self.reason,
                 "parts": list(self.parts),
@@ -209,18 +221,15 @@ class Manifest:
                 "previous_location": self.previous_location,
                 "created_at": self.created_at,
             },
-            option=orjson.OPT_INDENT_2,
         )
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
         """Parse a manifest document (``ValueError`` if it is not one)."""
-        doc = orjson.loads(data)
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ValueError("not a changelake generation manifest")
+        doc, table, partition = _load(data, "generation manifest")
         return cls(
-            table=str(doc["table"]),
-            partition=Partition(str(doc["dt"]), str(doc["hour"])),
+            table=table,
+            partition=partition,
             generation=str(doc["generation"]),
             reason=str(doc["reason"]),
             parts=tuple(doc["parts"]),
@@ -246,29 +255,24 @@ class TrashRecord:
 
     def to_json(self) -> bytes:
         """The trash record document."""
-        return orjson.dumps(
+        return _dump(
+            self.table,
+            self.partition,
             {
-                "format": FORMAT,
-                "table": self.table,
-                "dt": self.partition.dt,
-                "hour": self.partition.hour,
                 "location": self.location,
                 "not_before": self.not_before.isoformat(),
                 "keys": list(self.keys),
                 "prefixes": list(self.prefixes),
             },
-            option=orjson.OPT_INDENT_2,
         )
 
     @classmethod
     def from_json(cls, data: bytes) -> TrashRecord:
         """Parse a trash record (``ValueError`` if it is not one)."""
-        doc = orjson.loads(data)
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ValueError("not a changelake trash record")
+        doc, table, partition = _load(data, "trash record")
         return cls(
-            table=str(doc["table"]),
-            partition=Partition(str(doc["dt"]), str(doc["hour"])),
+            table=table,
+            partition=partition,
             location=str(doc["location"]),
             not_before=datetime.fromisoformat(str(doc["not_before"])),
             keys=tuple(doc["keys"]),
