@@ -85,8 +85,7 @@ def test_compaction_and_late_data_on_a_pipeline_written_lake(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from changelake_emulator.faults import FaultConfig
-    from changelake_producer.service import produce
-    from changelake_producer.writer import DynamoDBWriter
+    from changelake_producer.bootstrap import produce
 
     # The late change below must fall in the hour compacted here: not across an hour boundary.
     now = datetime.now(UTC)
@@ -99,7 +98,7 @@ def test_compaction_and_late_data_on_a_pipeline_written_lake(
         seed=5, duplicate_rate=0.05, reorder_window=8, ttl_rate=0.3, precision_mix=True
     )
     with LocalStack(free_port(), settings=settings, faults=faults, precision="MICROSECOND"):
-        produced = produce(DynamoDBWriter(table, region=settings.region), count=COUNT, seed=8)
+        produced = produce(count=COUNT, seed=8, settings=settings)
         engine = LocalEngine(database)
         _wait(lambda: _distinct(engine, table) >= produced.total, "the lake to catch up", 120)
         busiest = str(
