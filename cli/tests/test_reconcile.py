@@ -140,6 +140,29 @@ def test_reconcile_is_clean_then_finds_every_injected_gap(
         assert '{"pk":"old-item"}' in t.items.missing.examples  # unregistered: invisible
         assert report.exit_code == 1
 
+        # The quarantined records are queryable (the Glue tables over errors/, ADR 0031).
+        queried = CliRunner().invoke(
+            app,
+            [
+                "query",
+                "--sql",
+                "SELECT reason, sequence_number FROM persons_errors",
+                "--format",
+                "json",
+            ],
+        )
+        assert queried.exit_code == 0, queried.output
+        (row,) = json.loads(queried.stdout)
+        assert "not-a-number" in row["reason"]
+        queried = CliRunner().invoke(
+            app,
+            ["query", "--sql", "SELECT errorcode FROM firehose_error_records", "--format", "json"],
+        )
+        assert queried.exit_code == 0, queried.output
+        assert [r["errorcode"] for r in json.loads(queried.stdout)] == [
+            "Lambda.ProcessingFailedStatus"
+        ] * 2
+
         result = CliRunner().invoke(app, ["reconcile", "--format", "json"])
         assert result.exit_code == 1
         doc = json.loads(result.stdout)

@@ -273,4 +273,10 @@ def test_catalog_repair_command_prints_summary_for_one_table(
     assert summary["tables"] == ["persons"]
     assert (summary["partitions_found"], summary["partitions_added"]) == (1, 1)
     names = {t["Name"] for t in lake.glue.get_tables(DatabaseName=lake.database)["TableList"]}
-    assert names == {"persons_changes", "persons_raw", "persons_current"}
+    assert names == {
+        "persons_changes",
+        "persons_raw",
+        "persons_current",
+        "persons_errors",  # the tables over errors/ (ADR 0031)
+        "firehose_error_records",
+    }

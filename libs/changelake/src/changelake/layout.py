@@ -199,6 +199,15 @@ def raw_table_name(table: str) -> str:
     return f"{_glue_name(table)}_raw"
 
 
+def errors_table_name(table: str) -> str:
+    """Glue table over the consumer's quarantined records: ``<table>_errors``."""
+    return f"{_glue_name(table)}_errors"
+
+
+FIREHOSE_ERRORS_TABLE = "firehose_error_records"
+"""Glue table over Firehose's error output (every table; never ``<table>_<suffix>``)."""
+
+
 def current_view_name(table: str) -> str:
     """Glue/Athena view of the latest live image per item: ``<table>_current``."""
     return f"{_glue_name(table)}_current"

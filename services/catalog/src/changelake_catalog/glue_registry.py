@@ -28,7 +28,6 @@ from changelake.layout import (
     Partition,
     changes_table_name,
     current_view_name,
-    raw_table_name,
 )
 
 from changelake_catalog.columns import Column, merge_columns
@@ -36,6 +35,8 @@ from changelake_catalog.exceptions import CatalogError, ConcurrentUpdateError, T
 from changelake_catalog.glue_tables import (
     changes_table_input,
     columns_from_glue,
+    errors_table_input,
+    firehose_errors_table_input,
     partition_input,
     raw_table_input,
     table_input_from,
@@ -272,18 +273,23 @@ class GlueRegistry:
         return wrote
 
     def ensure_raw_table(self, table: str) -> bool:
-        """Create ``<table>_raw`` (partition projection) if missing; whether it was created."""
+        """Create ``<table>_raw`` (partition projection) if missing; whether it was created.
+
+        The tables over the JSON-lines error prefixes, ``<table>_errors`` and
+        ``firehose_error_records``, are created with it (ADR 0031).
+        """
+        self._create_if_missing(errors_table_input(table, self.bucket))
+        self._create_if_missing(firehose_errors_table_input(self.bucket))
+        return self._create_if_missing(raw_table_input(table, self.bucket))
+
+    def _create_if_missing(self, table_input: dict[str, Any]) -> bool:
         try:
-            self._call(
-                "create_table",
-                DatabaseName=self.database,
-                TableInput=raw_table_input(table, self.bucket),
-            )
+            self._call("create_table", DatabaseName=self.database, TableInput=table_input)
         except CatalogError as exc:
             if exc.code == ALREADY_EXISTS:
                 return False
             raise
-        log.info("table written", extra={"table": raw_table_name(table), "table_created": True})
+        log.info("table written", extra={"table": table_input["Name"], "table_created": True})
         return True
 
     def ensure_current_view(self, table: str) -> bool:

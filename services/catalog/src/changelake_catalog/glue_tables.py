@@ -6,6 +6,8 @@
   ``dt`` (date ``yyyy-MM-dd``) and ``hour`` (integer 0-23, two digits) with a
   ``storage.location.template``, so Athena can query it without any partition registration.
 * ``<table>_current``: an Athena view (``VIRTUAL_VIEW``, Presto view text).
+* ``<table>_errors`` (``errors/consumer/<table>/``, dt/hour projection) and
+  ``firehose_error_records`` (``errors/firehose/<type>/<day>/``): quarantined records.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from typing import Any
 
 from changelake.athena_view import EXPANDED_TEXT, encode_presto_view
 from changelake.layout import (
+    ERRORS,
+    FIREHOSE_ERRORS_TABLE,
     PARTITION_KEYS,
     Partition,
     changes_partition_prefix,
     changes_prefix,
     changes_table_name,
     current_view_name,
+    errors_prefix,
+    errors_table_name,
     raw_prefix,
     raw_table_name,
 )
@@ -73,6 +79,27 @@ RAW_COLUMNS: tuple[Column, ...] = (
         "struct<approximatecreationdatetime:bigint,approximatecreationdatetimeprecision:string,"
         "keys:string,newimage:string,oldimage:string,sizebytes:bigint>",
     ),
+)
+
+CONSUMER_ERROR_SOURCE = "consumer"
+# A consumer error line (changelake_consumer.service._error_line), table implied by the path.
+ERROR_COLUMNS: tuple[Column, ...] = (
+    Column("reason", "string"),
+    Column("data_base64", "string"),
+    Column("shard_id", "string"),
+    Column("sequence_number", "string"),
+    Column("arrival_time", "string"),
+    Column("error_time", "string"),
+)
+# Firehose's error record (names case-folded as the OpenX SerDe reads them).
+FIREHOSE_ERROR_COLUMNS: tuple[Column, ...] = (
+    Column("attemptsmade", "bigint"),
+    Column("arrivaltimestamp", "bigint"),
+    Column("errorcode", "string"),
+    Column("errormessage", "string"),
+    Column("attemptendingtimestamp", "bigint"),
+    Column("rawdata", "string"),
+    Column("lambdaarn", "string"),
 )
 
 
@@ -171,29 +198,88 @@ def partition_input(
 
 def raw_table_input(table: str, bucket: str) -> dict[str, Any]:
     """``TableInput`` of ``<table>_raw`` with partition projection on dt/hour."""
-    location = s3_url(bucket, raw_prefix(table))
+    return _json_lines_table(
+        raw_table_name(table),
+        f"Original Kinesis records of DynamoDB table {table} (Firehose, JSON lines)",
+        s3_url(bucket, raw_prefix(table)),
+        RAW_COLUMNS,
+        table,
+    )
+
+
+def errors_table_input(table: str, bucket: str) -> dict[str, Any]:
+    """``TableInput`` of ``<table>_errors``: the consumer's quarantined records (ADR 0031)."""
+    return _json_lines_table(
+        errors_table_name(table),
+        f"Records of DynamoDB table {table} the consumer quarantined (reason, original bytes)",
+        s3_url(bucket, errors_prefix(CONSUMER_ERROR_SOURCE, table)),
+        ERROR_COLUMNS,
+        table,
+    )
+
+
+def firehose_errors_table_input(bucket: str) -> dict[str, Any]:
+    """``TableInput`` of ``firehose_error_records``: Firehose's error output, every table.
+
+    Firehose names the folders by error type and arrival day (not Hive style), so the
+    projection's template spells them: ``errors/firehose/${error_type}/${day}/``.
+    """
+    location = s3_url(bucket, f"{ERRORS}/firehose/")
+    table = _json_lines_table(
+        FIREHOSE_ERRORS_TABLE,
+        "Records Firehose could not deliver (ProcessingFailed, partitioning failed), raw bytes",
+        location,
+        FIREHOSE_ERROR_COLUMNS,
+        None,
+    )
+    table["PartitionKeys"] = [
+        {"Name": "error_type", "Type": "string"},
+        {"Name": "day", "Type": "string"},
+    ]
+    table["Parameters"] = {
+        "classification": "json",
+        "EXTERNAL": "TRUE",
+        "projection.enabled": "true",
+        "projection.error_type.type": "enum",
+        "projection.error_type.values": "processing-failed,partitioning-failed",
+        "projection.day.type": "date",
+        "projection.day.format": "yyyy-MM-dd",
+        "projection.day.range": f"{RAW_PROJECTION_START},NOW",
+        "projection.day.interval": "1",
+        "projection.day.interval.unit": "DAYS",
+        "storage.location.template": location + "${error_type}/${day}/",
+    }
+    return table
+
+
+def _json_lines_table(
+    name: str, description: str, location: str, columns: Sequence[Column], source: str | None
+) -> dict[str, Any]:
+    """A JSON-lines table under ``location`` with partition projection on dt/hour."""
+    parameters = {
+        "classification": "json",
+        "EXTERNAL": "TRUE",
+        "projection.enabled": "true",
+        "projection.dt.type": "date",
+        "projection.dt.format": "yyyy-MM-dd",
+        "projection.dt.range": f"{RAW_PROJECTION_START},NOW",
+        "projection.dt.interval": "1",
+        "projection.dt.interval.unit": "DAYS",
+        "projection.hour.type": "integer",
+        "projection.hour.range": "0,23",
+        "projection.hour.digits": "2",
+        "storage.location.template": location + "dt=${dt}/hour=${hour}/",
+    }
+    if source is not None:
+        parameters[SOURCE_PARAMETER] = source
     return {
-        "Name": raw_table_name(table),
-        "Description": f"Original Kinesis records of DynamoDB table {table} (Firehose, JSON lines)",
+        "Name": name,
+        "Description": description,
         "TableType": "EXTERNAL_TABLE",
-        "Parameters": {
-            "classification": "json",
-            "EXTERNAL": "TRUE",
-            SOURCE_PARAMETER: table,
-            "projection.enabled": "true",
-            "projection.dt.type": "date",
-            "projection.dt.format": "yyyy-MM-dd",
-            "projection.dt.range": f"{RAW_PROJECTION_START},NOW",
-            "projection.dt.interval": "1",
-            "projection.dt.interval.unit": "DAYS",
-            "projection.hour.type": "integer",
-            "projection.hour.range": "0,23",
-            "projection.hour.digits": "2",
-            "storage.location.template": location + "dt=${dt}/hour=${hour}/",
-        },
+        "Parameters": parameters,
         "PartitionKeys": _partition_keys(),
         "StorageDescriptor": {
-            "Columns": glue_columns(RAW_COLUMNS),
+            "Columns": glue_columns(columns),
             "Location": location,
             "InputFormat": TEXT_INPUT,
             "OutputFormat": TEXT_OUTPUT,
