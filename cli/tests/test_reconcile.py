@@ -12,6 +12,7 @@ import boto3
 import orjson
 import pytest
 from changelake import layout
+from changelake.glue_partitions import GluePartitions
 from changelake.s3_store import S3ObjectStore
 from changelake_cli.local_stack import LocalStack
 from changelake_cli.main import app
@@ -77,6 +78,10 @@ def test_reconcile_is_clean_then_finds_every_injected_gap(
         old_id = str(uuid.uuid4())
         _put(stack, _record("old-item", old_ms, event_id=old_id))
         old_partition = layout.partition_for_us(old_ms * 1000)
+        # And one three hours back, for a compaction (reconcile reads what Glue points at).
+        older_ms = old_ms - 3_600_000
+        _put(stack, _record("older-item", older_ms))
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": "older-item"}, "n": {"N": "1"}})
 
         # The item's current image comes from DynamoDB (the same image: _current = Scan).
         ddb.put_item(TableName=TABLE, Item={"pk": {"S": "old-item"}, "n": {"N": "1"}})
@@ -86,9 +91,22 @@ def test_reconcile_is_clean_then_finds_every_injected_gap(
         assert report.exit_code == 0
         assert report.gaps() == 0
         assert t.items.mode == "full"
-        assert t.items.source_items == t.items.view_items == 37
-        assert t.events.raw_events == t.events.curated_events == 40 + 10 + 4 + 2
-        assert t.catalog.partitions == 2 == t.catalog.registered_partitions
+        assert t.items.source_items == t.items.view_items == 38
+        assert t.events.raw_events == t.events.curated_events == 40 + 10 + 4 + 2 + 2
+        assert t.catalog.partitions == 3 == t.catalog.registered_partitions
+        compacted = CliRunner().invoke(
+            app, ["compact", "--table", TABLE, "--older-than", "2h", "--grace", "0s", "--json"]
+        )
+        assert compacted.exit_code == 0, compacted.output
+        locations = GluePartitions(stack.settings.database).locations(TABLE)
+        older = layout.partition_for_us(older_ms * 1000)
+        assert "/compacted/" in locations[older]
+        assert not list(
+            S3ObjectStore(stack.settings.lake_bucket).list(
+                layout.changes_partition_prefix(TABLE, older)
+            )
+        )  # the consumer's objects are gone: only the generation holds its events
+        assert reconcile_from_settings(TABLE).clean
         result = CliRunner().invoke(app, ["reconcile", "--table", TABLE, "--format", "json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["clean"] is True

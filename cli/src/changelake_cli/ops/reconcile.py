@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import orjson
 from changelake import ddb_json, layout
@@ -55,10 +56,14 @@ SAMPLE_ITEMS = 20_000
 
 
 class PartitionCatalog(Protocol):
-    """What reconcile needs of the catalog: the partitions Glue lists for a table."""
+    """What reconcile needs of the catalog: the partitions Glue lists, and where each reads.
 
-    def existing_partitions(self, table: str) -> set[Partition]:
-        """Every partition registered on ``<table>_changes``."""
+    A partition reads its base prefix until a rewrite (compaction, erasure) points it at a
+    generation folder (``changelake.rewrite``); what a query sees is under that location.
+    """
+
+    def locations(self, table: str) -> dict[Partition, str]:
+        """Registered partitions of ``<table>_changes`` → location (``s3://bucket/prefix/``)."""
         ...
 
 
@@ -348,35 +353,54 @@ def _key_value(kind: str, value: Any) -> dict[str, Any]:
     return {"S": str(value)}
 
 
+def _key_prefix(location: str) -> str:
+    """``s3://bucket/prefix/`` → ``prefix/``."""
+    return urlsplit(location).path.lstrip("/")
+
+
+def _readable(key: str) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    return name.endswith(".parquet") and not name.startswith(("_", "."))
+
+
 def check_events(
     store: ObjectStore,
     table: str,
     since: datetime | None,
     consumer_quarantined_ids: set[str],
+    locations: dict[Partition, str],
 ) -> EventsCheck:
-    """Raw-path event ids against curated ones, partition by partition (event time)."""
+    """Raw-path event ids against curated ones, partition by partition (event time).
+
+    The curated side is what a query reads: a registered partition's objects under its Glue
+    location (the base prefix, or a rewrite's generation), else the base prefix's objects.
+    """
     raw_parts = lake.partitioned_keys(store, layout.raw_prefix(table), since)
-    cur_parts = lake.partitioned_keys(store, layout.changes_prefix(table), since)
+    base_parts = lake.partitioned_keys(store, layout.changes_prefix(table), since)
+    registered = {p: loc for p, loc in locations.items() if lake.partition_wanted(p, since)}
     raw_ids: set[str] = set()
     for keys in raw_parts.values():
         for key in keys:
             raw_ids.update(lake.raw_event_ids(store, key))
     curated: set[str] = set()
-    snapshots = 0
-    for keys in cur_parts.values():
+    snapshots: set[str] = set()
+    for partition in base_parts.keys() | registered.keys():
+        if partition in registered:
+            keys = list(store.list(_key_prefix(registered[partition])))
+        else:
+            keys = base_parts[partition]
         for key in keys:
-            if not key.endswith(".parquet"):
-                continue  # a stray object: the catalog check reports it
-            ids = lake.curated_event_ids(store, key)
-            curated.update(ids.changes)
-            snapshots += len(ids.snapshots)
+            if _readable(key):  # a stray object: the catalog check reports it
+                ids = lake.curated_event_ids(store, key)
+                curated.update(ids.changes)
+                snapshots.update(ids.snapshots)
     only_raw = raw_ids - curated
     quarantined = only_raw & consumer_quarantined_ids
     return EventsCheck(
-        partitions=len(raw_parts.keys() | cur_parts.keys()),
+        partitions=len(raw_parts.keys() | base_parts.keys() | registered.keys()),
         raw_events=len(raw_ids),
         curated_events=len(curated),
-        snapshot_rows=snapshots,
+        snapshot_rows=len(snapshots),
         # A record the consumer quarantined is counted once, under quarantine.
         missing_in_curated=Gap.of(only_raw - quarantined),
         missing_in_raw=Gap.of(curated - raw_ids),
@@ -385,22 +409,21 @@ def check_events(
 
 
 def check_catalog(
-    store: ObjectStore, catalog: PartitionCatalog, table: str, since: datetime | None
-) -> tuple[CatalogCheck, bool]:
-    """Partitions with change objects that Glue does not list; whether the table is registered."""
+    store: ObjectStore, locations: dict[Partition, str], table: str, since: datetime | None
+) -> CatalogCheck:
+    """Partitions with change objects that Glue does not list, and stray objects."""
     parts = lake.partitioned_keys(store, layout.changes_prefix(table), since)
-    registered = catalog.existing_partitions(table)
+    registered = {p for p in locations if lake.partition_wanted(p, since)}
     stray = [k for keys in parts.values() for k in keys if not k.endswith(".parquet")]
     with_objects = {p for p, keys in parts.items() if any(k.endswith(".parquet") for k in keys)}
     unregistered = [p.path.rstrip("/") for p in with_objects - registered]
-    check = CatalogCheck(
+    return CatalogCheck(
         objects=sum(len(v) for v in parts.values()),
-        partitions=len(with_objects),
-        registered_partitions=len({p for p in registered if lake.partition_wanted(p, since)}),
+        partitions=len(with_objects | registered),
+        registered_partitions=len(registered),
         unregistered_partitions=Gap.of(unregistered),
         stray_objects=Gap.of(stray),
     )
-    return check, bool(registered)
 
 
 def quarantined_records(
@@ -460,7 +483,8 @@ def reconcile(
             for r in per_table[table]
             if r.source == lake.CONSUMER_ERRORS and (event_id := _event_id(r)) is not None
         }
-        catalog_check, registered = check_catalog(store, catalog, table, since)
+        locations = catalog.locations(table)
+        catalog_check = check_catalog(store, locations, table, since)
         reports.append(
             TableReport(
                 table=table,
@@ -469,12 +493,12 @@ def reconcile(
                     table,
                     ddb,
                     privacy,
-                    view_exists=registered,
+                    view_exists=bool(locations),
                     full_scan_max_items=full_scan_max_items,
                     sample_items=sample_items,
                     rng=rng,
                 ),
-                events=check_events(store, table, since, consumer_ids),
+                events=check_events(store, table, since, consumer_ids, locations),
                 catalog=catalog_check,
                 quarantine=QuarantineCheck.of(per_table[table]),
             )
@@ -503,11 +527,11 @@ def reconcile_from_settings(
     engine (DuckDB over Glue and S3). ``since``: a datetime, or ``--since``'s text.
     """
     from changelake import aws
+    from changelake.glue_partitions import GluePartitions
     from changelake.s3_store import S3ObjectStore
-    from changelake_catalog.__main__ import build_registry
-    from changelake_catalog.settings import CatalogSettings
+    from changelake.settings import ChangelakeSettings
 
-    settings = CatalogSettings()
+    settings = ChangelakeSettings()
     when = lake.parse_since(since) if isinstance(since, str) or since is None else since
     if engine is None:
         from changelake_cli.query.local_engine import LocalEngine
@@ -515,7 +539,7 @@ def reconcile_from_settings(
         engine = LocalEngine(settings.database, region=settings.region)
     return reconcile(
         store=S3ObjectStore(settings.lake_bucket),
-        catalog=build_registry(settings),
+        catalog=GluePartitions(settings.database),
         engine=engine,
         ddb=aws.dynamodb(),
         tables=lake.configured_tables(settings, table),
