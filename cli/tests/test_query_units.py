@@ -99,14 +99,38 @@ def _table_ref(sql: str) -> exp.Table:
     return next(tree.find_all(exp.Table))
 
 
-def test_pruning_conjunctive_literals_only() -> None:
+def test_pruning_literals_in_ands_and_ors_only() -> None:
     ref = _table_ref(
         "SELECT * FROM t WHERE dt >= '2024-05-01' AND (hour = '10' OR hour = '11') AND x = 1"
+        " AND (hour = '10' OR x = 2)"  # an OR with an unknown branch restricts nothing
     )
     preds = pruning.predicates_for(ref, ["dt", "hour"])
-    assert preds == [pruning.Predicate("dt", ">=", ("2024-05-01",))]
-    assert pruning.partition_matches(["dt", "hour"], ["2024-05-01", "23"], preds)
+    assert preds[0] == pruning.Predicate("dt", ">=", ("2024-05-01",))
+    assert len(preds) == 2
+    assert preds[1].op == "or"
+    assert pruning.partition_matches(["dt", "hour"], ["2024-05-01", "11"], preds)
+    assert not pruning.partition_matches(["dt", "hour"], ["2024-05-01", "23"], preds)
     assert not pruning.partition_matches(["dt", "hour"], ["2024-04-30", "10"], preds)
+
+
+def test_pruning_or_of_partition_ranges_as_the_snapshot_view_writes_them() -> None:
+    ref = _table_ref(
+        "SELECT * FROM t c WHERE c.dt > '2026-01-05' OR (c.dt = '2026-01-05' AND c.hour >= '04')"
+        " OR (c.dt = '2026-01-04' AND c.hour = '01')"
+    )
+    preds = pruning.predicates_for(ref, ["dt", "hour"])
+    keep = [
+        (dt, hour)
+        for dt in ("2026-01-04", "2026-01-05", "2026-01-06")
+        for hour in ("00", "01", "03", "04", "23")
+        if pruning.partition_matches(["dt", "hour"], [dt, hour], preds)
+    ]
+    assert keep == [
+        ("2026-01-04", "01"),
+        ("2026-01-05", "04"),
+        ("2026-01-05", "23"),
+        *[("2026-01-06", h) for h in ("00", "01", "03", "04", "23")],
+    ]
 
 
 def test_pruning_event_time_bounds_partition_span() -> None:

@@ -19,6 +19,7 @@ from changelake_cli import (
     query_cmd,
     reconcile_cmd,
     redrive_cmd,
+    snapshot_cmd,
 )
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ for _module in (
     reconcile_cmd,
     redrive_cmd,
     backfill_cmd,
+    snapshot_cmd,
 ):
     _module.register(app)
 

@@ -14,6 +14,7 @@ from changelake_catalog.columns import Column, merge_columns
 from changelake_catalog.exceptions import CatalogError
 from changelake_catalog.ports import PartitionResult, QueueMessage, TableState
 from changelake_catalog.service import CatalogService
+from changelake_catalog.snapshot_view import SnapshotState
 from changelake_testsupport.fakes import InMemoryObjectStore, RecordingMetrics
 
 pytestmark = pytest.mark.unit
@@ -93,6 +94,14 @@ class FakeRegistry:
         new = set(partitions) - known
         known.update(partitions)
         return PartitionResult(len(new), len(partitions) - len(new), 1)
+
+    def snapshot_state(self, table: str) -> SnapshotState | None:
+        """No snapshot in these tests."""
+        return None
+
+    def mark_late(self, table: str, partitions: Sequence[Partition]) -> bool:
+        """Never called without a snapshot."""
+        raise AssertionError("mark_late without a snapshot")
 
 
 def _message(mid: str, *keys: str) -> QueueMessage:

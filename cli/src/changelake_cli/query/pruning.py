@@ -2,8 +2,9 @@
 
 Only predicates that are top-level AND terms of the WHERE of the SELECT whose FROM/JOIN names
 the table are used, and only comparisons of a partition column (or ``event_time``) with a
-literal: ``=``, ``<>``, ``<``, ``<=``, ``>``, ``>=``, ``IN``, ``BETWEEN``. Anything else keeps
-the partition (pruning may read too much, never too little).
+literal: ``=``, ``<>``, ``<``, ``<=``, ``>``, ``>=``, ``IN``, ``BETWEEN``, and ORs of ANDs of
+those (the snapshot form of ``<table>_current`` selects partitions so, ADR 0035). Anything else
+keeps the partition (pruning may read too much, never too little).
 
 ``event_time`` predicates prune too because the lake layout puts each change in the partition of
 its event time (``changelake.layout``): a partition covering ``[start, end)`` cannot hold a row
@@ -42,11 +43,15 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 
 @dataclass(frozen=True, slots=True)
 class Predicate:
-    """``column <op> value`` (or ``column IN values``): str for partition columns, else datetime."""
+    """``column <op> value`` (or ``column IN values``): str for partition columns, else datetime.
+
+    ``op == "or"``: a disjunction, each alternative a conjunction of predicates.
+    """
 
     column: str
     op: str
     values: tuple[str | datetime, ...]
+    alternatives: tuple[tuple[Predicate, ...], ...] = ()
 
 
 def predicates_for(table: exp.Table, columns: Sequence[str]) -> list[Predicate]:
@@ -114,7 +119,25 @@ def _literal(node: exp.Expr, column: str) -> str | datetime | None:
     return None
 
 
+def _disjuncts(node: exp.Expr) -> list[exp.Expr]:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Or):
+        return _disjuncts(node.this) + _disjuncts(node.expression)
+    return [node]
+
+
 def _match(term: exp.Expr, names: set[str], single: bool, wanted: set[str]) -> list[Predicate]:
+    if isinstance(term, exp.Paren):
+        return _match(term.this, names, single, wanted)
+    if isinstance(term, exp.Or):
+        alternatives: list[tuple[Predicate, ...]] = []
+        for branch in _disjuncts(term):
+            found = [p for t in _conjuncts(branch) for p in _match(t, names, single, wanted)]
+            if not found:
+                return []  # an unrestricted alternative: the OR restricts nothing
+            alternatives.append(tuple(found))
+        return [Predicate("", "or", (), tuple(alternatives))]
     if type(term) in _OPS:
         op = _OPS[type(term)]
         left, right = term.this, term.expression
@@ -151,6 +174,10 @@ def partition_matches(
     by_key = dict(zip((k.lower() for k in keys), values, strict=True))
     span = _span(by_key)
     for pred in predicates:
+        if pred.op == "or":
+            if not any(partition_matches(keys, values, alt) for alt in pred.alternatives):
+                return False
+            continue
         if pred.column == EVENT_TIME:
             if span is not None and not _time_may_match(span, pred):
                 return False

@@ -43,6 +43,7 @@ def build_service(settings: CatalogSettings) -> CatalogService:
         workers=settings.catalog_workers,
         footer_bytes=settings.catalog_footer_bytes,
         partitions=GluePartitions(settings.database),
+        snapshot_state_ttl_s=settings.catalog_snapshot_state_ttl_seconds,
     )
 
 

@@ -39,11 +39,14 @@ from changelake_catalog.glue_tables import (
     firehose_errors_table_input,
     partition_input,
     raw_table_input,
+    snapshot_partition_input,
+    snapshot_table_input,
     table_input_from,
     view_table_input,
     with_columns,
 )
 from changelake_catalog.ports import PartitionResult, TableState
+from changelake_catalog.snapshot_view import SnapshotState, snapshot_table_name, state_of
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -304,7 +307,8 @@ class GlueRegistry:
             columns = self.table_columns(table)
             if not columns:
                 return None
-            wanted = view_table_input(table, columns, self.database)
+            snapshot = state_of(current.get("Parameters")) if current else None
+            wanted = view_table_input(table, columns, self.database, snapshot)
             if current is None:
                 return wanted
             if current.get("ViewOriginalText") == wanted["ViewOriginalText"] and (
@@ -319,6 +323,114 @@ class GlueRegistry:
         if wrote:
             log.info("view written", extra={"view": name})
         return wrote
+
+    # -- current-state snapshot (ADR 0035) ---------------------------------------------------
+
+    def snapshot_state(self, table: str) -> SnapshotState | None:
+        """The snapshot ``<table>_current`` reads now (``None``: it reads the full history)."""
+        view = self._get_table(current_view_name(table))
+        return state_of(view.get("Parameters")) if view else None
+
+    def mark_late(self, table: str, partitions: Sequence[Partition]) -> bool:
+        """Make the view read ``partitions`` whole if they are before its snapshot's cut.
+
+        Called for partitions that gained objects the snapshot may not have read (late data);
+        whether the view was rewritten.
+        """
+
+        def compute(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            state = state_of(current.get("Parameters")) if current else None
+            if state is None or not any(state.needs(p) for p in partitions):
+                return None
+            columns = self.table_columns(table)
+            if not columns:
+                return None
+            return view_table_input(table, columns, self.database, state.with_late(partitions))
+
+        wrote = self._write_table(current_view_name(table), compute)
+        if wrote:
+            log.info(
+                "late partitions added to the current view",
+                extra={"table": table, "partitions": [p.path for p in partitions]},
+            )
+        return wrote
+
+    def publish_snapshot(
+        self,
+        table: str,
+        state: SnapshotState,
+        columns: Sequence[Column],
+        folded_late: set[Partition],
+    ) -> None:
+        """Register a written snapshot, then switch ``<table>_current`` to it in one UpdateTable.
+
+        ``columns`` are the snapshot files' columns; ``folded_late`` the late partitions the
+        view listed when the snapshot started reading (the snapshot read them): any partition
+        marked late since is kept in the new view.
+        """
+        name = snapshot_table_name(table)
+
+        def table_compute(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None:
+                return snapshot_table_input(table, self.bucket, columns)
+            have = columns_from_glue(current.get("StorageDescriptor", {}).get("Columns", []))
+            merged = merge_columns(have, columns)
+            if not merged.added:
+                return None
+            return with_columns(table_input_from(current), merged.columns)
+
+        self._write_table(name, table_compute)
+        part = snapshot_partition_input(table, self.bucket, state, columns)
+        try:
+            self._call(
+                "create_partition", DatabaseName=self.database, TableName=name, PartitionInput=part
+            )
+        except CatalogError as exc:
+            if exc.code != ALREADY_EXISTS:
+                raise
+            self._call(
+                "update_partition",
+                DatabaseName=self.database,
+                TableName=name,
+                PartitionValueList=part["Values"],
+                PartitionInput=part,
+            )
+
+        def view_compute(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            view_columns = self.table_columns(table)
+            if not view_columns:
+                return None
+            before = state_of(current.get("Parameters")) if current else None
+            since = set(before.late) - folded_late if before else set()
+            return view_table_input(table, view_columns, self.database, state.with_late(since))
+
+        self._write_table(current_view_name(table), view_compute)
+        log.info("current view reads snapshot", extra={"table": table, "snapshot_at": state.at})
+
+    def snapshot_ids(self, table: str) -> list[str]:
+        """Every registered snapshot of ``table`` (its ``snapshot_at`` values), sorted."""
+        found: list[str] = []
+        try:
+            for page in self._glue.get_paginator("get_partitions").paginate(
+                DatabaseName=self.database, TableName=snapshot_table_name(table)
+            ):
+                found.extend(p["Values"][0] for p in page.get("Partitions", []))
+        except self._glue.exceptions.EntityNotFoundException:
+            return []
+        return sorted(found)
+
+    def drop_snapshot(self, table: str, at: str) -> None:
+        """Unregister one snapshot (its objects are the caller's)."""
+        try:
+            self._call(
+                "delete_partition",
+                DatabaseName=self.database,
+                TableName=snapshot_table_name(table),
+                PartitionValues=[at],
+            )
+        except CatalogError as exc:
+            if exc.code != NOT_FOUND:
+                raise
 
     def existing_partitions(self, table: str) -> set[Partition]:
         """Every partition registered on ``<table>_changes`` (paginated GetPartitions)."""

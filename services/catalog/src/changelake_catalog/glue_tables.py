@@ -32,6 +32,14 @@ from changelake.layout import (
 )
 
 from changelake_catalog.columns import Column
+from changelake_catalog.snapshot_view import (
+    SNAPSHOT_KEY,
+    SNAPSHOT_PARAMETER,
+    SnapshotState,
+    snapshot_prefix,
+    snapshot_table_name,
+    snapshots_prefix,
+)
 from changelake_catalog.views import RANK_COLUMN, current_view_definition
 
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
@@ -293,16 +301,28 @@ def _json_lines_table(
     }
 
 
-def view_table_input(table: str, columns: Sequence[Column], database: str) -> dict[str, Any]:
-    """``TableInput`` of the ``<table>_current`` view in Athena's (Presto) view format."""
-    view = current_view_definition(table, columns, database)
+def view_table_input(
+    table: str,
+    columns: Sequence[Column],
+    database: str,
+    snapshot: SnapshotState | None = None,
+) -> dict[str, Any]:
+    """``TableInput`` of the ``<table>_current`` view in Athena's (Presto) view format.
+
+    With a ``snapshot`` the view reads it (ADR 0035) and keeps its state in the parameter
+    ``changelake.snapshot``, so every later rewrite renders the same source.
+    """
+    view = current_view_definition(table, columns, database, snapshot)
+    parameters = {"presto_view": "true", "comment": "Presto View", SOURCE_PARAMETER: table}
+    if snapshot is not None:
+        parameters[SNAPSHOT_PARAMETER] = snapshot.to_json()
     # No "Description": Trino's Glue client copies it over the "comment" parameter, and a
     # table whose comment is not "Presto View" is not a view to Trino (nor to Athena); the
     # human description travels in the view definition's own comment.
     return {
         "Name": current_view_name(table),
         "TableType": "VIRTUAL_VIEW",
-        "Parameters": {"presto_view": "true", "comment": "Presto View", SOURCE_PARAMETER: table},
+        "Parameters": parameters,
         "PartitionKeys": [],
         "StorageDescriptor": {
             "Columns": glue_columns([c for c in columns if c.name != RANK_COLUMN]),
@@ -311,4 +331,41 @@ def view_table_input(table: str, columns: Sequence[Column], database: str) -> di
         },
         "ViewOriginalText": encode_presto_view(view),
         "ViewExpandedText": EXPANDED_TEXT,
+    }
+
+
+def snapshot_table_input(table: str, bucket: str, columns: Sequence[Column]) -> dict[str, Any]:
+    """``TableInput`` of ``<table>_snapshot``: Parquet, one partition per snapshot (ADR 0035)."""
+    return {
+        "Name": snapshot_table_name(table),
+        "Description": f"Last change of each item of DynamoDB table {table} (changelake)",
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {
+            "classification": "parquet",
+            "EXTERNAL": "TRUE",
+            "typeOfData": "file",
+            SOURCE_PARAMETER: table,
+        },
+        "PartitionKeys": [{"Name": SNAPSHOT_KEY, "Type": "string"}],
+        "StorageDescriptor": _parquet_descriptor(s3_url(bucket, snapshots_prefix(table)), columns),
+    }
+
+
+def snapshot_partition_input(
+    table: str, bucket: str, state: SnapshotState, columns: Sequence[Column]
+) -> dict[str, Any]:
+    """``PartitionInput`` of one snapshot, its watermark in the parameters."""
+    return {
+        "Values": [state.at],
+        "StorageDescriptor": _parquet_descriptor(
+            s3_url(bucket, snapshot_prefix(table, state.at)), columns
+        ),
+        "Parameters": {
+            "classification": "parquet",
+            "changelake.snapshot.cut": "/".join(state.cut.values),
+            "changelake.snapshot.watermark": state.cut.start().isoformat(),
+            "changelake.snapshot.max_event_time": state.max_event_time,
+            "changelake.snapshot.max_sequence_number": state.max_sequence_number,
+            "changelake.snapshot.rows": str(state.rows),
+        },
     }

@@ -9,6 +9,7 @@ from typing import Protocol
 from changelake.layout import Partition
 
 from changelake_catalog.columns import Column
+from changelake_catalog.snapshot_view import SnapshotState
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,4 +104,12 @@ class CatalogRegistry(Protocol):
 
     def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
         """Register partitions with exactly the table's current columns (existing = success)."""
+        ...
+
+    def snapshot_state(self, table: str) -> SnapshotState | None:
+        """The snapshot ``<table>_current`` reads (ADR 0035), ``None`` for the full history."""
+        ...
+
+    def mark_late(self, table: str, partitions: Sequence[Partition]) -> bool:
+        """Make the view read these partitions whole if its snapshot predates them (late data)."""
         ...

@@ -38,6 +38,7 @@ from changelake_catalog.footer import read_parquet_schema
 from changelake_catalog.notifications import ObjectRef, parse_notification
 from changelake_catalog.ports import CatalogRegistry, MessageQueue, QueueMessage
 from changelake_catalog.quarantine import quarantine_object
+from changelake_catalog.snapshot_view import SnapshotState
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class CatalogService:
         workers: int = 8,
         footer_bytes: int = 65536,
         partitions: PartitionCatalog | None = None,
+        snapshot_state_ttl_s: float = 10.0,
     ) -> None:
         self._queue = queue
         self._store = store
@@ -133,6 +135,8 @@ class CatalogService:
         self._known_columns: dict[str, frozenset[str]] = {}
         self._known_partitions: dict[str, set[Partition]] = defaultdict(set)
         self._known_privacy: dict[str, str] = {}
+        self._snapshot_ttl = snapshot_state_ttl_s
+        self._snapshot_states: dict[str, tuple[float, SnapshotState | None]] = {}
 
     def poll_once(self) -> BatchOutcome:
         """Receive one batch (long poll, then drain without waiting) and handle it."""
@@ -204,6 +208,7 @@ class CatalogService:
                 self._known_columns.pop(table, None)
                 self._known_partitions.pop(table, None)
                 self._known_privacy.pop(table, None)
+                self._snapshot_states.pop(table, None)
         for message_id, refs in refs_by_message.items():
             if any(r.key in bad_keys or r.table in failed_tables for r in refs):
                 failed.add(message_id)
@@ -292,6 +297,33 @@ class CatalogService:
             if copies:
                 log.info("late objects made visible", extra={"table": table, "copies": copies})
                 self._metrics.count("catalog_late_objects", len(copies), {"table": table})
+        self._mark_late(table, {r.partition for r in refs})
+
+    def _mark_late(self, table: str, partitions: set[Partition]) -> None:
+        """Late data (ADR 0035): objects in partitions the view's snapshot already folded.
+
+        The view's snapshot state is cached for at most ``snapshot_state_ttl_s``; the snapshot
+        job waits longer than that after switching the view before it re-lists what it read,
+        so an object is either seen by that re-list or checked here against the new state.
+        """
+        now = time.monotonic()
+        cached = self._snapshot_states.get(table)
+        if cached is None or now - cached[0] > self._snapshot_ttl:
+            cached = (now, self._registry.snapshot_state(table))
+            self._snapshot_states[table] = cached
+        state = cached[1]
+        if state is None:
+            return
+        late = sorted(p for p in partitions if state.needs(p))
+        if not late:
+            return
+        self._registry.mark_late(table, late)
+        self._snapshot_states[table] = (now, state.with_late(late))
+        self._metrics.count("catalog_late_partitions", len(late), {"table": table})
+        log.info(
+            "late data: partitions marked for the current view",
+            extra={"table": table, "partitions": [p.path for p in late]},
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; an error pauses and retries, it never ends the loop."""

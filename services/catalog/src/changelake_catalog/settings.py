@@ -47,6 +47,14 @@ class CatalogSettings(ChangelakeSettings):
     catalog_glue_backoff_seconds: float = Field(
         0.2, ge=0, le=10, description="First backoff delay of Glue retries (doubles, jittered)"
     )
+    catalog_snapshot_state_ttl_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="How long the service trusts its copy of the current view's snapshot state "
+        "when checking new objects for late data; `changelake snapshot` waits longer than this "
+        "before its late-data re-list (ADR 0035)",
+    )
     # Lake maintenance: `changelake compact` and the scheduled compaction task (ADR 0033).
     compact_older_than: str = Field(
         "2h",

@@ -14,13 +14,14 @@ Contract of :func:`current_view_sql` (ADR 0007):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from changelake.athena_view import ViewDefinition
 from changelake.glue_schema import presto_type
 from changelake.layout import DATABASE, changes_table_name
 
 from changelake_catalog.columns import Column
+from changelake_catalog.snapshot_view import SnapshotState, snapshot_table_name, union_source
 
 RANK_COLUMN = "changelake_rank"
 
@@ -30,15 +31,31 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def current_view_sql(table: str, columns: Sequence[str], database: str = DATABASE) -> str:
+def current_view_sql(
+    table: str,
+    columns: Sequence[str],
+    database: str = DATABASE,
+    snapshot: SnapshotState | None = None,
+    types: Mapping[str, str] | None = None,
+) -> str:
     """Athena SQL of ``<table>_current`` over ``"<database>"."<table>_changes"``.
 
     ``table`` is the DynamoDB table name; ``columns`` are the change table's data columns to
-    project (they must include nothing named ``changelake_rank``).
+    project (they must include nothing named ``changelake_rank``). With a ``snapshot`` the
+    ranking reads the snapshot's rows plus only the changes it does not cover (ADR 0035);
+    ``types`` (Presto types by column) types the columns the snapshot lacks.
     """
     if not columns:
         raise ValueError("a view needs at least one column")
     source = f"{quote_ident(database)}.{quote_ident(changes_table_name(table))}"
+    if snapshot is not None:
+        source = union_source(
+            snapshot,
+            columns,
+            types or {},
+            changes=source,
+            snapshot=f"{quote_ident(database)}.{quote_ident(snapshot_table_name(table))}",
+        )
     projection = ",\n  ".join(quote_ident(c) for c in columns)
     return (
         f"SELECT\n  {projection}\n"
@@ -56,12 +73,16 @@ def current_view_sql(table: str, columns: Sequence[str], database: str = DATABAS
 
 
 def current_view_definition(
-    table: str, columns: Sequence[Column], database: str = DATABASE
+    table: str,
+    columns: Sequence[Column],
+    database: str = DATABASE,
+    snapshot: SnapshotState | None = None,
 ) -> ViewDefinition:
     """The view's SQL plus its output columns with Presto types (Athena's view format)."""
     data = [c for c in columns if c.name != RANK_COLUMN]
+    types = {c.name: presto_type(c.type) for c in data}
     return ViewDefinition(
-        sql=current_view_sql(table, [c.name for c in data], database),
+        sql=current_view_sql(table, [c.name for c in data], database, snapshot, types),
         columns=tuple((c.name, presto_type(c.type)) for c in data),
         schema=database,
         comment=f"Latest live image of each item of DynamoDB table {table} (changelake)",

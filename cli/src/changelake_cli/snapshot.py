@@ -1,0 +1,277 @@
+"""`changelake snapshot`: fold the history into a current-state snapshot (ADR 0035).
+
+One run, for one table:
+
+1. read the view's snapshot state (the late partitions it lists now are folded by this run);
+2. read every object of every registered ``<table>_changes`` partition before the cut, as the
+   engines read them (Glue partition locations), remembering exactly which objects it read;
+3. keep the last change of each item by the view's own order (event time as the engines read it,
+   at ms, then sequence number as a number, then event id), tombstones included, and write it as
+   one Parquet object under ``snapshots/<table>/snapshot_at=<id>/`` (a new prefix every run);
+4. register it as a partition of ``<table>_snapshot``, then switch ``<table>_current`` to it in
+   one UpdateTable (readers see the old view or the new one, both correct);
+5. wait longer than the catalog's snapshot-state cache, re-list the partitions before the cut and
+   mark every partition with an object it did not read as late (the view reads it whole);
+6. delete the snapshots older than the previous one (the previous one stays for queries that
+   started before the switch).
+
+A crash anywhere leaves a correct view: before 4 nothing is visible, after 4 the view reads a
+superset of what it needs; a rerun starts again under a new id and removes the leftovers.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from changelake.layout import DATABASE, Partition, changes_table_name, partition_for
+from changelake.ports import ObjectStore
+from changelake.schema import TIMESTAMP
+from changelake_catalog.columns import Column
+from changelake_catalog.glue_registry import GlueRegistry
+from changelake_catalog.snapshot_view import SnapshotState, snapshot_prefix, snapshots_prefix
+
+from changelake_cli.query.glue_catalog import GlueCatalog
+from changelake_cli.query.hive_types import hive_millis, to_arrow
+from changelake_cli.query.model import QueryError, TableDef
+from changelake_cli.query.s3_objects import S3Object, S3Objects
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_OBJECT = "part-00000.parquet"
+ORDER_COLUMNS = ("item_key", "event_time", "sequence_number", "event_id", "event_name")
+
+
+class SnapshotError(Exception):
+    """The snapshot cannot be taken (no change table, unreadable object, …)."""
+
+
+@dataclass(slots=True)
+class SnapshotReport:
+    """What one snapshot run read, wrote and marked."""
+
+    table: str
+    snapshot_at: str
+    cut: str
+    watermark: str
+    max_event_time: str = ""
+    max_sequence_number: str = ""
+    partitions_read: int = 0
+    objects_read: int = 0
+    bytes_read: int = 0
+    rows_read: int = 0
+    items: int = 0
+    live_items: int = 0
+    bytes_written: int = 0
+    late_partitions: list[str] = field(default_factory=list)
+    dropped_snapshots: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Lake:
+    """What a maintenance run talks to: Glue (registry and reader), S3 (objects and store)."""
+
+    registry: GlueRegistry
+    catalog: GlueCatalog
+    objects: S3Objects
+    store: ObjectStore
+    database: str = DATABASE
+
+
+def default_cut(now: datetime, settle: timedelta) -> Partition:
+    """The first partition not folded: the one holding ``now - settle`` (the open hours stay
+    in the changes, so late marking stays rare)."""
+    return partition_for(now - settle)
+
+
+def snapshot_id(now: datetime) -> str:
+    """A new snapshot's id (its ``snapshot_at`` value): UTC, µs, sortable."""
+    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def conformed(data: bytes, uri: str, columns: Sequence[tuple[str, str]]) -> pa.Table:
+    """One change object as a table of exactly ``columns`` (name, Hive type), values unchanged.
+
+    A column the object lacks reads as NULL; timestamps keep their µs (the engines round them to
+    ms when they read; the stored value stays exact).
+    """
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        present = {name.lower(): name for name in parquet.schema_arrow.names}
+        read = parquet.read(columns=[present[n] for n, _ in columns if n in present])
+    except (pa.ArrowException, OSError) as exc:
+        raise SnapshotError(f"cannot read {uri}: {exc}") from exc
+    arrays: list[pa.Array] = []
+    for name, hive in columns:
+        target = TIMESTAMP if hive.strip().lower() == "timestamp" else to_arrow(hive)
+        if name not in present:
+            arrays.append(pa.nulls(read.num_rows, target))
+            continue
+        source = read.column(present[name]).combine_chunks()
+        try:
+            arrays.append(source if source.type == target else source.cast(target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SnapshotError(f"column {name!r} of {uri} is {source.type}, not {hive}") from exc
+    return pa.Table.from_arrays(arrays, names=[n for n, _ in columns])
+
+
+def latest_rows(rows: pa.Table) -> tuple[pa.Table, tuple[str, str]]:
+    """The last change of each item (tombstones kept), by the view's order; and the last position.
+
+    The order is ``<table>_current``'s (ADR 0007) on the event time *as the engines read it*
+    (ms, rounded half up), so the snapshot picks the row the view would pick.
+    """
+    if rows.num_rows == 0:
+        return rows, ("", "")
+    keys = pa.table(
+        {
+            "item_key": rows.column("item_key"),
+            "t": hive_millis(rows.column("event_time").combine_chunks()),
+            "s": rows.column("sequence_number"),
+            "e": rows.column("event_id"),
+            "i": pa.array(range(rows.num_rows), pa.int64()),
+        }
+    )
+    order = "t DESC, length(s) DESC, s DESC, e DESC"
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        con.register("k", keys)
+        picked = con.execute(
+            "SELECT i FROM (SELECT i, item_key, row_number() OVER "
+            f"(PARTITION BY item_key ORDER BY {order}) AS r FROM k) WHERE r = 1 ORDER BY item_key"
+        ).fetchall()
+        last = con.execute(f"SELECT i FROM k ORDER BY {order} LIMIT 1").fetchone()
+    finally:
+        con.close()
+    assert last is not None
+    latest = rows.take(pa.array([i for (i,) in picked], pa.int64()))
+    index = int(last[0])
+    when = rows.column("event_time")[index].as_py()
+    return latest, (when.isoformat() if when else "", str(rows.column("sequence_number")[index]))
+
+
+def to_parquet(table: pa.Table) -> bytes:
+    """The snapshot object: zstd, row groups small enough for item-key statistics to prune."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", row_group_size=100_000)
+    return sink.getvalue()
+
+
+def _partition_objects(
+    lake: Lake, changes: TableDef, cut: Partition
+) -> dict[Partition, list[S3Object]]:
+    found: dict[Partition, list[S3Object]] = {}
+    for part in lake.catalog.partitions(changes):
+        partition = Partition(*part.values)
+        if partition < cut:
+            found[partition] = list(lake.objects.list_objects(part.location))
+    return found
+
+
+def take_snapshot(
+    lake: Lake,
+    table: str,
+    *,
+    now: datetime | None = None,
+    cut: Partition | None = None,
+    settle: timedelta = timedelta(hours=1),
+    late_check_delay_s: float = 15.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SnapshotReport:
+    """Take one snapshot of ``table`` and switch ``<table>_current`` to it (see module doc)."""
+    started = time.monotonic()
+    now = now or datetime.now(UTC)
+    cut = cut or default_cut(now, settle)
+    before = lake.registry.snapshot_state(table)
+    lake.catalog.forget()
+    try:
+        changes = lake.catalog.table(lake.database, changes_table_name(table))
+    except QueryError as exc:
+        raise SnapshotError(f"no change table for {table}: {exc}") from exc
+    glue_columns = lake.registry.table_columns(table) or ()
+    columns = [(c.name.lower(), c.type) for c in changes.columns]
+    at = snapshot_id(now)
+    report = SnapshotReport(table, at, "/".join(cut.values), cut.start().isoformat())
+    read = _partition_objects(lake, changes, cut)
+    objects = [o for objs in read.values() for o in objs]
+    payloads = lake.objects.fetch(objects)
+    parts = [conformed(d, o.uri, columns) for o, d in zip(objects, payloads, strict=True)]
+    schema = pa.schema(
+        [
+            pa.field(n, TIMESTAMP if t.strip().lower() == "timestamp" else to_arrow(t))
+            for n, t in columns
+        ]
+    )
+    rows = pa.concat_tables(parts) if parts else schema.empty_table()
+    latest, (max_time, max_seq) = latest_rows(rows)
+    body = to_parquet(latest)
+    lake.store.put(snapshot_prefix(table, at) + SNAPSHOT_OBJECT, body)
+    live = int(pc.sum(pc.not_equal(latest.column("event_name"), "REMOVE")).as_py() or 0)
+    state = SnapshotState(
+        at=at,
+        cut=cut,
+        columns=tuple(n for n, _ in columns),
+        max_event_time=max_time,
+        max_sequence_number=max_seq,
+        rows=latest.num_rows,
+    )
+    snapshot_columns = [c for c in glue_columns if c.name.lower() in set(state.columns)] or [
+        Column(n, t) for n, t in columns
+    ]
+    lake.registry.publish_snapshot(
+        table, state, snapshot_columns, set(before.late) if before else set()
+    )
+    report.partitions_read, report.objects_read = len(read), len(objects)
+    report.bytes_read = sum(o.size for o in objects)
+    report.rows_read, report.items, report.live_items = rows.num_rows, latest.num_rows, live
+    report.bytes_written, report.max_event_time, report.max_sequence_number = (
+        len(body),
+        max_time,
+        max_seq,
+    )
+    # Late data: objects that reached the folded partitions while this run read them, or
+    # before the catalog saw the new state (it trusts its copy for less than the delay).
+    sleep(late_check_delay_s)
+    lake.catalog.forget()
+    seen = {p: {(o.key, o.etag) for o in objs} for p, objs in read.items()}
+    late = [
+        p
+        for p, objs in _partition_objects(lake, changes, cut).items()
+        if {(o.key, o.etag) for o in objs} - seen.get(p, set())
+    ]
+    if late:
+        lake.registry.mark_late(table, late)
+    report.late_partitions = [p.path for p in late]
+    keep = {at} | ({before.at} if before else set())
+    report.dropped_snapshots = drop_snapshots(lake, table, keep)
+    report.seconds = time.monotonic() - started
+    log.info("snapshot taken", extra={"table": table, "snapshot_at": at, "items": report.items})
+    return report
+
+
+def drop_snapshots(lake: Lake, table: str, keep: set[str]) -> list[str]:
+    """Delete every snapshot of ``table`` not in ``keep``: objects first, then the partition
+    (a crash in between leaves a partition a rerun finds again), then unregistered leftovers."""
+    dropped: list[str] = []
+    registered = set(lake.registry.snapshot_ids(table))
+    prefix = snapshots_prefix(table)
+    on_s3 = {
+        key[len(prefix) :].split("/", 1)[0].removeprefix("snapshot_at=")
+        for key in lake.store.list(prefix)
+    }
+    for at in sorted((registered | on_s3) - keep):
+        for key in list(lake.store.list(snapshot_prefix(table, at))):
+            lake.store.delete(key)
+        if at in registered:
+            lake.registry.drop_snapshot(table, at)
+        dropped.append(at)
+    return dropped
