@@ -12,19 +12,15 @@ from typing import Any
 import boto3
 import pytest
 from changelake.events import Position
-from changelake.s3_store import S3ObjectStore
 from changelake.timeutil import datetime_to_us
 from changelake_bench import history_lake
 from changelake_bench.history_lake import HistorySpec, hour_of, put_change_object
-from changelake_catalog.glue_registry import GlueRegistry
 from changelake_catalog.ports import QueueMessage
 from changelake_catalog.service import CatalogService
 from changelake_catalog.snapshot_view import state_of
 from changelake_catalog.views import current_view_sql
 from changelake_cli.main import app
-from changelake_cli.query.glue_catalog import GlueCatalog
 from changelake_cli.query.local_engine import LocalEngine
-from changelake_cli.query.s3_objects import S3Objects
 from changelake_cli.snapshot import Lake, take_snapshot
 from changelake_testsupport.fakes import RecordingMetrics
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
@@ -32,20 +28,8 @@ from typer.testing import CliRunner
 
 pytestmark = pytest.mark.aws
 
-BUCKET = "snapshot-lake"
 TABLE = "persons"
 SPEC = HistorySpec(items=30, hours=6, changes_per_hour=50)
-
-
-@pytest.fixture
-def lake(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Lake:
-    """An empty lake bucket and Glue database at the moto endpoint."""
-    del aws_endpoint
-    monkeypatch.setenv("CHANGELAKE_LAKE_BUCKET", BUCKET)
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    registry = GlueRegistry(BUCKET, "changelake", attempts=2, backoff_seconds=0)
-    registry.ensure_database()
-    return Lake(registry, GlueCatalog(), S3Objects(), S3ObjectStore(BUCKET))
 
 
 def _full_history(lake: Lake) -> list[tuple[Any, ...]]:
@@ -130,8 +114,9 @@ def test_late_data_before_the_cut_is_seen_through_the_catalog(lake: Lake) -> Non
         ),
         _put_late(lake, 3, [_record("p9997", "INSERT", 3, 59, 6, name="latest")]),
     ]
-    service = CatalogService(_Queue(), lake.store, lake.registry, RecordingMetrics(), bucket=BUCKET)
-    service.handle([_message(str(i), key) for i, key in enumerate(keys)])
+    bucket = lake.registry.bucket
+    service = CatalogService(_Queue(), lake.store, lake.registry, RecordingMetrics(), bucket=bucket)
+    service.handle([_message(str(i), bucket, key) for i, key in enumerate(keys)])
     state = lake.registry.snapshot_state(TABLE)
     assert state is not None
     assert state.late == (hour_of(SPEC, 0), hour_of(SPEC, 3))
@@ -204,10 +189,10 @@ class _Queue:
         raise AssertionError(f"catalog failed on {messages}")
 
 
-def _message(mid: str, key: str) -> QueueMessage:
+def _message(mid: str, bucket: str, key: str) -> QueueMessage:
     record = {
         "eventSource": "aws:s3",
         "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": BUCKET}, "object": {"key": key}},
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
     }
     return QueueMessage(mid, f"rh-{mid}", json.dumps({"Records": [record]}))

@@ -20,7 +20,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from changelake.events import Position
-from changelake.layout import Partition, change_object_key, partition_for_us
+from changelake.layout import (
+    Partition,
+    change_object_key,
+    partition_for_us,
+    raw_partition_prefix,
+)
 from changelake.ports import ObjectStore
 from changelake.privacy import PrivacyPolicy
 from changelake.timeutil import datetime_to_us
@@ -194,3 +199,17 @@ def put_change_object(
 def hour_of(spec: HistorySpec, hour: int) -> Partition:
     """The partition of the spec's ``hour``-th hour."""
     return partition_for_us(datetime_to_us(spec.start + timedelta(hours=hour)))
+
+
+def write_raw(spec: HistorySpec, store: ObjectStore) -> dict[Partition, str]:
+    """The same history as Firehose writes it to ``raw/``: the records as JSON lines, one
+    object per partition-hour (duplicates included, as Firehose delivers them)."""
+    lines: dict[Partition, list[bytes]] = {}
+    for partition, _shard, records in workload(spec):
+        lines.setdefault(partition, []).extend(raw.rstrip(b"\n") + b"\n" for raw, _ in records)
+    keys = {}
+    for partition, body in sorted(lines.items()):
+        key = raw_partition_prefix(spec.table, partition) + f"changelake-raw-1-{partition.hour}"
+        store.put(key, b"".join(body))
+        keys[partition] = key
+    return keys

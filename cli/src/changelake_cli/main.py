@@ -13,6 +13,7 @@ from changelake_cli import (
     compact_cmd,
     consumer_cmd,
     demo_cmd,
+    erase_cmd,
     errors,
     local_cmd,
     produce_cmd,
@@ -42,6 +43,7 @@ for _module in (
     redrive_cmd,
     backfill_cmd,
     snapshot_cmd,
+    erase_cmd,
 ):
     _module.register(app)
 

@@ -40,7 +40,7 @@ def tables_of(table: str | None) -> list[str]:
     return [table] if table else [ChangelakeSettings().table_name]
 
 
-def _hours(text: str) -> timedelta:
+def duration(text: str) -> timedelta:
     value = text.strip().lower()
     try:
         if value.endswith("h"):
@@ -81,7 +81,7 @@ def snapshot(
     configure_logging(ChangelakeSettings().log_level)
     lake = lake_from_settings()
     reports = [
-        take_snapshot(lake, t, settle=_hours(settle), late_check_delay_s=late_check_delay)
+        take_snapshot(lake, t, settle=duration(settle), late_check_delay_s=late_check_delay)
         for t in tables_of(table)
     ]
     if as_json:
