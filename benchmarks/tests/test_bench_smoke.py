@@ -79,9 +79,13 @@ def test_bench_query_json_shape_tiny(tmp_path: Path) -> None:
     after = doc["ours"]["per_hour"]["after_compaction"]
     assert after["files"] == 24 < doc["ours"]["per_hour"]["files"]
     assert after["rows"] == doc["ours"]["per_hour"]["rows"]
+    snap = doc["ours"]["current_with_snapshot"]
+    assert snap["6h"]["same_answer"] is True
+    assert snap["60h"]["same_answer"] is True
+    assert 0 < snap["60h"]["bytes_with_snapshot"] < snap["60h"]["bytes_full_history"]
     # the lake is cached: a second run reuses it
     again = _run(
-        ["query", "--changes", "3000", "--days", "2", "--reps", "1", "--cache-dir", str(tmp_path)]
+        ["query", "--changes", "3000", "--days", "2", "--reps", "1", "--cache-dir", str(tmp_path), "--no-snapshot"]
     )
     assert again["params"]["lake"] == doc["params"]["lake"]
     assert len(list(tmp_path.glob("lake-*"))) == 1

@@ -125,6 +125,7 @@ def _query(
     seed: int,
     cache_dir: Path,
     quiet: bool,
+    snapshot: bool = True,
 ) -> BenchResult:
     from changelake_bench import query
 
@@ -138,6 +139,7 @@ def _query(
             seed=seed,
             cache_dir=cache_dir,
             progress=_progress(quiet),
+            snapshot=snapshot,
         )
     result.machine = machine
     return result
@@ -215,11 +217,18 @@ def query_cmd(
     cache_dir: Annotated[Path, typer.Option(help="Where generated lakes are cached")] = Path(
         ".cache/bench"
     ),
+    snapshot: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure the current-state query with a snapshot at 1x and 10x history"
+        ),
+    ] = True,
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
     json_out: JsonOutOpt = None,
 ) -> None:
-    """Our Parquet lake vs Firehose JSON lines on DuckDB: bytes read and seconds."""
+    """Our Parquet lake vs Firehose JSON lines on DuckDB: bytes read and seconds; the
+    current-state query with a snapshot at 1x and 10x history (bytes must stay flat)."""
     _emit(
         [
             _query(
@@ -230,6 +239,7 @@ def query_cmd(
                 seed=seed,
                 cache_dir=cache_dir,
                 quiet=quiet,
+                snapshot=snapshot,
             )
         ],
         fmt,

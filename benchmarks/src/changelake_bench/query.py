@@ -26,6 +26,7 @@ import duckdb
 from changelake.layout import Partition
 from changelake.timeutil import datetime_to_us, us_to_datetime
 
+from changelake_bench import snapshot_query
 from changelake_bench.lake import Lake, LakeSpec, build
 from changelake_bench.report import BenchResult, Progress, Row, Target, ratio
 
@@ -219,6 +220,7 @@ def run(
     threads: int = 2,
     cache_dir: Path = Path(".cache/bench"),
     progress: Progress | None = None,
+    snapshot: bool = True,
 ) -> BenchResult:
     """Build (or reuse) the lake and time both questions on both layouts."""
     say: Callable[[str], None] = progress or (lambda _m: None)
@@ -421,6 +423,15 @@ def run(
                 len(b.rows),
             ),
         ]
+    if snapshot:
+        say("query: current with snapshot, 1x and 10x history (moto S3 + Glue, local engine)")
+        snap_ours, snap_rows, snap_notes = snapshot_query.run(**snapshot_query.sizes_for(changes))
+        ours.update(snap_ours)
+        ratios["current_snapshot_bytes_10x_vs_1x"] = snap_ours["current_with_snapshot"][
+            "bytes_10x_vs_1x"
+        ]
+        rows += snap_rows
+        notes += snap_notes
     m = lake.manifest
     return BenchResult(
         bench="query",
