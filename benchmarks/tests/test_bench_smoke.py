@@ -85,7 +85,18 @@ def test_bench_query_json_shape_tiny(tmp_path: Path) -> None:
     assert 0 < snap["60h"]["bytes_with_snapshot"] < snap["60h"]["bytes_full_history"]
     # the lake is cached: a second run reuses it
     again = _run(
-        ["query", "--changes", "3000", "--days", "2", "--reps", "1", "--cache-dir", str(tmp_path), "--no-snapshot"]
+        [
+            "query",
+            "--changes",
+            "3000",
+            "--days",
+            "2",
+            "--reps",
+            "1",
+            "--cache-dir",
+            str(tmp_path),
+            "--no-snapshot",
+        ]
     )
     assert again["params"]["lake"] == doc["params"]["lake"]
     assert len(list(tmp_path.glob("lake-*"))) == 1
