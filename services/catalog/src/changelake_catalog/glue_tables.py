@@ -335,17 +335,12 @@ def view_table_input(
 
 
 def snapshot_table_input(table: str, bucket: str, columns: Sequence[Column]) -> dict[str, Any]:
-    """``TableInput`` of ``<table>_snapshot``: Parquet, one partition per snapshot (ADR 0035)."""
+    """``TableInput`` of ``<table>_snapshot``: the change table's format and columns, one
+    partition ``snapshot_at`` per snapshot (ADR 0035)."""
     return {
+        **changes_table_input(table, bucket, columns),
         "Name": snapshot_table_name(table),
         "Description": f"Last change of each item of DynamoDB table {table} (changelake)",
-        "TableType": "EXTERNAL_TABLE",
-        "Parameters": {
-            "classification": "parquet",
-            "EXTERNAL": "TRUE",
-            "typeOfData": "file",
-            SOURCE_PARAMETER: table,
-        },
         "PartitionKeys": [{"Name": SNAPSHOT_KEY, "Type": "string"}],
         "StorageDescriptor": _parquet_descriptor(s3_url(bucket, snapshots_prefix(table)), columns),
     }
