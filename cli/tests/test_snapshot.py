@@ -67,17 +67,31 @@ def test_snapshot_view_equals_full_history_at_every_cut(lake: Lake) -> None:
     expected = _full_history(lake)
     assert 10 < len(expected) < SPEC.items  # live items; some deleted at the end
     engine = LocalEngine()
+    previous = hour_of(SPEC, 0)
     for hour in (0, 3, SPEC.hours):  # nothing folded, half, everything
         cut = hour_of(SPEC, hour)
         report = take_snapshot(lake, TABLE, cut=cut, late_check_delay_s=0)
         assert _current(engine) == expected, f"cut at hour {hour}"
-        folded = [p for p in history.objects if p < cut]
+        # Incremental: only the partitions between the previous cut and this one are read.
+        folded = [p for p in history.objects if previous <= p < cut]
         assert report.partitions_read == len(folded)
         assert report.objects_read == sum(len(history.objects[p]) for p in folded)
         assert report.late_partitions == []
         # The view reads the snapshot's one partition and only the partitions from the cut on.
         stats = engine.run("SELECT count(*) FROM persons_current").stats
         assert stats.partitions == 1 + len([p for p in history.objects if p >= cut])
+        if hour == 3:
+            # History the snapshot holds may be expired (compact --expire): drop it from Glue;
+            # the next snapshot builds on this one and still gives the same answer.
+            glue = boto3.client("glue")
+            for p in history.objects:
+                if p < cut:
+                    glue.delete_partition(
+                        DatabaseName="changelake",
+                        TableName="persons_changes",
+                        PartitionValues=p.values,
+                    )
+        previous = cut
     # One row per item in the last snapshot, tombstones included, the live ones as the view.
     rows = engine.run(
         "SELECT item_key, event_name FROM persons_snapshot "

@@ -3,8 +3,10 @@
 One run, for one table:
 
 1. read the view's snapshot state (the late partitions it lists now are folded by this run);
-2. read every object of every registered ``<table>_changes`` partition before the cut, as the
-   engines read them (Glue partition locations), remembering exactly which objects it read;
+2. read the previous snapshot's rows and every object of the partitions it does not hold —
+   its late partitions and those from its cut up to the new cut — as the engines read them
+   (Glue partition locations), remembering exactly which objects it read (incremental: the
+   cost does not grow with history, and history the previous snapshot holds may be expired);
 3. keep the last change of each item by the view's own order (event time as the engines read it,
    at ms, then sequence number as a number, then event id), tombstones included, and write it as
    one Parquet object under ``snapshots/<table>/snapshot_at=<id>/`` (a new prefix every run);
@@ -167,14 +169,23 @@ def to_parquet(table: pa.Table) -> bytes:
 
 
 def _partition_objects(
-    lake: Lake, changes: TableDef, cut: Partition
+    lake: Lake, changes: TableDef, wanted: Callable[[Partition], bool]
 ) -> dict[Partition, list[S3Object]]:
     found: dict[Partition, list[S3Object]] = {}
     for part in lake.catalog.partitions(changes):
         partition = Partition(*part.values)
-        if partition < cut:
+        if wanted(partition):
             found[partition] = list(lake.objects.list_objects(part.location))
     return found
+
+
+def _previous_rows(
+    lake: Lake, table: str, before: SnapshotState | None, columns: list[tuple[str, str]]
+) -> list[pa.Table]:
+    if before is None:
+        return []
+    keys = [k for k in lake.store.list(snapshot_prefix(table, before.at)) if k.endswith(".parquet")]
+    return [conformed(lake.store.get(k), k, columns) for k in keys]
 
 
 def take_snapshot(
@@ -192,6 +203,11 @@ def take_snapshot(
     now = now or datetime.now(UTC)
     cut = cut or default_cut(now, settle)
     before = lake.registry.snapshot_state(table)
+    if before is not None and cut < before.cut:
+        raise SnapshotError(
+            f"cut {cut.path} is before the current snapshot's ({before.cut.path}): a snapshot "
+            "never unfolds partitions (they may have been expired)"
+        )
     lake.catalog.forget()
     try:
         changes = lake.catalog.table(lake.database, changes_table_name(table))
@@ -201,10 +217,17 @@ def take_snapshot(
     columns = [(c.name.lower(), c.type) for c in changes.columns]
     at = snapshot_id(now)
     report = SnapshotReport(table, at, "/".join(cut.values), cut.start().isoformat())
-    read = _partition_objects(lake, changes, cut)
+
+    def unfolded(p: Partition) -> bool:
+        # Incremental: what the previous snapshot does not hold (its late partitions and the
+        # ones from its cut on) — partitions it holds may have been expired since.
+        return p < cut and (before is None or p >= before.cut or p in before.late)
+
+    read = _partition_objects(lake, changes, unfolded)
     objects = [o for objs in read.values() for o in objs]
     payloads = lake.objects.fetch(objects)
-    parts = [conformed(d, o.uri, columns) for o, d in zip(objects, payloads, strict=True)]
+    parts = _previous_rows(lake, table, before, columns)
+    parts += [conformed(d, o.uri, columns) for o, d in zip(objects, payloads, strict=True)]
     schema = pa.schema(
         [
             pa.field(n, TIMESTAMP if t.strip().lower() == "timestamp" else to_arrow(t))
@@ -238,15 +261,15 @@ def take_snapshot(
         max_time,
         max_seq,
     )
-    # Late data: objects that reached the folded partitions while this run read them, or
+    # Late data: objects that reached the partitions this run read while it read them, or
     # before the catalog saw the new state (it trusts its copy for less than the delay).
+    # Partitions the previous snapshot holds are the catalog's to mark (ADR 0035).
     sleep(late_check_delay_s)
     lake.catalog.forget()
     seen = {p: {(o.key, o.etag) for o in objs} for p, objs in read.items()}
+    relisted = _partition_objects(lake, changes, lambda p: p in read or unfolded(p))
     late = [
-        p
-        for p, objs in _partition_objects(lake, changes, cut).items()
-        if {(o.key, o.etag) for o in objs} - seen.get(p, set())
+        p for p, objs in relisted.items() if {(o.key, o.etag) for o in objs} - seen.get(p, set())
     ]
     if late:
         lake.registry.mark_late(table, late)
