@@ -192,6 +192,7 @@ def _snapshot_then_more_changes(
     from changelake.layout import partition_for
     from changelake_cli.snapshot import take_snapshot
     from changelake_cli.snapshot_cmd import lake_from_settings
+    from changelake_testsupport.waiting import wait_until
 
     lake = lake_from_settings()
     cut = partition_for(datetime.now(UTC) + timedelta(hours=1))
@@ -208,16 +209,16 @@ def _snapshot_then_more_changes(
         ddb.delete_item(TableName=table, Key={"pk": {"S": f"p{i:04d}"}})
     for i in range(150, 155):
         ddb.put_item(TableName=table, Item=_person(i, 1))
-    deadline = time.monotonic() + 60
-    while _distinct_events(engine, table) < written + 20:
-        assert time.monotonic() < deadline, "the lake never caught up after the snapshot"
-        time.sleep(1)
+    wait_until(
+        "the changes after the snapshot", lambda: _distinct_events(engine, table) >= written + 20
+    )
     # Rows are visible as soon as their objects land; the catalog marks them late when it
     # handles their events: wait for that (the view reads them only then).
-    while not ((state := lake.registry.snapshot_state(table)) and state.late):
-        assert time.monotonic() < deadline, "the catalog never marked the late partition"
-        time.sleep(0.5)
-    return state, 20
+    wait_until(
+        "the catalog marking the late partition",
+        lambda: bool((s := lake.registry.snapshot_state(table)) and s.late),
+    )
+    return lake.registry.snapshot_state(table), 20
 
 
 def test_demo_summary_counts_match_what_was_produced(monkeypatch: pytest.MonkeyPatch) -> None:

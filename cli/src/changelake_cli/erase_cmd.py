@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from typing import Annotated
 
 import typer
 
+from changelake_cli import errors
 from changelake_cli.snapshot_cmd import duration, lake_from_settings, tables_of
 
 
@@ -35,17 +35,14 @@ def erase(
     from changelake.logs import configure_logging
     from changelake.settings import ChangelakeSettings
 
-    from changelake_cli.erase import EraseError, erase, key_schema, lake_item_key
+    from changelake_cli.erase import erase, key_schema, lake_item_key
 
     settings = ChangelakeSettings()
     configure_logging(settings.log_level)
     (name,) = tables_of(table)
     lake = lake_from_settings()
-    try:
+    with errors.exit_on_failure(2):  # a key that does not fit the table: one line, exit 2
         item = lake_item_key(name, key, key_schema(lake, name), aws.privacy_policy(settings))
-    except EraseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise typer.Exit(2) from exc
     report = erase(lake, name, item, grace=duration(grace))
     if as_json:
         typer.echo(json.dumps({**dataclasses.asdict(report), "changed": report.changed}))
