@@ -14,24 +14,18 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-from changelake import aws
 from changelake.compaction import compact_table, expire_table
 from changelake.glue_partitions import GluePartitions
-from changelake.layout import Partition, current_view_name
+from changelake.layout import Partition
 from changelake.logs import configure_logging
 from changelake.rewrite import Lake
 from changelake.s3_store import S3ObjectStore
 from changelake.timeutil import parse_duration
 
+from changelake_catalog.__main__ import build_registry
 from changelake_catalog.settings import CatalogSettings
 
 log = logging.getLogger(__name__)
-
-# Where the snapshot job records what its snapshot folded (ADR 0035): a JSON parameter of
-# the <table>_current view with the first partition not folded ("cut") and the partitions
-# before it that received objects after the snapshot read them ("late").
-SNAPSHOT_PARAMETER = "changelake.snapshot"
 
 
 def configured_tables(settings: CatalogSettings) -> list[str]:
@@ -48,18 +42,8 @@ def build_lake(settings: CatalogSettings) -> Lake:
 
 def snapshot_coverage(settings: CatalogSettings, table: str) -> Callable[[Partition], bool] | None:
     """Which partitions the current-state snapshot holds, or ``None`` when there is none."""
-    glue = aws.glue()
-    try:
-        view = glue.get_table(DatabaseName=settings.database, Name=current_view_name(table))
-    except glue.exceptions.EntityNotFoundException:
-        return None
-    text = (view["Table"].get("Parameters") or {}).get(SNAPSHOT_PARAMETER)
-    if not text:
-        return None
-    state = orjson.loads(text)
-    cut = Partition(*map(str, state["cut"]))
-    late = {Partition(*map(str, p)) for p in state.get("late", [])}
-    return lambda p: p < cut and p not in late
+    state = build_registry(settings).snapshot_state(table)
+    return state.needs if state is not None else None
 
 
 def run(
