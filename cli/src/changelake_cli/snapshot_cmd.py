@@ -41,15 +41,13 @@ def tables_of(table: str | None) -> list[str]:
 
 
 def duration(text: str) -> timedelta:
-    value = text.strip().lower()
+    """A duration option (``1h``, ``30m``, ``0``), a usage error when it is not one."""
+    from changelake.timeutil import parse_duration
+
     try:
-        if value.endswith("h"):
-            return timedelta(hours=float(value[:-1]))
-        if value.endswith("m"):
-            return timedelta(minutes=float(value[:-1]))
-        return timedelta(seconds=float(value.removesuffix("s")))
+        return parse_duration(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"not a duration: {text!r} (e.g. 1h, 30m, 0)") from exc
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def snapshot(
