@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from changelake.s3_store import S3ObjectStore
+from changelake.adapters.s3_store import S3ObjectStore
 from changelake_catalog.glue_registry import GlueRegistry
 from changelake_cli.query.glue_catalog import GlueCatalog
 from changelake_cli.query.s3_objects import S3Objects

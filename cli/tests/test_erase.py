@@ -14,7 +14,7 @@ from datetime import timedelta
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from changelake.aws import privacy_policy
+from changelake.adapters.aws import privacy_policy
 from changelake.layout import error_object_key
 from changelake.privacy import PrivacyPolicy
 from changelake.settings import ChangelakeSettings

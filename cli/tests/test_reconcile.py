@@ -12,8 +12,8 @@ import boto3
 import orjson
 import pytest
 from changelake import layout
-from changelake.glue_partitions import GluePartitions
-from changelake.s3_store import S3ObjectStore
+from changelake.adapters.glue_partitions import GluePartitions
+from changelake.adapters.s3_store import S3ObjectStore
 from changelake_cli.local_stack import LocalStack
 from changelake_cli.main import app
 from changelake_cli.ops import lake

@@ -11,7 +11,7 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 from changelake import layout
-from changelake.s3_store import S3ObjectStore
+from changelake.adapters.s3_store import S3ObjectStore
 from changelake_cli.local_stack import LocalStack
 from changelake_cli.main import app
 from changelake_cli.ops import lake

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from changelake import aws
+from changelake.adapters import aws
 from changelake_cli import smoke
 from changelake_cli.local_stack import LocalStack
 from changelake_cli.query.current_check import scan_images

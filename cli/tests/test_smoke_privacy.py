@@ -7,7 +7,7 @@ test_smoke.py's module-scoped one has stopped.
 from __future__ import annotations
 
 import pytest
-from changelake import aws
+from changelake.adapters import aws
 from changelake_cli import smoke
 from changelake_cli.local_stack import LocalStack
 from changelake_cli.query.current_check import compare

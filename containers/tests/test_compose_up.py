@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import changelake_dockerspec
 import pytest
-from changelake import aws
+from changelake.adapters import aws
 from changelake.settings import ChangelakeSettings
 from changelake_cli.query.current_check import scan_images
 

@@ -39,7 +39,7 @@ class Measured:
 
 def _measure(endpoint: str, hours: int, items: int, per_hour: int, recent: int) -> Measured:
     import boto3
-    from changelake.s3_store import S3ObjectStore
+    from changelake.adapters.s3_store import S3ObjectStore
     from changelake_catalog.glue_registry import GlueRegistry
     from changelake_catalog.views import current_view_sql
     from changelake_cli.query.glue_catalog import GlueCatalog

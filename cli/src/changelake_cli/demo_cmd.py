@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from changelake import aws
+from changelake.adapters import aws
 from changelake.layout import ERRORS, changes_table_name
 from changelake.logs import configure_logging
 from changelake.privacy import sample_policy

@@ -40,8 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from changelake import ddb_json, rewrite
+from changelake.adapters.glue_partitions import GluePartitions
 from changelake.events import item_key
-from changelake.glue_partitions import GluePartitions
 from changelake.layout import (
     ERRORS,
     changes_prefix,

@@ -31,7 +31,7 @@ def erase(
 ) -> None:
     """Erase one item: its rows in changes/ (partitions rewritten with an atomic swap), the
     snapshot, and its lines in raw/ and errors/. Idempotent: a second run rewrites nothing."""
-    from changelake import aws
+    from changelake.adapters import aws
     from changelake.logs import configure_logging
     from changelake.settings import ChangelakeSettings
 

@@ -12,61 +12,40 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-)
-from changelake import aws
+from changelake.adapters import aws
 
 LOCAL_HINT = "for the local stack run `changelake local up` and paste the export lines it prints"
 
 
-def _where(exc: BaseException) -> str:
-    url = getattr(exc, "kwargs", {}).get("endpoint_url") or aws.endpoint_for("s3")
-    if not url:
+def _where(endpoint: str | None) -> str:
+    if not endpoint:
         return "AWS (no AWS_ENDPOINT_URL set)"
-    parts = urllib.parse.urlsplit(url)
+    parts = urllib.parse.urlsplit(endpoint)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _aws_cause(exc: BaseException) -> BaseException:
-    """The AWS SDK error behind ``exc`` (services wrap them), else ``exc`` itself."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, (BotoCoreError, ClientError)):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return exc
 
 
 def one_line(exc: BaseException) -> str:
     """The message for a failure that reached the command line: ``error: … (hint: …)``."""
-    exc = _aws_cause(exc)
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+    failure = aws.failure(exc)
+    if failure is None or failure.kind == "other":
+        exc = failure.error if failure is not None else exc
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return (
+            f"error: {type(exc).__name__}: {text} "
+            "(hint: set CHANGELAKE_LOG_LEVEL=DEBUG to see the traceback)"
+        )
+    if failure.kind == "credentials":
         return (
             "error: no AWS credentials found (hint: "
             f"{LOCAL_HINT}; for AWS, configure credentials, e.g. AWS_PROFILE)"
         )
-    if isinstance(exc, EndpointConnectionError):
-        return f"error: cannot reach {_where(exc)} (hint: is it running? {LOCAL_HINT})"
-    if isinstance(exc, NoRegionError):
+    if failure.kind == "unreachable":
+        return f"error: cannot reach {_where(failure.endpoint)} (hint: is it running? {LOCAL_HINT})"
+    if failure.kind == "region":
         return "error: no AWS region configured (hint: export AWS_REGION or CHANGELAKE_REGION)"
-    if isinstance(exc, ClientError):
-        code = aws.error_code(exc) or "error"
-        message = exc.response.get("Error", {}).get("Message") or str(exc)
-        operation = getattr(exc, "operation_name", "")
-        return (
-            f"error: AWS {operation} failed: {code}: {message} "
-            f"(endpoint: {_where(exc)}; hint: {LOCAL_HINT})"
-        )
-    text = " ".join(str(exc).split()) or type(exc).__name__
     return (
-        f"error: {type(exc).__name__}: {text} "
-        "(hint: set CHANGELAKE_LOG_LEVEL=DEBUG to see the traceback)"
+        f"error: AWS {failure.operation} failed: {failure.code}: {failure.message} "
+        f"(endpoint: {_where(failure.endpoint)}; hint: {LOCAL_HINT})"
     )
 
 

@@ -10,7 +10,7 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from changelake import aws
+from changelake.adapters import aws
 from changelake.logs import configure_logging
 from changelake.privacy import sample_policy
 from changelake.settings import ChangelakeSettings

@@ -18,7 +18,7 @@ import socket
 from types import TracebackType
 from typing import Literal, Self
 
-from changelake import aws
+from changelake.adapters import aws
 from changelake.privacy import PrivacyPolicy
 from changelake.settings import ENV_PREFIX, ChangelakeSettings
 from changelake_emulator.emulator import Emulator

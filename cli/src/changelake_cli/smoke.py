@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from changelake import aws
+from changelake.adapters import aws
 from changelake.events import item_key
 from changelake.privacy import PrivacyPolicy
 from changelake.settings import ChangelakeSettings

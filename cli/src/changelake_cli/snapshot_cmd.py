@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def lake_from_settings() -> Lake:
     """Glue and S3 of the configured lake (``AWS_ENDPOINT_URL``, ``CHANGELAKE_*``)."""
-    from changelake.s3_store import S3ObjectStore
+    from changelake.adapters.s3_store import S3ObjectStore
     from changelake_catalog.__main__ import build_registry
     from changelake_catalog.settings import CatalogSettings
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from changelake import aws
+from changelake.adapters import aws
 
 log = logging.getLogger(__name__)
 

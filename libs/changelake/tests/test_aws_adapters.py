@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from changelake import aws
-from changelake.s3_store import S3ObjectStore
+from changelake.adapters import aws
+from changelake.adapters.s3_store import S3ObjectStore
 
 pytestmark = pytest.mark.aws
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from changelake import ddb_json
-from changelake.aws import privacy_policy
+from changelake.adapters.aws import privacy_policy
 from changelake.events import ChangeEvent, DecodeFailure, Position
 from changelake.privacy import (
     MASK_TEXT,

@@ -247,7 +247,7 @@ def test_processor_write_budget_counts_elapsed_time_not_only_attempts() -> None:
 
 
 def test_consumer_s3_writes_do_not_retry_inside_the_sdk() -> None:
-    from changelake.s3_store import write_client
+    from changelake.adapters.s3_store import write_client
 
     retries = write_client().meta.config.retries
     assert retries == {"mode": "standard", "total_max_attempts": 1}

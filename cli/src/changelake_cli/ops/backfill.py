@@ -425,8 +425,8 @@ def backfill_from_settings(
     on_wait: Callable[[str], None] | None = None,
 ) -> list[BackfillSummary]:
     """The Python entry point: back-fill each configured table (or ``table``)."""
-    from changelake import aws
-    from changelake.s3_store import S3ObjectStore
+    from changelake.adapters import aws
+    from changelake.adapters.s3_store import S3ObjectStore
     from changelake.settings import ChangelakeSettings
 
     settings = ChangelakeSettings()

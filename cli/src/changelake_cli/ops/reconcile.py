@@ -526,9 +526,9 @@ def reconcile_from_settings(
     Endpoints come from ``AWS_ENDPOINT_URL`` as everywhere; ``engine`` defaults to the local
     engine (DuckDB over Glue and S3). ``since``: a datetime, or ``--since``'s text.
     """
-    from changelake import aws
-    from changelake.glue_partitions import GluePartitions
-    from changelake.s3_store import S3ObjectStore
+    from changelake.adapters import aws
+    from changelake.adapters.glue_partitions import GluePartitions
+    from changelake.adapters.s3_store import S3ObjectStore
     from changelake.settings import ChangelakeSettings
 
     settings = ChangelakeSettings()

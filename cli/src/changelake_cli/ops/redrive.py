@@ -242,7 +242,7 @@ def redrive_catalog_dlq(
 
 def kinesis_reader(stream_name: str, kinesis: Any | None = None) -> StreamReader:
     """Read one record back from the stream by shard and sequence number (None: trimmed)."""
-    from changelake import aws
+    from changelake.adapters import aws
 
     client = kinesis or aws.kinesis()
 
@@ -269,8 +269,8 @@ def redrive_from_settings(
     source: str, since: str | datetime | None = None, *, dry_run: bool = False
 ) -> RedriveSummary:
     """The Python entry point: re-drive ``source`` with today's ``CHANGELAKE_*`` settings."""
-    from changelake import aws
-    from changelake.s3_store import S3ObjectStore
+    from changelake.adapters import aws
+    from changelake.adapters.s3_store import S3ObjectStore
     from changelake.settings import ChangelakeSettings
 
     if source not in SOURCES:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from changelake import aws
+from changelake.adapters import aws
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from changelake import aws
+from changelake.adapters import aws
 
 from changelake_cli.query.model import QueryError, QueryResult, ScanStats, utc_value
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from changelake import aws, ddb_json
+from changelake import ddb_json
+from changelake.adapters import aws
 from changelake.events import item_key
 from changelake.layout import current_view_name
 from changelake.privacy import PrivacyPolicy

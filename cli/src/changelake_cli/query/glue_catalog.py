@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from changelake import aws
+from changelake.adapters import aws
 
 from changelake_cli.query.model import Column, PartitionDef, QueryError, TableDef
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from changelake import aws
+from changelake.adapters import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

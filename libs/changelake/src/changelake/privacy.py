@@ -20,7 +20,7 @@ be hashed. ``changed_attributes`` is computed from the clear values: a masked or
 attribute that changed is still reported as changed.
 
 The core stays pure: the key comes in as bytes (an environment variable locally, a Secrets
-Manager secret on AWS, resolved by ``changelake.aws.privacy_policy``).
+Manager secret on AWS, resolved by ``changelake.adapters.aws.privacy_policy``).
 """
 
 from __future__ import annotations

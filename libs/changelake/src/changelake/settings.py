@@ -91,7 +91,7 @@ class ChangelakeSettings(BaseSettings):
 
         The key is ``CHANGELAKE_PRIVACY_KEY`` when set, else the secret named by
         ``CHANGELAKE_PRIVACY_KEY_SECRET`` read through ``read_secret`` (on AWS,
-        :func:`changelake.aws.read_secret`, called only then). Raises
+        :func:`changelake.adapters.aws.read_secret`, called only then). Raises
         :class:`~changelake.privacy.PrivacyPolicyError` at start when a hash rule has no key.
         """
         if not self.privacy_policy:

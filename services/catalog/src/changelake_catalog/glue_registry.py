@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from changelake import aws, privacy
+from changelake import privacy
+from changelake.adapters import aws
 from changelake.athena_view import decode_presto_view
 from changelake.layout import (
     Partition,

@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from changelake.adapters.glue_partitions import GluePartitions
+from changelake.adapters.s3_store import S3ObjectStore
 from changelake.compaction import compact_table, expire_table
-from changelake.glue_partitions import GluePartitions
 from changelake.layout import Partition
 from changelake.logs import configure_logging
 from changelake.rewrite import Lake
-from changelake.s3_store import S3ObjectStore
 from changelake.timeutil import parse_duration
 
 from changelake_catalog.__main__ import build_registry

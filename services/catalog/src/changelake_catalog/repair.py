@@ -154,7 +154,7 @@ def repair(
     is listed through the store (one HEAD per object for its size).
     """
     if store is None:
-        from changelake.s3_store import S3ObjectStore
+        from changelake.adapters.s3_store import S3ObjectStore
 
         from changelake_catalog.s3_listing import S3Listing
 

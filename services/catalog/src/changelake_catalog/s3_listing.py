@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
-from changelake import aws
+from changelake.adapters import aws
 
 from changelake_catalog.exceptions import CatalogError
 

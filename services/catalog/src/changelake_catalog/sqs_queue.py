@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
-from changelake import aws
+from changelake.adapters import aws
 
 from changelake_catalog.exceptions import CatalogError
 from changelake_catalog.ports import QueueMessage

@@ -23,10 +23,10 @@ import threading
 import uuid
 from types import FrameType
 
-from changelake import aws
+from changelake.adapters import aws
+from changelake.adapters.s3_store import S3ObjectStore, write_client
 from changelake.logs import configure_logging
 from changelake.metrics import PeriodicFlush, make_metrics
-from changelake.s3_store import S3ObjectStore, write_client
 
 from changelake_consumer.adapters.dynamodb_checkpoints import DynamoDBCheckpointStore
 from changelake_consumer.adapters.kinesis_shards import KinesisShardReader

@@ -314,9 +314,10 @@ class ShardProcessor:
     def _put(self, key: str, data: bytes, content_type: str) -> None:
         """PUT with backoff until the write budget is spent (time slept or elapsed, the larger).
 
-        The store's client does not retry by itself (:func:`changelake.s3_store.write_client`),
-        so a failing S3 stops the shard after at most ``write_timeout_s`` plus one attempt's
-        connect and read timeouts (docs/adr/0019).
+        The store's client does not retry by itself
+        (:func:`changelake.adapters.s3_store.write_client`), so a failing S3 stops the shard
+        after at most ``write_timeout_s`` plus one attempt's connect and read timeouts
+        (docs/adr/0019).
         """
         budget = self._policy.write_timeout_s
         started, slept, attempt = self._clock(), 0.0, 0

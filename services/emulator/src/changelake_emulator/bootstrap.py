@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from changelake import layout
-from changelake.aws import error_code
+from changelake.adapters.aws import error_code
 from changelake.settings import ChangelakeSettings
 
 from changelake_emulator.adapters.clients import emulator_client

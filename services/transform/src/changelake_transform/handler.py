@@ -46,7 +46,7 @@ def _privacy_for(_variables: tuple[str | None, ...]) -> PrivacyPolicy | None:
 
 
 def _read_secret(secret_id: str, region: str) -> bytes:
-    from changelake.aws import read_secret  # boto3: only when a key secret is configured
+    from changelake.adapters.aws import read_secret  # boto3: only when a key secret is configured
 
     return read_secret(secret_id, region)
 

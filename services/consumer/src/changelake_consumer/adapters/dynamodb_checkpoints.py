@@ -18,7 +18,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from changelake import aws
+from changelake.adapters import aws
 from changelake.timeutil import now_us, us_to_datetime
 
 from changelake_consumer.ports import LeaseItem, LeaseLostError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from changelake import aws
+from changelake.adapters import aws
 from changelake.events import Position
 from changelake.timeutil import datetime_to_us
 

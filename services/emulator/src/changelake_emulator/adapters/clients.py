@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import boto3
-from changelake.aws import client_config
+from changelake.adapters.aws import client_config
 
 # moto accepts any credentials; these are used only when the environment supplies none.
 FAKE_ACCESS_KEY = "changelake-local"

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from changelake import aws, ddb_json
+from changelake import ddb_json
+from changelake.adapters import aws
 
 from changelake_producer.generator import Operation
 from changelake_producer.service import TableMissingError

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from changelake import aws
+from changelake.adapters import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from changelake import aws
+from changelake.adapters import aws
 from changelake.layout import Partition, changes_table_name
 
 if TYPE_CHECKING:

@@ -13,11 +13,20 @@ import logging
 import os
 import threading
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
 
 from changelake.privacy import PrivacyPolicy
 from changelake.settings import ENV_PREFIX, ChangelakeSettings
@@ -196,6 +205,44 @@ def error_code(exc: BaseException) -> str | None:
         code = response.get("Error", {}).get("Code")
         return str(code) if code is not None else None
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What went wrong with an AWS call, in terms a user can act on (see :func:`failure`)."""
+
+    kind: Literal["credentials", "unreachable", "region", "refused", "other"]
+    error: BaseException  # the SDK's own exception
+    endpoint: str | None = None
+    operation: str = ""
+    code: str = "error"
+    message: str = ""
+
+
+def failure(exc: BaseException) -> Failure | None:
+    """The AWS SDK error behind ``exc`` (services wrap them), classified; ``None`` for others."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, BotoCoreError | ClientError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    endpoint = getattr(seen, "kwargs", {}).get("endpoint_url") or endpoint_for("s3")
+    if isinstance(seen, NoCredentialsError | PartialCredentialsError):
+        return Failure("credentials", seen, endpoint)
+    if isinstance(seen, EndpointConnectionError):
+        return Failure("unreachable", seen, endpoint)
+    if isinstance(seen, NoRegionError):
+        return Failure("region", seen, endpoint)
+    if isinstance(seen, ClientError):
+        return Failure(
+            "refused",
+            seen,
+            endpoint,
+            operation=getattr(seen, "operation_name", ""),
+            code=error_code(seen) or "error",
+            message=seen.response.get("Error", {}).get("Message") or str(seen),
+        )
+    return Failure("other", seen, endpoint)
 
 
 def read_secret(secret_id: str, region: str | None = None) -> bytes:
