@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path(".cache/fuzz"))
     parser.add_argument("--json", action="store_true", help="print the runs as JSON")
     args = parser.parse_args(argv)
+    # The transform handler logs a line per failed record: millions of lines on a long run.
+    os.environ.setdefault("CHANGELAKE_LOG_LEVEL", "ERROR")
     per_property = max(1, int(args.inputs * args.hypothesis_share) // len(properties.INPUTS))
     per_target = max(
         1, (args.inputs - per_property * len(properties.INPUTS)) // len(targets.TARGETS)

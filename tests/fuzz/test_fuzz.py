@@ -89,3 +89,12 @@ def test_coverage_guided_fuzzing_of_every_target_finds_no_crash(tmp_path: Path) 
     assert len(list((tmp_path / "corpus" / "all").iterdir())) > len(
         libfuzzer.seeds("all", runner.FIXTURES)
     )
+
+
+def test_notification_for_a_key_outside_any_valid_table_is_ignored() -> None:
+    from changelake_catalog.notifications import parse_notification
+
+    body = (runner.FIXTURES / "notification/table_segment_not_a_table_name.json").read_text()
+
+    assert parse_notification(body, "lake") == []
+    assert parse_notification(body.replace("personses%2", "persons"), "lake") != []

@@ -26,11 +26,13 @@ PARTITION_KEYS = ("dt", "hour")
 
 _TABLE_RE = re.compile(r"[A-Za-z0-9_.-]{3,255}\Z")
 _SAFE_PART_RE = re.compile(r"[A-Za-z0-9_.-]+\Z")
+# The table segment follows the table-name rule: ``changes/<anything else>/`` is no table's
+# (found by fuzzing the catalog's S3 events, docs/adr/0037: ``changes/a%2/…`` named a table).
 _TABLE_OBJECT_RE = re.compile(
-    r"changes/(?P<table>[^/]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/(?P<name>[^/]+)\Z"
+    r"changes/(?P<table>[A-Za-z0-9_.-]{3,255})/dt=(?P<dt>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/(?P<name>[^/]+)\Z"
 )
 _CHANGE_KEY_RE = re.compile(
-    r"changes/(?P<table>[^/]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/(?P<name>[^/]+\.parquet)\Z"
+    r"changes/(?P<table>[A-Za-z0-9_.-]{3,255})/dt=(?P<dt>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/(?P<name>[^/]+\.parquet)\Z"
 )
 
 
