@@ -21,7 +21,11 @@ $(CURDIR)/.tools/bin/uv:
 .venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) | $(UV)
 	# --all-extras: the consumer's `kcl` extra is the real amazon-kclpy, whose build downloads
 	# the KCL jars from Maven Central (KCL_MVN_REPO_SEARCH_URL points it at a mirror).
-	$(UV) sync --all-packages --all-extras --inexact --frozen
+	# --compile-bytecode: every dependency's .pyc is written once here. Without it, and with
+	# PYTHONDONTWRITEBYTECODE=1 (set on our machines), every process compiled moto, pandas,
+	# botocore, sqlglot… at import, holding the GIL: the demo's "writing" phase stalled on it
+	# (docs/adr/0037, profile in docs/benchmarks.md).
+	$(UV) sync --all-packages --all-extras --inexact --frozen --compile-bytecode
 	@touch $@
 
 .PHONY: install

@@ -1,4 +1,4 @@
-"""`changelake bench {consumer,query,freshness,catalog,all}`: speed measured against peers.
+"""`changelake bench {consumer,query,freshness,catalog,load,all}`: speed measured against peers.
 
 Each bench prints a rich table (metric, ours, baseline, ratio, target, pass) to stdout, or with
 ``--format json`` exactly one JSON object (``all``: a JSON array of them). Progress goes to
@@ -283,6 +283,44 @@ def catalog_cmd(
         as_array=False,
         json_out=json_out,
     )
+
+
+@bench_app.command("load")
+def load_cmd(
+    *,
+    rate: Annotated[int, typer.Option(help="Changes per second written to DynamoDB")] = 2000,
+    seconds: Annotated[float, typer.Option(help="How long to write")] = 300.0,
+    runner: Annotated[
+        str, typer.Option(help="Consumer: kcl (the real MultiLangDaemon, as on ECS) or local")
+    ] = "kcl",
+    items: Annotated[int, typer.Option(help="Distinct items the changes cycle through")] = 5000,
+    writers: Annotated[int, typer.Option(help="Writer threads putting items")] = 4,
+    interval: Annotated[float, typer.Option(help="Seconds between two lag samples")] = 5.0,
+    profile_dir: Annotated[
+        Path | None,
+        typer.Option(help="Sample the pipeline process with py-spy; collapsed stacks here"),
+    ] = None,
+    fmt: FormatOpt = OutputFormat.table,
+    quiet: QuietOpt = False,
+    json_out: JsonOutOpt = None,
+) -> None:
+    """Sustained load on the local pipeline: lag over time, freshness, reconcile."""
+    from changelake_bench import load
+
+    machine = machine_info()
+    with _quiet_logs(quiet):
+        result = load.run(
+            rate=rate,
+            seconds=seconds,
+            runner=runner,
+            items=items,
+            writers=writers,
+            interval_s=interval,
+            profile_dir=profile_dir,
+            progress=_progress(quiet),
+        )
+    result.machine = machine
+    _emit([result], fmt, as_array=False, json_out=json_out)
 
 
 @bench_app.command("all")

@@ -29,7 +29,7 @@ from changelake_cli.stats import percentile
 from changelake_bench.report import BenchResult, Progress, Row, Target
 
 
-class _Pending:
+class PendingWrites:
     """Writes not yet seen, per item, in version order (thread-safe)."""
 
     def __init__(self) -> None:
@@ -63,7 +63,7 @@ class _Pending:
             return sum(len(q) for q in self._by_item.values())
 
 
-def _follow_writer(proc: subprocess.Popen[str], pending: _Pending) -> None:
+def follow_writer(proc: subprocess.Popen[str], pending: PendingWrites) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
         stamp, *changes = line.split()
@@ -108,7 +108,7 @@ def run(
 
     settings = ChangelakeSettings()
     view = layout.current_view_name(settings.table_name)
-    pending = _Pending()
+    pending = PendingWrites()
     polls = 0
     poll_seconds: list[float] = []
     say(f"freshness: starting the embedded pipeline ({rate}/s for {seconds:g} s)")
@@ -145,7 +145,7 @@ def run(
             text=True,
         )
         follower = threading.Thread(
-            target=_follow_writer, args=(writer, pending), name="bench-writer-follow", daemon=True
+            target=follow_writer, args=(writer, pending), name="bench-writer-follow", daemon=True
         )
         follower.start()
         deadline = until + drain_timeout_s
