@@ -2,8 +2,9 @@
 
 The documented run (2,000 changes/s for 300 s) is a command (README, docs/benchmarks.md); this
 one is short and slow enough for a 2-core CI machine, and asserts on the data that came out:
-every change DynamoDB accepted is in the lake exactly once as a distinct event, the current
-view equals a Scan, the lag series was sampled through the run and went back to zero.
+every change DynamoDB accepted is in the lake exactly once as a distinct event, `changelake
+reconcile` is clean (current view = Scan, raw = curated event ids, catalog, quarantine), the lag
+series was sampled through the run and went back to zero.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def test_bench_load_20_seconds_through_the_kcl_daemon_loses_nothing() -> None:
     assert reconcile["distinct_events"] == ours["changes_produced"]
     assert reconcile["current_equals_scan"] is True
     assert reconcile["current_items"] == reconcile["table_items"] > 0
+    # changelake reconcile: items, raw vs curated events, catalog, quarantine all clean.
+    assert reconcile["reconcile_clean"] is True
+    events = reconcile["reconcile"]["tables"][0]["events"]
+    assert events["curated_events"] == events["raw_events"] == ours["changes_produced"]
     assert ours["not_durable_after_drain"] == 0
     # Lag sampled every 5 s through the write (and the drain), ending at zero.
     lag = ours["lag"]
