@@ -73,6 +73,36 @@ def follow_writer(proc: subprocess.Popen[str], pending: PendingWrites) -> None:
             pending.add(pk, int(ver), at)
 
 
+def start_writer(
+    endpoint: str,
+    table: str,
+    pending: PendingWrites,
+    *,
+    rate: float,
+    seconds: float,
+    items: int,
+    writers: int,
+) -> tuple[subprocess.Popen[str], threading.Thread]:
+    """The writer process (``freshness_writer``) and the thread recording its writes."""
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "changelake_bench.freshness_writer",
+            *("--endpoint", endpoint, "--table", table),
+            *("--rate", str(rate), "--seconds", str(seconds)),
+            *("--items", str(items), "--writers", str(writers)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    follower = threading.Thread(
+        target=follow_writer, args=(writer, pending), name="bench-writer-follow", daemon=True
+    )
+    follower.start()
+    return writer, follower
+
+
 def _current_versions(engine: Any, view: str) -> dict[str, int]:
     result = engine.run(f"SELECT item_key, new_image FROM {view}")
     current: dict[str, int] = {}
@@ -123,31 +153,15 @@ def run(
         engine = LocalEngine(settings.database)
         started = time.monotonic()
         until = started + seconds
-        writer = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "changelake_bench.freshness_writer",
-                "--endpoint",
-                stack.endpoint,
-                "--table",
-                settings.table_name,
-                "--rate",
-                str(rate),
-                "--seconds",
-                str(seconds),
-                "--items",
-                str(items),
-                "--writers",
-                str(writers),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+        writer, follower = start_writer(
+            stack.endpoint,
+            settings.table_name,
+            pending,
+            rate=rate,
+            seconds=seconds,
+            items=items,
+            writers=writers,
         )
-        follower = threading.Thread(
-            target=follow_writer, args=(writer, pending), name="bench-writer-follow", daemon=True
-        )
-        follower.start()
         deadline = until + drain_timeout_s
         try:
             while time.monotonic() < deadline:

@@ -43,7 +43,7 @@ from changelake import layout
 from changelake_cli.stats import percentile
 
 from changelake_bench.env import scoped_env
-from changelake_bench.freshness import PendingWrites, follow_writer
+from changelake_bench.freshness import PendingWrites, start_writer
 from changelake_bench.report import BenchResult, Progress, Row, Target
 
 # KCL knobs for a run that starts in seconds (ADR 0016 says what they are on ECS): a lease is
@@ -231,22 +231,15 @@ def _drive(
         watch = LakeWatch(pending)
         samples: list[Sample] = []
         started = time.monotonic()
-        writer = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "changelake_bench.freshness_writer",
-                *("--endpoint", stack.endpoint, "--table", settings.table_name),
-                *("--rate", str(params["rate"]), "--seconds", str(params["seconds"])),
-                *("--items", str(params["items"]), "--writers", str(params["writers"])),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+        writer, follower = start_writer(
+            stack.endpoint,
+            settings.table_name,
+            pending,
+            rate=params["rate"],
+            seconds=params["seconds"],
+            items=params["items"],
+            writers=params["writers"],
         )
-        follower = threading.Thread(
-            target=follow_writer, args=(writer, pending), name="load-writer-follow", daemon=True
-        )
-        follower.start()
         next_sample = started + params["interval_s"]
         write_end: float | None = None
         deadline: float | None = None
