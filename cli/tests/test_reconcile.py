@@ -94,6 +94,11 @@ def test_reconcile_is_clean_then_finds_every_injected_gap(
         assert t.items.source_items == t.items.view_items == 38
         assert t.events.raw_events == t.events.curated_events == 40 + 10 + 4 + 2 + 2
         assert t.catalog.partitions == 3 == t.catalog.registered_partitions
+        sampled = reconcile_from_settings(TABLE, full_scan_max_items=10, sample_items=10)
+        assert sampled.clean
+        assert sampled.tables[0].items.mode == "sample"
+        assert "Scan segment" in sampled.tables[0].items.detail
+        assert 0 < sampled.tables[0].items.source_items < 38  # one segment of about 10 items
         compacted = CliRunner().invoke(
             app, ["compact", "--table", TABLE, "--older-than", "2h", "--grace", "0s", "--json"]
         )
