@@ -11,14 +11,15 @@ import http.client
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
+
+from changelake.lifecycle import StartStop
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
-class CountingProxy:
+class CountingProxy(StartStop):
     """Forwards every request to ``upstream`` and counts operations; a context manager."""
 
     def __init__(self, upstream: str) -> None:
@@ -86,14 +87,3 @@ class CountingProxy:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

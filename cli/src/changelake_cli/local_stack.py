@@ -15,10 +15,10 @@ import logging
 import os
 import secrets
 import socket
-from types import TracebackType
 from typing import Literal, Self
 
 from changelake.adapters import aws
+from changelake.lifecycle import StartStop
 from changelake.privacy import PrivacyPolicy
 from changelake.settings import ENV_PREFIX, ChangelakeSettings
 from changelake_emulator.emulator import Emulator
@@ -36,7 +36,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class LocalStack:
+class LocalStack(StartStop):
     """Context manager running the emulator and the pipeline's services on 127.0.0.1:port."""
 
     def __init__(
@@ -136,14 +136,3 @@ class LocalStack:
         self._restore_env()
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -37,10 +37,10 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 from changelake.adapters import aws
+from changelake.lifecycle import StartStop
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ def _write_properties(path: Path, props: Mapping[str, str]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
 
-class TrinoServer:
+class TrinoServer(StartStop):
     """A Trino coordinator as a child process on 127.0.0.1 (context manager)."""
 
     def __init__(
@@ -491,14 +491,3 @@ class TrinoServer:
             with contextlib.suppress(OSError):
                 shutil.rmtree(self._workdir)
             self._workdir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -13,10 +13,10 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Literal, Self
 
 from changelake import layout
+from changelake.lifecycle import StartStop
 from changelake.settings import ChangelakeSettings
 
 from changelake_emulator.adapters.clients import emulator_client
@@ -58,7 +58,7 @@ class EmulatorStats:
     errors: int
 
 
-class Emulator:
+class Emulator(StartStop):
     """moto server + DynamoDB→Kinesis streaming destination + Kinesis→Firehose→S3 bridge."""
 
     def __init__(
@@ -255,17 +255,6 @@ class Emulator:
         if server is not None:
             server.stop()
         _release(self)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _release(emulator: Emulator) -> None:
