@@ -19,7 +19,7 @@ from changelake.adapters.s3_store import S3ObjectStore
 from changelake.compaction import compact_table, expire_table
 from changelake.layout import Partition
 from changelake.logs import configure_logging
-from changelake.rewrite import Lake
+from changelake.rewrite import Lake, collect_trash
 from changelake.timeutil import parse_duration
 
 from changelake_catalog.__main__ import build_registry
@@ -91,6 +91,9 @@ def run(
                 now=now,
             )
             summary["expire"] = expired.summary()
+            if not dry_run:  # with no grace, the expired objects go in this same run
+                trash = collect_trash(lake, table, now=now)
+                summary["expire"]["objects_deleted"] = trash.deleted
         log.info("compaction done", extra={"summary": summary})
         summaries.append(summary)
     return summaries
