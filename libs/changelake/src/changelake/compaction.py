@@ -249,8 +249,8 @@ def expire_table(
     ``covered(partition)`` says whether the current-state snapshot holds the partition's
     changes (folded, and nothing arrived since); only those are dropped. ``None`` (no snapshot)
     refuses with :class:`ExpireRefusedError`: without a snapshot the history *is* the current
-    state. Per partition a trash record naming its base prefix and its generations is written
-    first, then the partitions are deregistered; the objects are deleted by
+    state. Per partition a trash record listing its objects (base prefix and generations) is
+    written first, then the partitions are deregistered; the objects are deleted by
     :func:`~changelake.rewrite.collect_trash` once the grace period has passed (queries planned
     before the drop may still read them) and only if the partition is no longer registered
     (a crash before the drop leaves it whole).
@@ -267,16 +267,23 @@ def expire_table(
     kept = tuple(p for p in old if not covered(p))
     if not dry_run and doomed:
         for partition in doomed:
+            # The objects as they are now, by key: one that lands later (a very late record
+            # re-registering the partition) is not garbage and is never deleted by this record.
+            keys = [
+                key
+                for prefix in (
+                    changes_partition_prefix(table, partition),
+                    generations_prefix(table, partition),
+                )
+                for key in lake.store.list(prefix)
+            ]
             record = TrashRecord(
                 table=table,
                 partition=partition,
                 location="",
                 not_before=now() + grace,
-                keys=(),
-                prefixes=(
-                    changes_partition_prefix(table, partition),
-                    generations_prefix(table, partition),
-                ),
+                keys=tuple(keys),
+                prefixes=(),
             )
             lake.store.put(expire_trash_key(table, partition), record.to_json(), "application/json")
         lake.catalog.drop(table, doomed)
