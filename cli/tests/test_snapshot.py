@@ -16,6 +16,7 @@ from changelake.timeutil import datetime_to_us
 from changelake_bench import history_lake
 from changelake_bench.history_lake import HistorySpec, hour_of, put_change_object
 from changelake_catalog.ports import QueueMessage
+from changelake_catalog.repair import Repairer
 from changelake_catalog.service import CatalogService
 from changelake_catalog.snapshot_view import state_of
 from changelake_catalog.views import current_view_sql
@@ -163,6 +164,18 @@ def test_object_landing_while_the_snapshot_runs_is_marked_by_its_relist(lake: La
     current = _current(LocalEngine())
     assert current == _full_history(lake)
     assert any(json.loads(r[3])["pk"] == "p9996" for r in current)
+    # A partition the catalog never registered (the snapshot could not read it): the repair
+    # that registers it also marks it late.
+    missed = hour_of(SPEC, -1)
+    record = _record("p9995", "INSERT", -1, 30, 8, name="missed")
+    put_change_object(lake.store, lake.registry, TABLE, missed, [record], register=False)
+    Repairer(lake.store, lake.registry).run(TABLE)
+    state = lake.registry.snapshot_state(TABLE)
+    assert state is not None
+    assert missed in state.late
+    current = _current(LocalEngine())
+    assert current == _full_history(lake)
+    assert any(json.loads(r[3])["pk"] == "p9995" for r in current)
 
 
 def test_catalog_view_rewrite_keeps_the_snapshot(lake: Lake) -> None:

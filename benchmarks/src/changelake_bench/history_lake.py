@@ -186,10 +186,14 @@ def put_change_object(
     records: list[Record],
     *,
     privacy: PrivacyPolicy | None = None,
+    register: bool = True,
 ) -> str:
-    """One consumer object of ``records`` (one shard, one partition), cataloged; its key."""
+    """One consumer object of ``records`` (one shard, one partition), cataloged unless
+    ``register`` is false (a catalog that missed it); its key."""
     key, body = _object(table, partition, records, privacy)
     store.put(key, body)
+    if not register:
+        return key
     registry.merge_changes_table(table, columns_of(pq.read_schema(io.BytesIO(body))))
     registry.ensure_current_view(table)
     registry.add_partitions(table, [partition])

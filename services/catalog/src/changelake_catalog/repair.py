@@ -125,6 +125,9 @@ class Repairer:
             missing = partitions - self._registry.existing_partitions(name)
             found += len(partitions)
             added += self._registry.add_partitions(name, sorted(missing)).added
+            if missing:
+                # Registered only now: a snapshot taken meanwhile did not read them (ADR 0035).
+                self._registry.mark_late(name, sorted(missing))
         summary = RepairSummary(
             tables=tuple(sorted(objects)),
             objects=sum(len(v) for v in objects.values()),
