@@ -5,11 +5,13 @@ ran (ADR 0030); the backfill refuses a table whose destination is not ACTIVE; it
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
 import boto3
 import orjson
+import pyarrow.parquet as pq
 import pytest
 from changelake import layout
 from changelake.adapters.s3_store import S3ObjectStore
@@ -95,6 +97,22 @@ def test_backfill_then_stream_current_equals_scan(monkeypatch: pytest.MonkeyPatc
         assert t.events.snapshot_rows == summary.items
         first = _snapshot_objects(store)
         assert sorted(first) == sorted(summary.objects)
+        # The copy holds older images of the items the writer kept changing; _current (= the
+        # Scan) shows the stream's later ones: the snapshot lost to every later change.
+        snap = {
+            r["item_key"]: json.loads(r["new_image"])
+            for data in first.values()
+            for r in pq.read_table(io.BytesIO(data)).to_pylist()
+        }
+        assert {
+            r["event_name"]
+            for data in first.values()
+            for r in pq.read_table(io.BytesIO(data)).to_pylist()
+        } == {"SNAPSHOT"}
+        final = boto3.client("dynamodb").get_item(
+            TableName=TABLE, Key={"pk": {"S": "old000"}}, ConsistentRead=True
+        )["Item"]
+        assert snap['{"pk":"old000"}']["touched"] != final["touched"]["S"]
 
         # Idempotent: the finished backfill is not repeated, nothing is written.
         again = CliRunner().invoke(app, ["backfill", "--source", "scan", "--format", "json"])
