@@ -34,10 +34,11 @@ def lake_from_settings() -> Lake:
 
 
 def tables_of(table: str | None) -> list[str]:
-    """The tables a maintenance command works on: ``--table`` or the configured table."""
-    from changelake.settings import ChangelakeSettings
+    """The tables a maintenance command works on: ``--table`` or the configured ones."""
+    from changelake_catalog.maintenance import configured_tables
+    from changelake_catalog.settings import CatalogSettings
 
-    return [table] if table else [ChangelakeSettings().table_name]
+    return [table] if table else configured_tables(CatalogSettings())
 
 
 def duration(text: str) -> timedelta:
