@@ -83,3 +83,31 @@ def test_unsealed_hours_and_dry_run_change_nothing(written: LakeFixture) -> None
         now=lambda: first_hour_end + timedelta(hours=2, minutes=30),
     )
     assert [r.partition.hour for r in report.rewritten] == ["10"]
+
+
+def test_a_partition_bigger_than_the_target_is_cut_into_sorted_parts_of_at_least_it(
+    written: LakeFixture,
+) -> None:
+    hour = Partition("2026-11-27", "10")
+    before = written.rows()
+    target = 2_500  # bytes: the hour holds several times this, compacted
+    compact_table(
+        written.lake, TABLE, grace=timedelta(0), now=lambda: LATER, target_file_bytes=target
+    )
+    prefix = key_of(BUCKET, written.catalog.locations(TABLE)[hour])
+    parts = sorted(k for k in _keys(prefix) if not k.endswith(MANIFEST))
+    assert len(parts) > 1
+    sizes = [len(written.store.get(k)) for k in parts]
+    assert min(sizes) >= target * 0.8, sizes  # the estimate is a sample's
+    keys = []
+    for key in parts:  # sorted across the parts, not just within each
+        table = pq.read_table(io.BytesIO(written.store.get(key)))
+        keys += list(
+            zip(
+                table.column("item_key").to_pylist(),
+                table.column("event_time").to_pylist(),
+                strict=True,
+            )
+        )
+    assert keys == sorted(keys)
+    assert written.rows().num_rows == len(set(before.column("event_id").to_pylist()))

@@ -430,6 +430,26 @@ def write_parts(table: pa.Table, part_rows: int, row_group_rows: int) -> list[by
     return out
 
 
+SAMPLE_ROWS = 50_000
+
+
+def part_count(table: pa.Table, input_bytes: int, target_bytes: int, row_group_rows: int) -> int:
+    """How many parts of at least ``target_bytes`` the rewritten rows make (0 for no rows).
+
+    One unless the inputs exceed the target; then the output size is estimated from a written
+    sample of the (sorted) rows and rounded *down* to whole targets, so every part is at least
+    the target even when the estimate is off by the sample's error.
+    """
+    if table.num_rows == 0:
+        return 0
+    if input_bytes <= target_bytes:
+        return 1
+    sample = min(table.num_rows, SAMPLE_ROWS)
+    [blob] = write_parts(table.slice(0, sample), sample, row_group_rows)
+    estimate = len(blob) * table.num_rows // sample
+    return int(max(1, estimate // max(target_bytes, 1)))
+
+
 def rewrite_partition(
     lake: Lake,
     table: str,
@@ -462,9 +482,7 @@ def rewrite_partition(
     generation = f"{number:06d}-{_digest([reason, *sorted(inputs)])}"
     prefix = generation_prefix(table, partition, generation)
     new_location = s3_url(bucket, prefix)
-    # Parts of about target_file_bytes, estimated from the input size (never more parts than
-    # the estimate allows, so each is at least the target when there are several).
-    n_parts = max(1, input_bytes // max(target_file_bytes, 1)) if out.num_rows else 0
+    n_parts = part_count(out, input_bytes, target_file_bytes, row_group_rows)
     part_rows = -(-out.num_rows // n_parts) if n_parts else 0
     blobs = write_parts(out, part_rows, row_group_rows) if n_parts else []
     parts = []
