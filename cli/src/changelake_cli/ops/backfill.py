@@ -427,9 +427,9 @@ def backfill_from_settings(
     """The Python entry point: back-fill each configured table (or ``table``)."""
     from changelake.adapters import aws
     from changelake.adapters.s3_store import S3ObjectStore
-    from changelake.settings import ChangelakeSettings
+    from changelake_catalog.settings import CatalogSettings
 
-    settings = ChangelakeSettings()
+    settings = CatalogSettings()
     store = S3ObjectStore(settings.lake_bucket)
     return [
         backfill(

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from changelake import layout
 from changelake.layout import Partition
 from changelake.ports import ObjectStore
-from changelake.settings import ChangelakeSettings
+from changelake_catalog.settings import CatalogSettings
 
 SNAPSHOT = "SNAPSHOT"
 """``event_name`` of the rows a backfill writes (docs/adr/0030)."""
@@ -35,15 +35,14 @@ _DURATION_RE = re.compile(r"(?P<n>\d+)(?P<unit>[smhd])\Z")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def configured_tables(settings: ChangelakeSettings, table: str | None = None) -> list[str]:
-    """The DynamoDB tables an operation covers: ``table`` if given, else every configured one.
+def configured_tables(settings: CatalogSettings, table: str | None = None) -> list[str]:
+    """The DynamoDB tables an operation covers: ``table`` if given, else every configured one
+    (:func:`changelake_catalog.maintenance.configured_tables`, the one reader of that list)."""
+    from changelake_catalog.maintenance import configured_tables as deployment_tables
 
-    The one place that reads the configured table list (today the single ``table_name``
-    setting; a list of tables later), so every operation follows the same rule.
-    """
     if table is not None:
         return [layout.check_table_name(table)]
-    return [settings.table_name]
+    return deployment_tables(settings)
 
 
 def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:

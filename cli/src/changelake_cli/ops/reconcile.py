@@ -529,9 +529,9 @@ def reconcile_from_settings(
     from changelake.adapters import aws
     from changelake.adapters.glue_partitions import GluePartitions
     from changelake.adapters.s3_store import S3ObjectStore
-    from changelake.settings import ChangelakeSettings
+    from changelake_catalog.settings import CatalogSettings
 
-    settings = ChangelakeSettings()
+    settings = CatalogSettings()
     when = lake.parse_since(since) if isinstance(since, str) or since is None else since
     if engine is None:
         from changelake_cli.query.local_engine import LocalEngine

@@ -271,11 +271,11 @@ def redrive_from_settings(
     """The Python entry point: re-drive ``source`` with today's ``CHANGELAKE_*`` settings."""
     from changelake.adapters import aws
     from changelake.adapters.s3_store import S3ObjectStore
-    from changelake.settings import ChangelakeSettings
+    from changelake_catalog.settings import CatalogSettings
 
     if source not in SOURCES:
         raise ValueError(f"--source is one of {', '.join(SOURCES)}, got {source!r}")
-    settings = ChangelakeSettings()
+    settings = CatalogSettings()
     when = lake.parse_since(since) if isinstance(since, str) or since is None else since
     if source == "catalog-dlq":
         return redrive_catalog_dlq(settings.catalog_queue, since=when, dry_run=dry_run)
