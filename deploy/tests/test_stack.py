@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -521,7 +520,8 @@ def test_kms_use_is_bound_to_the_calling_service(synth: Synth) -> None:
 
 @pytest.fixture(scope="module")
 def variant(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any) -> Synth:
-    """A second synth: an existing VPC, another table name, no producer."""
+    """A second synth: an existing VPC, another table name, no producer; other retention days,
+    no compaction schedule, --expire switched on (lake maintenance context)."""
     monkeypatch_module.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
     monkeypatch_module.setenv("CDK_DEFAULT_REGION", "eu-west-1")
     return synthesize(
@@ -530,6 +530,11 @@ def variant(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any) -
             "vpc_id": "vpc-0123456789abcdef0",
             "table_name": "Orders",
             "with_producer": "false",
+            "raw_retention_days": 60,
+            "errors_retention_days": 14,
+            "compact_schedule": "",
+            "compact_expire": "true",
+            "compact_expire_after": "400d",
             # Offline, the VPC lookup yields CDK's dummy subnets ("p-12345"), which CDK's own
             # template validation rejects; `cdk synth` does the real lookup instead.
             "@aws-cdk/core:validateAgainstDefaultRules": False,
@@ -661,19 +666,9 @@ def test_compaction_role_rewrites_changes_and_swaps_partitions_only(synth: Synth
     assert not any(a.startswith(("kinesis:", "dynamodb:", "sqs:")) for a in table)
 
 
-def test_retention_and_schedule_come_from_context(tmp_path: Path) -> None:
+def test_retention_and_schedule_come_from_context(variant: Synth) -> None:
     """raw/ and errors/ expire after the context's days (tiering only before the expiry);
     compact_schedule="" leaves the task to run by hand; --expire can be switched on."""
-    variant = synthesize(
-        tmp_path,
-        {
-            "raw_retention_days": 60,
-            "errors_retention_days": 14,
-            "compact_schedule": "",
-            "compact_expire": "true",
-            "compact_expire_after": "400d",
-        },
-    )
     _, bucket = lake_bucket(variant)
     rules = {
         r["Prefix"]: r
