@@ -133,7 +133,7 @@ def test_reconcile_is_clean_then_finds_every_injected_gap(
         raw = lake.partitioned_keys(store, layout.raw_prefix(TABLE))
         raw_key, dropped, kept = next(
             (key, orjson.loads(line)["eventID"], [x for x in lines if x is not line])
-            for key in sorted(raw[current])
+            for key in sorted(k for keys in raw.values() for k in keys)
             for lines in [store.get(key).splitlines(keepends=True)]
             for line in lines
             if orjson.loads(line)["eventID"] not in lost
