@@ -27,7 +27,9 @@ from changelake_emulator.faults import FaultConfig
 from changelake_emulator.firehose_bridge import FirehoseBridge, Handler
 from changelake_emulator.glue_partitions import install as install_glue_partitions
 from changelake_emulator.http_server import H2cMotoServer
+from changelake_emulator.kinesis_reads import install as install_kinesis_reads
 from changelake_emulator.kinesis_resharding import install as install_kinesis_resharding
+from changelake_emulator.moto_routing import install as install_moto_routing
 from changelake_emulator.streaming_destination import StreamingDestination
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,8 @@ class Emulator(StartStop):
                     )
                 _running.add(id(self))
             install_kinesis_resharding()  # moto's split/merge routing loses records
+            install_kinesis_reads()  # moto scans a whole shard per GetRecords (ADR 0037)
+            install_moto_routing()  # moto lists its package per request to route it (ADR 0037)
             install_glue_partitions()  # GetPartitions segments and pages, as Trino uses them
             install_destination_api()  # Enable/DescribeKinesisStreamingDestination, exports
             # HTTP/1.1 for boto3 and cleartext HTTP/2 for the KCL's Java SDK, on one port.
