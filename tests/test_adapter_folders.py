@@ -25,8 +25,6 @@ PENDING = {
     "services/catalog/src/changelake_catalog/s3_listing.py",
     "services/catalog/src/changelake_catalog/sqs_queue.py",
     "cli/src/changelake_cli/query_cmd.py",
-    "cli/src/changelake_cli/query/athena_engine.py",
-    "cli/src/changelake_cli/query/fixture_lake.py",
 }
 
 

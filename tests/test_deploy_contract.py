@@ -16,7 +16,7 @@ from typing import Any
 
 import changelake_dockerspec
 import pytest
-from changelake import layout
+from changelake_lake import layout
 
 
 def _load(name: str, path: Path) -> ModuleType:

@@ -192,7 +192,7 @@ def test_dockerignore_sends_sources_and_lock_only() -> None:
     files = sorted(ds.build_context_files())
     assert "uv.lock" in files
     assert "pyproject.toml" in files
-    assert "libs/changelake/src/changelake/layout.py" in files
+    assert "libs/lake/src/changelake_lake/layout.py" in files
     assert "services/consumer/kcl-entrypoint.sh" in files
     for service in SERVICES:
         assert f"services/{service}/pyproject.toml" in files

@@ -23,7 +23,7 @@ SETTINGS_MODULES = [
     "changelake_catalog.settings",
     "changelake_transform.settings",
     "changelake_emulator.settings",
-    "changelake_cli.query.settings",
+    "changelake_lake.query.settings",
 ]
 
 

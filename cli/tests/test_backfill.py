@@ -13,13 +13,13 @@ import boto3
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from changelake import layout
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake_cli.local_stack import LocalStack
 from changelake_cli.main import app
 from changelake_cli.ops import lake
 from changelake_cli.ops.backfill import backfill_from_settings
 from changelake_cli.ops.reconcile import reconcile_from_settings
+from changelake_lake import layout
 from changelake_testsupport.waiting import wait_until
 from typer.testing import CliRunner
 

@@ -124,7 +124,7 @@ def _query_json(
 def test_local_up_with_trino_serves_the_named_query_on_trino() -> None:
     """``local up --with-trino`` prints CHANGELAKE_TRINO_URL; ``query --engine trino --named
     current_state`` there returns what the local engine returns; Ctrl-C stops Trino too."""
-    from changelake_cli.query.trino_engine import server_info
+    from changelake_lake.query.trino_engine import server_info
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from changelake.layout import Partition
 from changelake_cli.ops import lake
 from changelake_cli.ops.backfill import snapshot_event_id, snapshot_object_key
 from changelake_cli.ops.reconcile import (
@@ -18,6 +17,7 @@ from changelake_cli.ops.reconcile import (
     ReconcileReport,
     TableReport,
 )
+from changelake_lake.layout import Partition
 
 pytestmark = pytest.mark.unit
 

@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from changelake_cli.query.athena_engine import AthenaEngine
-from changelake_cli.query.model import QueryError
+from changelake_lake.adapters.athena_engine import AthenaEngine
+from changelake_lake.query.model import QueryError
 
 
 def _post(endpoint: str, path: str, body: dict[str, Any]) -> None:

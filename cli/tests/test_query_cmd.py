@@ -6,9 +6,9 @@ import csv
 import io
 import json
 
+import changelake_fixture_lake as fixture_lake
 import pytest
 from changelake_cli.main import app
-from changelake_cli.query import fixture_lake
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.aws

@@ -7,8 +7,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from changelake_cli.query.glue_catalog import GlueCatalog
-from changelake_cli.query.model import PartitionDef, QueryError
+from changelake_lake.query.glue_catalog import GlueCatalog
+from changelake_lake.query.model import PartitionDef, QueryError
 
 pytestmark = pytest.mark.unit
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import changelake_fixture_lake as fixture_lake
 import pytest
-from changelake_cli.query import fixture_lake
-from changelake_cli.query.fixture_lake import moment
-from changelake_cli.query.local_engine import LocalEngine
-from changelake_cli.query.model import QueryError
+from changelake_fixture_lake import moment
+from changelake_lake.query.local_engine import LocalEngine
+from changelake_lake.query.model import QueryError
 
 pytestmark = pytest.mark.aws
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import changelake_fixture_lake as fixture_lake
 import pytest
-from changelake_cli.query import fixture_lake
-from changelake_cli.query.fixture_lake import moment
-from changelake_cli.query.local_engine import LocalEngine
-from changelake_cli.query.model import QueryResult
-from changelake_cli.query.named import load, load_all
+from changelake_fixture_lake import moment
+from changelake_lake.query.local_engine import LocalEngine
+from changelake_lake.query.model import QueryResult
+from changelake_lake.query.named import load, load_all
 
 pytestmark = pytest.mark.aws
 

@@ -7,11 +7,11 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 import sqlglot
-from changelake_cli.query import pruning, transpile
-from changelake_cli.query.hive_types import json_value, to_arrow
-from changelake_cli.query.model import Column, QueryError, TableDef
-from changelake_cli.query.named import load_all, parse_named, sql_literal
-from changelake_cli.query.projection import projection_of
+from changelake_lake.query import pruning, transpile
+from changelake_lake.query.hive_types import json_value, to_arrow
+from changelake_lake.query.model import Column, QueryError, TableDef
+from changelake_lake.query.named import load_all, parse_named, sql_literal
+from changelake_lake.query.projection import projection_of
 from sqlglot import exp
 
 pytestmark = pytest.mark.unit
@@ -175,8 +175,8 @@ def test_projection_matches_template_within_domain() -> None:
 def test_render_json_keeps_decimals_exact_and_timestamps_iso() -> None:
     from datetime import UTC, datetime
 
-    from changelake_cli.query.model import QueryResult
-    from changelake_cli.query.render import to_csv, to_json
+    from changelake_cli.render import to_csv, to_json
+    from changelake_lake.query.model import QueryResult
 
     result = QueryResult(
         columns=["n", "at", "tags", "missing"],
@@ -205,8 +205,8 @@ def test_render_shows_a_negative_zero_number_as_zero_not_scientific() -> None:
     # issue 18, finding 8: N "-0" is stored as decimal(38,9) 0, read back as Decimal("0E-9")
     import pyarrow as pa
     import pyarrow.compute as pc
-    from changelake_cli.query.model import QueryResult
-    from changelake_cli.query.render import cell_text, plain, to_json
+    from changelake_cli.render import cell_text, plain, to_json
+    from changelake_lake.query.model import QueryResult
 
     (zero,) = pc.cast(pa.array(["-0"]), pa.decimal128(38, 9)).to_pylist()
     assert str(zero) == "0E-9"  # what the lake holds

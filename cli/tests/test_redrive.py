@@ -10,13 +10,13 @@ import json
 import boto3
 import pyarrow.parquet as pq
 import pytest
-from changelake import layout
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake_cli.local_stack import LocalStack
 from changelake_cli.main import app
 from changelake_cli.ops import lake
 from changelake_cli.ops.reconcile import ReconcileReport, reconcile_from_settings
 from changelake_cli.ops.redrive import redrive_from_settings
+from changelake_lake import layout
 from changelake_testsupport.waiting import wait_until
 from changelake_transform import handler
 from typer.testing import CliRunner

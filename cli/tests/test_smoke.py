@@ -18,8 +18,8 @@ from botocore.stub import Stubber
 from changelake.adapters import aws
 from changelake_cli import smoke
 from changelake_cli.local_stack import LocalStack
-from changelake_cli.query.current_check import scan_images
-from changelake_cli.query.local_engine import LocalEngine
+from changelake_lake.query.current_check import scan_images
+from changelake_lake.query.local_engine import LocalEngine
 from changelake_producer import lambda_handler
 
 STACK = "SmokeStack"

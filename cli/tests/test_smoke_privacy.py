@@ -10,8 +10,8 @@ import pytest
 from changelake.adapters import aws
 from changelake_cli import smoke
 from changelake_cli.local_stack import LocalStack
-from changelake_cli.query.current_check import compare
-from changelake_cli.query.local_engine import LocalEngine
+from changelake_lake.query.current_check import compare
+from changelake_lake.query.local_engine import LocalEngine
 from changelake_producer import lambda_handler
 
 

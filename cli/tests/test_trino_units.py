@@ -12,9 +12,6 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from changelake_cli.query import transpile
-from changelake_cli.query.model import QueryError
-from changelake_cli.query.trino_engine import TrinoEngine, typed
 from changelake_cli.trino_server import (
     HIVE_PLUGIN,
     SERVER_CORE,
@@ -24,6 +21,9 @@ from changelake_cli.trino_server import (
     find_java_home,
     install,
 )
+from changelake_lake.query import transpile
+from changelake_lake.query.model import QueryError
+from changelake_lake.query.trino_engine import TrinoEngine, typed
 
 pytestmark = pytest.mark.unit
 
@@ -206,7 +206,7 @@ def test_reject_unsupported_lets_json_on_strings_through() -> None:
 
 def test_hive_millis_rounds_half_up_like_trino() -> None:
     import pyarrow as pa
-    from changelake_cli.query.hive_types import hive_millis
+    from changelake_lake.query.hive_types import hive_millis
 
     stored = pa.array(
         [

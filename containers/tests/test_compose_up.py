@@ -24,7 +24,7 @@ import changelake_dockerspec
 import pytest
 from changelake.adapters import aws
 from changelake.settings import ChangelakeSettings
-from changelake_cli.query.current_check import scan_images
+from changelake_lake.query.current_check import scan_images
 
 ds = changelake_dockerspec
 ROOT = ds.ROOT

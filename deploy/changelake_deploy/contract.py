@@ -1,9 +1,10 @@
 """What the stack hands the services: CHANGELAKE_* variables, entry points, lake-layout strings.
 
 Pure data, no ``aws_cdk`` import: the root test-suite (which has no CDK) loads this file by path
-and checks every name against the services' pydantic settings classes and ``changelake.layout``;
-``deploy/tests`` checks that the synthesized template uses exactly these names. The two checks
-together keep the deployed environment and the code in step without CDK in the service images.
+and checks every name against the services' pydantic settings classes and
+``changelake_lake.layout``; ``deploy/tests`` checks that the synthesized template uses exactly
+these names. The two checks together keep the deployed environment and the code in step without
+CDK in the service images.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ CONSUMER_SHARD_DIMENSION = "shard"
 # suite checks the installed KCL jars publish it under that default namespace.
 KCL_LAG_METRIC = "MillisBehindLatest"
 
-# Lake layout (copies of changelake.layout; the root test-suite asserts they are equal).
+# Lake layout (copies of changelake_lake.layout; the root test-suite asserts they are equal).
 CHANGES_PREFIX = "changes/"
 RAW_PREFIX = "raw/"
 ERRORS_PREFIX = "errors/"
@@ -166,11 +167,11 @@ FIREHOSE_ERROR_SOURCE = "firehose"
 TABLE_PARTITION_KEY = "pk"
 
 # Named-query files the query command ships (header: "-- description: ..."; ${table} = Glue name).
-NAMED_QUERIES_DIR = "cli/src/changelake_cli/query/named"
+NAMED_QUERIES_DIR = "libs/lake/src/changelake_lake/query/named"
 
 
 def glue_table_base(table: str) -> str:
-    """Glue/Athena base name of a DynamoDB table (``changelake.layout``'s rule)."""
+    """Glue/Athena base name of a DynamoDB table (``changelake_lake.layout``'s rule)."""
     return re.sub(r"[^a-z0-9_]", "_", table.lower())
 
 

@@ -370,7 +370,7 @@ def test_image_assets_build_each_service_dockerfile_from_the_repo_root(synth: Sy
         # CDK stages the context through .dockerignore: the Dockerfile and lock must survive.
         assert dockerfile.is_file(), dockerfile
         assert (staged / "uv.lock").is_file()
-        assert (staged / "libs/changelake/src/changelake/layout.py").is_file()
+        assert (staged / "libs/lake/src/changelake_lake/layout.py").is_file()
         assert not (staged / "deploy").exists()
         assert not (staged / ".venv").exists()
         assert not list(staged.rglob("__pycache__"))

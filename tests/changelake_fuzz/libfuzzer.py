@@ -64,7 +64,7 @@ def seeds(target: str, fixtures: Path) -> list[bytes]:
         return [
             bytes([i]) + seed for i, name in enumerate(TARGETS) for seed in seeds(name, fixtures)
         ]
-    from changelake import layout
+    from changelake_lake import layout
     from changelake_testsupport import golden
 
     records = [f.raw for f in golden.load_valid()] + [f.raw for f in golden.load_malformed()]

@@ -19,7 +19,7 @@ from urllib.parse import quote_plus
 
 import hypothesis
 import orjson
-from changelake import layout
+from changelake_lake import layout
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

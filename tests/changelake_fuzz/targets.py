@@ -18,12 +18,14 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from changelake import ddb_json, layout
+from changelake import ddb_json
 from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
 from changelake.privacy import PrivacyPolicy, sample_policy
+from changelake.table_name import check_table_name
 from changelake_catalog.exceptions import InvalidNotificationError
 from changelake_catalog.notifications import parse_notification
 from changelake_consumer.rows import PreparedRow, prepare, prepare_event
+from changelake_lake import layout
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from changelake_transform.handler import handler
 from changelake_transform.service import DROPPED, OK, PROCESSING_FAILED, transform_records
@@ -295,7 +297,7 @@ def notification(data: bytes) -> str:
             outcome = "rejected"
             continue
         for ref in refs:
-            layout.check_table_name(ref.table)
+            check_table_name(ref.table)
             parsed = layout.parse_table_object_key(ref.key)
             _check(parsed is not None, f"{ref.key!r} is not in a table partition")
             assert parsed is not None

@@ -16,15 +16,15 @@ from typing import Any
 
 import boto3
 import pytest
-from changelake.layout import changes_table_name
 from changelake.rewrite import MANIFEST, generation_of, key_of
 from changelake_catalog.maintenance import run
 from changelake_catalog.settings import CatalogSettings
 from changelake_cli.local_stack import LocalStack, free_port
-from changelake_cli.query.current_check import compare
-from changelake_cli.query.local_engine import LocalEngine
-from changelake_cli.query.model import QueryError
-from changelake_cli.query.named import load_all
+from changelake_lake.layout import changes_table_name
+from changelake_lake.query.current_check import compare
+from changelake_lake.query.local_engine import LocalEngine
+from changelake_lake.query.model import QueryError
+from changelake_lake.query.named import load_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -149,7 +149,7 @@ def test_compaction_and_late_data_on_a_pipeline_written_lake(
 
 
 def _p(prefix: str) -> Any:
-    from changelake.layout import Partition
+    from changelake_lake.layout import Partition
 
     dt = prefix.split("dt=")[1][:10]
     hour = prefix.split("hour=")[1][:2]

@@ -16,14 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from changelake.layout import changes_table_name
 from changelake.settings import ChangelakeSettings
 from changelake_cli.demo_cmd import run_demo
 from changelake_cli.local_stack import free_port
 from changelake_cli.main import app
-from changelake_cli.query.current_check import compare
-from changelake_cli.query.local_engine import LocalEngine
-from changelake_cli.query.model import QueryError
+from changelake_lake.layout import changes_table_name
+from changelake_lake.query.current_check import compare
+from changelake_lake.query.local_engine import LocalEngine
+from changelake_lake.query.model import QueryError
 from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -36,7 +36,7 @@ def _stored_event_times(bucket: str, table: str) -> list[Any]:
 
     import boto3
     import pyarrow.parquet as pq
-    from changelake.layout import changes_prefix
+    from changelake_lake.layout import changes_prefix
 
     s3 = boto3.client("s3")
     times: list[Any] = []
@@ -189,9 +189,9 @@ def _snapshot_then_more_changes(
 ) -> tuple[Any, int]:
     """Take a snapshot covering every partition so far, then 20 more changes: 10 updates, 5
     deletes and 5 new items; wait until the lake has them; the view's snapshot state."""
-    from changelake.layout import partition_for
     from changelake_cli.snapshot import take_snapshot
     from changelake_cli.snapshot_cmd import lake_from_settings
+    from changelake_lake.layout import partition_for
     from changelake_testsupport.waiting import wait_until
 
     lake = lake_from_settings()

@@ -23,14 +23,14 @@ import boto3
 import pytest
 from changelake import ddb_json
 from changelake.events import item_key
-from changelake.layout import changes_table_name
 from changelake.settings import ChangelakeSettings
 from changelake_cli.local_stack import LocalStack, free_port
-from changelake_cli.query.current_check import compare
-from changelake_cli.query.local_engine import LocalEngine
-from changelake_cli.query.model import QueryError
 from changelake_consumer.kcl_daemon import KclDaemon
 from changelake_consumer.settings import ConsumerSettings
+from changelake_lake.layout import changes_table_name
+from changelake_lake.query.current_check import compare
+from changelake_lake.query.local_engine import LocalEngine
+from changelake_lake.query.model import QueryError
 
 pytestmark = [pytest.mark.kcl, pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -22,13 +22,13 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from changelake import privacy
-from changelake.layout import changes_table_name
 from changelake.privacy import PrivacyPolicy
 from changelake_cli.local_stack import LocalStack
-from changelake_cli.query.current_check import compare
-from changelake_cli.query.local_engine import LocalEngine
-from changelake_cli.query.model import QueryError
-from changelake_cli.query.named import load_all
+from changelake_lake.layout import changes_table_name
+from changelake_lake.query.current_check import compare
+from changelake_lake.query.local_engine import LocalEngine
+from changelake_lake.query.model import QueryError
+from changelake_lake.query.named import load_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -6,8 +6,8 @@ import boto3
 import pytest
 from changelake.adapters.glue_partitions import GluePartitions
 from changelake.adapters.s3_store import S3ObjectStore
-from changelake.layout import DATABASE
 from changelake_catalog.glue_registry import GlueRegistry
+from changelake_lake.layout import DATABASE
 from maintenance_lake import BUCKET, LakeFixture, processor, workload
 
 

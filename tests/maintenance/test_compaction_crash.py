@@ -15,8 +15,8 @@ import boto3
 import pyarrow as pa
 import pytest
 from changelake.compaction import compact_table
-from changelake.layout import Partition, changes_prefix
 from changelake.rewrite import MANIFEST, key_of, make_visible
+from changelake_lake.layout import Partition, changes_prefix
 from changelake_testsupport.person_changes import SHARD, T0, change, person
 from maintenance_lake import BUCKET, TABLE, LakeFixture, processor, workload
 
@@ -121,7 +121,7 @@ def test_a_crash_at_any_step_then_a_rerun_gives_the_same_lake(
 
 
 def _base_keys() -> list[str]:
-    from changelake.layout import changes_partition_prefix
+    from changelake_lake.layout import changes_partition_prefix
 
     prefix = changes_partition_prefix(TABLE, Partition("2026-11-27", "10"))
     return [k for k in _all_keys() if k.startswith(prefix)]

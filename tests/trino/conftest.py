@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import pytest
 from changelake.settings import ChangelakeSettings
 from changelake_cli.local_stack import LocalStack, free_port
-from changelake_cli.query.local_engine import LocalEngine
-from changelake_cli.query.model import QueryError
-from changelake_cli.query.trino_engine import TrinoEngine
 from changelake_cli.trino_server import AwsTarget, TrinoServer
+from changelake_lake.query.local_engine import LocalEngine
+from changelake_lake.query.model import QueryError
+from changelake_lake.query.trino_engine import TrinoEngine
 
 CHANGES = 400
 SEED = 13

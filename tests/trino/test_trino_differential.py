@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from changelake_cli.query.model import QueryError, QueryResult
-from changelake_cli.query.named import load, load_all
+from changelake_lake.query.model import QueryError, QueryResult
+from changelake_lake.query.named import load, load_all
 
 Lake = Any  # conftest.Lake: the seeded lake, its settings and both engines
 
@@ -327,9 +327,9 @@ def test_current_view_with_a_snapshot_same_rows_on_trino(lake: Lake) -> None:
     """Last in the module: it switches ``persons_current`` to a snapshot (ADR 0035). The
     snapshot form (UNION ALL, ORs of partition literals) gives the full history's rows on Trino
     and locally, and Trino pushes the partition predicates down to the Hive connector."""
-    from changelake.layout import Partition
     from changelake_cli.snapshot import take_snapshot
     from changelake_cli.snapshot_cmd import lake_from_settings
+    from changelake_lake.layout import Partition
 
     before = _rows(lake.trino.run("SELECT * FROM persons_current"), ordered=False)
     parts = lake.local.run("SELECT DISTINCT dt, hour FROM persons_changes ORDER BY 1, 2").rows

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from changelake import layout
-from changelake.layout import Partition
 from changelake.timeutil import datetime_to_us
 from changelake_cli.stats import percentile
+from changelake_lake import layout
+from changelake_lake.layout import Partition
 
 from changelake_bench.env import (
     bootstrapped_moto,

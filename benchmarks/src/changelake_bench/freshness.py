@@ -23,8 +23,8 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
-from changelake import layout
 from changelake_cli.stats import percentile
+from changelake_lake import layout
 
 from changelake_bench.report import BenchResult, Progress, Row, Target
 
@@ -134,7 +134,7 @@ def run(
     }
     from changelake.settings import ChangelakeSettings
     from changelake_cli.local_stack import LocalStack
-    from changelake_cli.query.local_engine import LocalEngine
+    from changelake_lake.query.local_engine import LocalEngine
 
     settings = ChangelakeSettings()
     view = layout.current_view_name(settings.table_name)

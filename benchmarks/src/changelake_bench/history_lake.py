@@ -20,18 +20,18 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from changelake.events import Position
-from changelake.layout import (
+from changelake.ports import ObjectStore
+from changelake.privacy import PrivacyPolicy
+from changelake.timeutil import datetime_to_us
+from changelake_catalog.ports import CatalogRegistry
+from changelake_consumer.parquet import records_to_parquet
+from changelake_lake.columns import Column, columns_of
+from changelake_lake.layout import (
     Partition,
     change_object_key,
     partition_for_us,
     raw_partition_prefix,
 )
-from changelake.ports import ObjectStore
-from changelake.privacy import PrivacyPolicy
-from changelake.timeutil import datetime_to_us
-from changelake_catalog.columns import Column, columns_of
-from changelake_catalog.ports import CatalogRegistry
-from changelake_consumer.parquet import records_to_parquet
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 
 SEQ_BASE = 49654821367156789012345678901234567890123456789012340000

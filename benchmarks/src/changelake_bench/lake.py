@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from changelake.events import Position
-from changelake.layout import change_object_key, partition_for_us
 from changelake.timeutil import datetime_to_us, us_to_datetime
+from changelake_lake.layout import change_object_key, partition_for_us
 
 from changelake_bench.records import SHARD_ID, TABLE, generate
 

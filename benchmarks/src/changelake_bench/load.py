@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from changelake import layout
 from changelake_cli.stats import percentile
+from changelake_lake import layout
 
 from changelake_bench.env import scoped_env
 from changelake_bench.freshness import PendingWrites, start_writer
@@ -325,8 +325,8 @@ def _reconcile(settings: Any, produced: int) -> dict[str, Any]:
     for up to a minute until clean.
     """
     from changelake_cli.ops.reconcile import reconcile_from_settings
-    from changelake_cli.query.local_engine import LocalEngine
-    from changelake_cli.query.model import QueryError
+    from changelake_lake.query.local_engine import LocalEngine
+    from changelake_lake.query.model import QueryError
 
     engine = LocalEngine(settings.database, region=settings.region)
     changes = layout.changes_table_name(settings.table_name)

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from changelake.layout import Partition
 from changelake.timeutil import datetime_to_us, us_to_datetime
+from changelake_lake.layout import Partition
 
 from changelake_bench import snapshot_query
 from changelake_bench.lake import Lake, LakeSpec, build

@@ -41,11 +41,11 @@ def _measure(endpoint: str, hours: int, items: int, per_hour: int, recent: int) 
     import boto3
     from changelake.adapters.s3_store import S3ObjectStore
     from changelake_catalog.glue_registry import GlueRegistry
-    from changelake_catalog.views import current_view_sql
-    from changelake_cli.query.glue_catalog import GlueCatalog
-    from changelake_cli.query.local_engine import LocalEngine
-    from changelake_cli.query.s3_objects import S3Objects
     from changelake_cli.snapshot import Lake, take_snapshot
+    from changelake_lake.query.glue_catalog import GlueCatalog
+    from changelake_lake.query.local_engine import LocalEngine
+    from changelake_lake.query.s3_objects import S3Objects
+    from changelake_lake.views import current_view_sql
 
     from changelake_bench import history_lake
 

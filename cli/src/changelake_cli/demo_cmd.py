@@ -24,18 +24,18 @@ from typing import Annotated, Any
 import orjson
 import typer
 from changelake.adapters import aws
-from changelake.layout import ERRORS, changes_table_name
 from changelake.logs import configure_logging
 from changelake.privacy import sample_policy
 from changelake.settings import ChangelakeSettings
+from changelake_lake.layout import ERRORS, changes_table_name
+from changelake_lake.query.model import QueryError, QueryResult
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from changelake_cli import render
 from changelake_cli.local_cmd import RUNNER_HELP, require_runner
 from changelake_cli.local_stack import free_port
-from changelake_cli.query import render
-from changelake_cli.query.model import QueryError, QueryResult
 from changelake_cli.stats import percentile
 
 log = logging.getLogger(__name__)
@@ -169,11 +169,11 @@ def run_demo(
 ) -> DemoSummary:
     """Run the demo; ``show(name, title, result)`` receives each named query's rows."""
     from changelake_emulator.faults import FaultConfig
+    from changelake_lake.query.current_check import compare
+    from changelake_lake.query.local_engine import LocalEngine
     from changelake_producer.bootstrap import produce
 
     from changelake_cli.local_stack import LocalStack
-    from changelake_cli.query.current_check import compare
-    from changelake_cli.query.local_engine import LocalEngine
 
     err = err or Console(stderr=True)
     started = time.monotonic()
@@ -307,7 +307,7 @@ def _partition_count(database: str, table: str) -> int:
 
 
 def _named_queries(engine: Any, table: str, summary: DemoSummary, show: Any, tick: Any) -> None:
-    from changelake_cli.query.named import load
+    from changelake_lake.query.named import load
 
     def run(name: str, title: str, **params: str) -> QueryResult:
         query = load(name)

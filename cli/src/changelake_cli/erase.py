@@ -42,14 +42,14 @@ import pyarrow.parquet as pq
 from changelake import ddb_json, rewrite
 from changelake.adapters.glue_partitions import GluePartitions
 from changelake.events import item_key
-from changelake.layout import (
+from changelake.privacy import PrivacyPolicy
+from changelake_catalog.snapshot_view import snapshot_prefix
+from changelake_lake.layout import (
     ERRORS,
     changes_prefix,
     parse_change_object_key,
     raw_prefix,
 )
-from changelake.privacy import PrivacyPolicy
-from changelake_catalog.snapshot_view import snapshot_prefix
 
 from changelake_cli.snapshot import (
     SNAPSHOT_OBJECT,

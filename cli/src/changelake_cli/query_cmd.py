@@ -10,13 +10,12 @@ from typing import Annotated
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from changelake.logs import configure_logging
+from changelake_lake.query.model import QueryError, QueryResult
+from changelake_lake.query.named import load, load_all
+from changelake_lake.query.settings import QuerySettings
 from rich.console import Console
 
-from changelake_cli import errors
-from changelake_cli.query import render
-from changelake_cli.query.model import QueryError, QueryResult
-from changelake_cli.query.named import load, load_all
-from changelake_cli.query.settings import QuerySettings
+from changelake_cli import errors, render
 
 
 class Engine(StrEnum):
@@ -45,7 +44,7 @@ def run_query(
 ) -> QueryResult:
     """Run ``sql`` (``params``: SQL literal texts, one per ``?``) on the chosen engine."""
     if engine is Engine.athena:
-        from changelake_cli.query.athena_engine import AthenaEngine
+        from changelake_lake.adapters.athena_engine import AthenaEngine
 
         return AthenaEngine(
             database,
@@ -56,7 +55,7 @@ def run_query(
             poll_max_s=settings.athena_poll_max_s,
         ).run(sql, params)
     if engine is Engine.trino:
-        from changelake_cli.query.trino_engine import TrinoEngine
+        from changelake_lake.query.trino_engine import TrinoEngine
 
         if not settings.trino_url:
             raise QueryError(
@@ -70,7 +69,7 @@ def run_query(
             user=settings.trino_user,
             timeout_s=settings.trino_timeout_s,
         ).run(sql, params)
-    from changelake_cli.query.local_engine import LocalEngine
+    from changelake_lake.query.local_engine import LocalEngine
 
     return LocalEngine(database, region=settings.region).run(sql, params)
 

@@ -90,7 +90,8 @@ def register(app: typer.Typer) -> None:
             configure_logging(ChangelakeSettings().log_level)
             sql_engine = None
             if engine != "local":
-                from changelake_cli.query.settings import QuerySettings
+                from changelake_lake.query.settings import QuerySettings
+
                 from changelake_cli.query_cmd import Engine, run_query
 
                 settings = QuerySettings()

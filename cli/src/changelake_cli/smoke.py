@@ -4,7 +4,7 @@
 credentials for the stack's account. It reads the stack's outputs (CloudFormation), invokes the
 producer Lambda (inserts only), waits until ``<table>_current`` queried through Athena equals a
 consistent Scan of the table item by item (the same check the demo makes locally,
-:mod:`changelake_cli.query.current_check`), prints a summary, then deletes what it created: the
+:mod:`changelake_lake.query.current_check`), prints a summary, then deletes what it created: the
 items it wrote (their REMOVE changes flow into the lake: the lake is the history, and
 ``_current`` is back to what it was) and its Athena result files. A stack deployed with a privacy
 policy is compared through the same policy: export the ``CHANGELAKE_PRIVACY_POLICY`` and
@@ -30,15 +30,14 @@ from changelake.adapters import aws
 from changelake.events import item_key
 from changelake.privacy import PrivacyPolicy
 from changelake.settings import ChangelakeSettings
-
-from changelake_cli.query.current_check import (
+from changelake_lake.query.current_check import (
     CurrentCheck,
     SqlEngine,
     boto_to_ddb_json,
     compare,
     scan_images,
 )
-from changelake_cli.query.model import QueryError, QueryResult
+from changelake_lake.query.model import QueryError, QueryResult
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from changelake_cli.query.athena_engine import AthenaEngine
+    from changelake_lake.adapters.athena_engine import AthenaEngine
 
     try:
         privacy = aws.privacy_policy(ChangelakeSettings())

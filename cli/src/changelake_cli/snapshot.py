@@ -34,17 +34,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from changelake.layout import DATABASE, Partition, changes_table_name, partition_for
 from changelake.ports import ObjectStore
-from changelake.schema import TIMESTAMP
-from changelake_catalog.columns import Column
 from changelake_catalog.glue_registry import GlueRegistry
 from changelake_catalog.snapshot_view import SnapshotState, snapshot_prefix, snapshots_prefix
-
-from changelake_cli.query.glue_catalog import GlueCatalog
-from changelake_cli.query.hive_types import hive_millis, to_arrow
-from changelake_cli.query.model import QueryError, TableDef
-from changelake_cli.query.s3_objects import S3Object, S3Objects
+from changelake_lake.columns import Column
+from changelake_lake.layout import DATABASE, Partition, changes_table_name, partition_for
+from changelake_lake.query.glue_catalog import GlueCatalog
+from changelake_lake.query.hive_types import hive_millis, to_arrow
+from changelake_lake.query.model import QueryError, TableDef
+from changelake_lake.query.s3_objects import S3Object, S3Objects
+from changelake_lake.schema import TIMESTAMP
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ def lake_from_settings() -> Lake:
     from changelake.adapters.s3_store import S3ObjectStore
     from changelake_catalog.__main__ import build_registry
     from changelake_catalog.settings import CatalogSettings
+    from changelake_lake.query.glue_catalog import GlueCatalog
+    from changelake_lake.query.s3_objects import S3Objects
 
-    from changelake_cli.query.glue_catalog import GlueCatalog
-    from changelake_cli.query.s3_objects import S3Objects
     from changelake_cli.snapshot import Lake
 
     settings = CatalogSettings()

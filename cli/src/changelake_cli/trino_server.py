@@ -441,7 +441,7 @@ class TrinoServer(StartStop):
         return self
 
     def _wait_ready(self, started: float) -> None:
-        from changelake_cli.query.trino_engine import server_info
+        from changelake_lake.query.trino_engine import server_info
 
         assert self._process is not None
         while True:
@@ -460,8 +460,8 @@ class TrinoServer(StartStop):
     def _node_active(self) -> bool:
         """True once the coordinator lists itself as an active node: before that, a query
         that reads a table fails with NO_NODES_AVAILABLE."""
-        from changelake_cli.query.model import QueryError
-        from changelake_cli.query.trino_engine import TrinoEngine
+        from changelake_lake.query.model import QueryError
+        from changelake_lake.query.trino_engine import TrinoEngine
 
         try:
             result = TrinoEngine(self.url, timeout_s=30).run(

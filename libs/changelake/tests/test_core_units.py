@@ -8,9 +8,10 @@ import logging
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from changelake import layout, logs, metrics, timeutil
+from changelake import logs, metrics, timeutil
 from changelake.settings import ENV_PREFIX, ChangelakeSettings
 from changelake.wire import KinesisDynamoRecord
+from changelake_lake import layout
 from changelake_testsupport.fakes import (
     InMemoryCheckpointStore,
     InMemoryObjectStore,

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from changelake import ddb_json, layout
+from changelake import ddb_json
 from changelake.events import (
     ChangeEvent,
     DecodeFailure,
@@ -21,6 +21,7 @@ from changelake.events import (
     decode_record,
     item_key,
 )
+from changelake_lake import layout
 from changelake_testsupport import golden
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 

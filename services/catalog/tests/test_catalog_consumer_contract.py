@@ -10,14 +10,14 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
-from changelake import glue_schema
 from changelake.events import Position
-from changelake.layout import change_object_key, partition_for_us
-from changelake_catalog.columns import columns_of
 from changelake_catalog.footer import read_parquet_schema
-from changelake_catalog.glue_tables import columns_from_glue, glue_columns
-from changelake_catalog.views import current_view_sql
 from changelake_consumer.parquet import records_to_parquet
+from changelake_lake import glue_schema
+from changelake_lake.columns import columns_of
+from changelake_lake.glue_tables import columns_from_glue, glue_columns
+from changelake_lake.layout import change_object_key, partition_for_us
+from changelake_lake.views import current_view_sql
 from changelake_testsupport.fakes import InMemoryObjectStore
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import boto3
 import pytest
-from changelake.athena_view import decode_presto_view
 from changelake.settings import ChangelakeSettings
+from changelake_lake.athena_view import decode_presto_view
 
 pytestmark = pytest.mark.e2e
 

@@ -8,11 +8,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from changelake.athena_view import decode_presto_view
-from changelake.layout import Partition
-from changelake_catalog.columns import Column
 from changelake_catalog.exceptions import CatalogError
 from changelake_catalog.glue_registry import GlueRegistry
+from changelake_lake.athena_view import decode_presto_view
+from changelake_lake.columns import Column
+from changelake_lake.layout import Partition
 
 pytestmark = pytest.mark.aws
 

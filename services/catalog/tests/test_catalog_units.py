@@ -9,18 +9,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from changelake.athena_view import decode_presto_view
-from changelake.glue_schema import glue_type, presto_type
-from changelake.layout import Partition
-from changelake_catalog.columns import Column, columns_of, merge_columns
 from changelake_catalog.exceptions import InvalidNotificationError, InvalidParquetError
 from changelake_catalog.footer import read_parquet_schema
-from changelake_catalog.glue_tables import (
+from changelake_catalog.notifications import ObjectRef, parse_notification
+from changelake_lake.athena_view import decode_presto_view
+from changelake_lake.columns import Column, columns_of, merge_columns
+from changelake_lake.glue_schema import glue_type, presto_type
+from changelake_lake.glue_tables import (
     partition_input,
     raw_table_input,
     view_table_input,
 )
-from changelake_catalog.notifications import ObjectRef, parse_notification
+from changelake_lake.layout import Partition
 from changelake_testsupport.fakes import InMemoryObjectStore
 
 pytestmark = pytest.mark.unit

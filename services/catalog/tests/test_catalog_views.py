@@ -11,10 +11,10 @@ from typing import Any
 import duckdb
 import pytest
 import sqlglot
-from changelake.athena_view import decode_presto_view
-from changelake_catalog.columns import Column
-from changelake_catalog.glue_tables import view_table_input
-from changelake_catalog.views import current_view_sql
+from changelake_lake.athena_view import decode_presto_view
+from changelake_lake.columns import Column
+from changelake_lake.glue_tables import view_table_input
+from changelake_lake.views import current_view_sql
 
 pytestmark = pytest.mark.unit
 

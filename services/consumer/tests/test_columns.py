@@ -10,10 +10,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from changelake import ddb_json, glue_schema, schema
+from changelake import ddb_json
 from changelake.events import ChangeEvent, Position, decode_record
-from changelake_consumer.columns import ChangeColumns, image_json, number_fits
 from changelake_consumer.parquet import records_to_parquet
+from changelake_lake import glue_schema, schema
+from changelake_lake.column_policy import ChangeColumns, image_json, number_fits
 from changelake_testsupport import golden
 from changelake_testsupport.person_changes import change, event_id_of, person
 

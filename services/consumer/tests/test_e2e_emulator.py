@@ -12,10 +12,11 @@ from typing import Any
 import boto3
 import pyarrow.parquet as pq
 import pytest
-from changelake import ddb_json, layout
+from changelake import ddb_json
 from changelake.timeutil import datetime_to_us
 from changelake_consumer.bootstrap import build_local as build
 from changelake_consumer.settings import ConsumerSettings
+from changelake_lake import layout
 
 pytestmark = pytest.mark.e2e
 

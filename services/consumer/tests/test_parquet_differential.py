@@ -19,8 +19,8 @@ import orjson
 import pytest
 from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
 from changelake.privacy import PrivacyPolicy
-from changelake_consumer.columns import ChangeColumns
 from changelake_consumer.parquet import decode_into, gc_paused, records_to_parquet, table_to_parquet
+from changelake_lake.column_policy import ChangeColumns
 from changelake_testsupport import golden
 from changelake_testsupport.records import kinesis_dynamodb_record
 

@@ -8,9 +8,9 @@ import io
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from changelake import layout
 from changelake.events import Position
 from changelake_consumer.service import BatchPolicy, ShardProcessor, WriteError
+from changelake_lake import layout
 from changelake_testsupport import golden
 from changelake_testsupport.fakes import InMemoryObjectStore, RecordingMetrics
 from changelake_testsupport.person_changes import SHARD, T0, change, changes, event_id_of, seq

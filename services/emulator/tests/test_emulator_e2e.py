@@ -16,12 +16,12 @@ import orjson
 import pytest
 from changelake import ddb_json
 from changelake.events import DecodeFailure, Position, decode_record
-from changelake.layout import partition_for_us
 from changelake.settings import ChangelakeSettings
 from changelake.timeutil import normalize_epoch_us, now_us
 from changelake_emulator.bootstrap import bootstrap
 from changelake_emulator.emulator import Emulator
 from changelake_emulator.faults import FaultConfig
+from changelake_lake.layout import partition_for_us
 from changelake_producer.bootstrap import produce as produce_changes
 from changelake_producer.generator import Mix, Operation
 from changelake_testsupport import golden

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from changelake.layout import firehose_error_prefix_expression, firehose_raw_prefix_expression
 from changelake_emulator.firehose_bridge import (
     PrefixError,
     SourceRecord,
@@ -17,6 +16,7 @@ from changelake_emulator.firehose_bridge import (
     interpret_response,
     object_name,
 )
+from changelake_lake.layout import firehose_error_prefix_expression, firehose_raw_prefix_expression
 
 pytestmark = pytest.mark.unit
 

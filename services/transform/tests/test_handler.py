@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from changelake.layout import firehose_raw_prefix_expression
+from changelake_lake.layout import firehose_raw_prefix_expression
 from changelake_testsupport import golden
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from changelake_transform.handler import handler

@@ -38,14 +38,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from changelake import ddb_json, layout
+from changelake import ddb_json
 from changelake.events import DecodeFailure, Position, item_key
 from changelake.ports import ObjectStore
 from changelake.privacy import PrivacyPolicy
+from changelake.table_name import check_table_name
 from changelake.timeutil import datetime_to_us, us_to_datetime
+from changelake_lake import layout
+from changelake_lake.query.current_check import boto_to_ddb_json
 
 from changelake_cli.ops import lake
-from changelake_cli.query.current_check import boto_to_ddb_json
 
 log = logging.getLogger(__name__)
 
@@ -271,9 +273,9 @@ def write_snapshot(
     rows_per_object: int = ROWS_PER_OBJECT,
 ) -> BackfillSummary:
     """Every item of ``snapshot`` as a SNAPSHOT row, in objects of ``rows_per_object`` rows."""
-    from changelake_consumer.columns import ChangeColumns
     from changelake_consumer.parquet import table_to_parquet
     from changelake_consumer.rows import PreparedRow, prepare
+    from changelake_lake.column_policy import ChangeColumns
 
     started = time.monotonic()
     summary = BackfillSummary(
@@ -328,7 +330,7 @@ def write_snapshot(
 
 
 def _state_key(table: str) -> str:
-    return f"{STATE_PREFIX}/{layout.check_table_name(table)}/state.json"
+    return f"{STATE_PREFIX}/{check_table_name(table)}/state.json"
 
 
 def _load_state(store: ObjectStore, table: str) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """Reading the lake's own objects for the operations: partitions, event ids, quarantined records.
 
 Everything here reads through the :class:`~changelake.ports.ObjectStore` port, so the same code
-runs against S3, the emulator and the in-memory fake. Layout: :mod:`changelake.layout`.
+runs against S3, the emulator and the in-memory fake. Layout: :mod:`changelake_lake.layout`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pyarrow.parquet as pq
-from changelake import layout
-from changelake.layout import Partition
 from changelake.ports import ObjectStore
+from changelake.table_name import check_table_name
 from changelake_catalog.settings import CatalogSettings
+from changelake_lake import layout
+from changelake_lake.layout import Partition
 
 SNAPSHOT = "SNAPSHOT"
 """``event_name`` of the rows a backfill writes (docs/adr/0030)."""
@@ -41,7 +42,7 @@ def configured_tables(settings: CatalogSettings, table: str | None = None) -> li
     from changelake_catalog.maintenance import configured_tables as deployment_tables
 
     if table is not None:
-        return [layout.check_table_name(table)]
+        return [check_table_name(table)]
     return deployment_tables(settings)
 
 
@@ -186,7 +187,7 @@ def table_of_record(data: bytes | None) -> str | None:
     try:
         doc = orjson.loads(data)
         table = doc.get("tableName") if isinstance(doc, dict) else None
-        return layout.check_table_name(table) if isinstance(table, str) else None
+        return check_table_name(table) if isinstance(table, str) else None
     except (orjson.JSONDecodeError, ValueError):
         return None
 

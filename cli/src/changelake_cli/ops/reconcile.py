@@ -3,7 +3,7 @@
 Four independent checks per table, each a kind of gap (docs/adr/0031):
 
 * **items**: the DynamoDB table against ``<table>_current`` (missing, extra, different), with
-  the one comparison of :mod:`changelake_cli.query.current_check`. Above a size threshold only
+  the one comparison of :mod:`changelake_lake.query.current_check`. Above a size threshold only
   one parallel-Scan segment (a hash range of the partition key) is compared, and the report
   says so; extra view items are then looked up by key (BatchGetItem) for a bounded sample.
 * **events**: event ids of the raw path (Firehose JSON lines under ``raw/``) against those of
@@ -31,19 +31,20 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
-from changelake import ddb_json, layout
+from changelake import ddb_json
 from changelake.events import item_key
-from changelake.layout import Partition
 from changelake.ports import ObjectStore
 from changelake.privacy import PrivacyPolicy
-
-from changelake_cli.ops import lake
-from changelake_cli.query.current_check import (
+from changelake_lake import layout
+from changelake_lake.layout import Partition
+from changelake_lake.query.current_check import (
     SqlEngine,
     boto_to_ddb_json,
     scan_images,
     view_images,
 )
+
+from changelake_cli.ops import lake
 
 log = logging.getLogger(__name__)
 
@@ -534,7 +535,7 @@ def reconcile_from_settings(
     settings = CatalogSettings()
     when = lake.parse_since(since) if isinstance(since, str) or since is None else since
     if engine is None:
-        from changelake_cli.query.local_engine import LocalEngine
+        from changelake_lake.query.local_engine import LocalEngine
 
         engine = LocalEngine(settings.database, region=settings.region)
     return reconcile(

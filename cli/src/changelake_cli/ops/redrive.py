@@ -29,12 +29,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from changelake import layout
 from changelake.events import DecodeFailure, Position
-from changelake.layout import Partition
 from changelake.ports import ObjectStore
 from changelake.privacy import RECORD_MARKER, PrivacyPolicy
 from changelake.timeutil import datetime_to_us
+from changelake_lake import layout
+from changelake_lake.layout import Partition
 
 from changelake_cli.ops import lake
 
@@ -109,9 +109,9 @@ def redrive_consumer_errors(
     stream: StreamReader | None = None,
 ) -> RedriveSummary:
     """Decode ``errors/consumer/`` again; land what decodes, keep what fails (new reason)."""
-    from changelake_consumer.columns import ChangeColumns
     from changelake_consumer.parquet import table_to_parquet
     from changelake_consumer.rows import PreparedRow, prepare
+    from changelake_lake.column_policy import ChangeColumns
 
     summary = RedriveSummary("consumer-errors", dry_run)
     prefixes = [layout.errors_prefix(lake.CONSUMER_ERRORS, t) for t in tables]

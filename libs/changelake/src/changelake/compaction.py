@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from changelake.layout import Partition, changes_partition_prefix
+from changelake_lake.layout import Partition, changes_partition_prefix
+
 from changelake.rewrite import (
     Crash,
     Lake,

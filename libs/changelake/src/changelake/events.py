@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from changelake import ddb_json
-from changelake.layout import check_table_name
+from changelake.table_name import check_table_name
 from changelake.timeutil import normalize_epoch_us, us_to_datetime
 from changelake.wire import KinesisDynamoRecord
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from changelake.layout import check_table_name
 from changelake.privacy import PrivacyPolicy, parse_rules
+from changelake.table_name import check_table_name
 
 ENV_PREFIX = "CHANGELAKE_"
 # (secret id, region) -> the secret's bytes: how a service reads the privacy key on AWS.

@@ -24,16 +24,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from changelake import privacy
 from changelake.adapters import aws
-from changelake.athena_view import decode_presto_view
-from changelake.layout import (
-    Partition,
-    changes_table_name,
-    current_view_name,
-)
-
-from changelake_catalog.columns import Column, merge_columns
-from changelake_catalog.exceptions import CatalogError, ConcurrentUpdateError, ThrottledError
-from changelake_catalog.glue_tables import (
+from changelake_lake.athena_view import decode_presto_view
+from changelake_lake.columns import Column, merge_columns
+from changelake_lake.glue_tables import (
     changes_table_input,
     columns_from_glue,
     errors_table_input,
@@ -46,6 +39,13 @@ from changelake_catalog.glue_tables import (
     view_table_input,
     with_columns,
 )
+from changelake_lake.layout import (
+    Partition,
+    changes_table_name,
+    current_view_name,
+)
+
+from changelake_catalog.exceptions import CatalogError, ConcurrentUpdateError, ThrottledError
 from changelake_catalog.ports import PartitionResult, TableState
 from changelake_catalog.snapshot_view import SnapshotState, snapshot_table_name, state_of
 

@@ -17,10 +17,10 @@ from typing import Any
 from changelake.adapters.glue_partitions import GluePartitions
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake.compaction import compact_table, expire_table
-from changelake.layout import Partition
 from changelake.logs import configure_logging
 from changelake.rewrite import Lake, collect_trash
 from changelake.timeutil import parse_duration
+from changelake_lake.layout import Partition
 
 from changelake_catalog.__main__ import build_registry
 from changelake_catalog.settings import CatalogSettings

@@ -3,7 +3,7 @@
 A body is either an S3 test event (``{"Event": "s3:TestEvent", …}``, sent when the
 notification is configured), or ``{"Records": [...]}`` of S3 events. Keys arrive URL-encoded
 (``+`` for space). Only ``ObjectCreated:*`` events on the lake bucket whose key lies in a
-change-table partition (:func:`changelake.layout.parse_table_object_key`) are returned, those
+change-table partition (:func:`changelake_lake.layout.parse_table_object_key`) are returned, those
 that are not change objects (``*.parquet``) marked ``stray``; everything else is ignored
 without error. A body that is neither shape raises :class:`InvalidNotificationError`
 so that the message is retried and, after the queue's maxReceiveCount, dead-lettered.
@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
-from changelake.layout import Partition, parse_change_object_key, parse_table_object_key
+from changelake_lake.layout import Partition, parse_change_object_key, parse_table_object_key
 
 from changelake_catalog.exceptions import InvalidNotificationError
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from changelake.layout import Partition
+from changelake_lake.columns import Column
+from changelake_lake.layout import Partition
 
-from changelake_catalog.columns import Column
 from changelake_catalog.snapshot_view import SnapshotState
 
 
@@ -75,7 +75,7 @@ class CatalogRegistry(Protocol):
 
     Every method is idempotent and safe against concurrent workers: table changes use
     optimistic concurrency (re-read and retry on a version conflict), columns only grow.
-    Methods take the *DynamoDB* table name; Glue names come from :mod:`changelake.layout`.
+    Methods take the *DynamoDB* table name; Glue names come from :mod:`changelake_lake.layout`.
     """
 
     def ensure_database(self) -> None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 
 import orjson
-from changelake.layout import quarantine_key
 from changelake.ports import Metrics, ObjectStore
 from changelake.timeutil import now_us, us_to_datetime
+from changelake_lake.layout import quarantine_key
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
-from changelake.layout import (
+from changelake.metrics import make_metrics
+from changelake.ports import Metrics, ObjectStore
+from changelake_lake.layout import (
     CHANGES,
     Partition,
     changes_prefix,
     parse_change_object_key,
     parse_table_object_key,
 )
-from changelake.metrics import make_metrics
-from changelake.ports import Metrics, ObjectStore
 
 from changelake_catalog.exceptions import InvalidParquetError
 from changelake_catalog.notifications import ObjectRef

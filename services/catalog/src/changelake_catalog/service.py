@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 from changelake import privacy
-from changelake.layout import Partition
 from changelake.ports import Metrics, ObjectStore
 from changelake.rewrite import Lake, PartitionCatalog, make_visible
+from changelake_lake.columns import Column, columns_of
+from changelake_lake.layout import Partition
 
-from changelake_catalog.columns import Column, columns_of
 from changelake_catalog.exceptions import InvalidNotificationError, InvalidParquetError
 from changelake_catalog.footer import read_parquet_schema
 from changelake_catalog.notifications import ObjectRef, parse_notification

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import orjson
-from changelake.layout import Partition, check_table_name
+from changelake.table_name import check_table_name
+from changelake_lake.layout import Partition
 
 SNAPSHOT_PARAMETER = "changelake.snapshot"
 SNAPSHOT_KEY = "snapshot_at"

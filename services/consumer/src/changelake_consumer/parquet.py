@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from changelake.events import DecodeFailure, Position
 from changelake.privacy import PrivacyPolicy
+from changelake_lake.column_policy import ChangeColumns
 
-from changelake_consumer.columns import ChangeColumns
 from changelake_consumer.rows import prepare
 
 COMPRESSION = "zstd"

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from changelake import ddb_json, layout, schema
+from changelake import ddb_json
 from changelake.events import (
     ChangeEvent,
     DecodeFailure,
@@ -30,10 +30,11 @@ from changelake.events import (
     duplicate_key_error,
 )
 from changelake.privacy import PrivacyPolicy, Redaction, UnreadableRecordError, decode_redacted
+from changelake.table_name import check_table_name
 from changelake.timeutil import normalize_epoch_us
 from changelake.wire import MAX_EVENT_ID_LENGTH, TTL_PRINCIPAL
-
-from changelake_consumer.columns import image_json, number_fits, plain, value_json
+from changelake_lake import schema
+from changelake_lake.column_policy import image_json, number_fits, plain, value_json
 
 # Numbers whose text is already canonical (str(Decimal(t)) == t), within DynamoDB's limits and
 # exactly representable as decimal(38, 9): at most 29 integer and 9 fraction digits, no
@@ -71,7 +72,7 @@ def _table_ok(table: str) -> bool:
     if table in _valid_tables:
         return True
     try:
-        layout.check_table_name(table)
+        check_table_name(table)
     except ValueError:
         return False
     if len(_valid_tables) < 1024:
@@ -107,7 +108,7 @@ def prepare(
 def _prepare_slow(decoded: ChangeEvent | DecodeFailure) -> PreparedRow | DecodeFailure:
     """The codec's path: ``decoded`` is the shared codec's answer."""
     if isinstance(decoded, DecodeFailure):
-        return decoded  # the codec also applies the table-name rule (layout.check_table_name)
+        return decoded  # the codec also applies the table-name rule (check_table_name)
     return prepare_event(decoded)
 
 
@@ -172,7 +173,7 @@ def _event_cells(
 
 
 def _value_cells(path: tuple[str, ...], value: Any, depth: int, cells: list[Cell]) -> int:
-    """Cells of one decoded value (the column policy of ``changelake.schema``)."""
+    """Cells of one decoded value (the column policy of ``changelake_lake.schema``)."""
     kind = type(value)
     if kind is str:
         cells.append((schema.column_name(path, "S"), value))

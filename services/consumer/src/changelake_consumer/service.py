@@ -33,14 +33,15 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from changelake import layout, schema
 from changelake.events import DecodeFailure, Position
-from changelake.layout import Partition
 from changelake.ports import Metrics, ObjectStore
 from changelake.privacy import PrivacyPolicy
+from changelake.table_name import check_table_name
 from changelake.timeutil import now_us, us_to_datetime
+from changelake_lake import layout, schema
+from changelake_lake.column_policy import ChangeColumns
+from changelake_lake.layout import Partition
 
-from changelake_consumer.columns import ChangeColumns
 from changelake_consumer.parquet import table_to_parquet
 from changelake_consumer.rows import PreparedRow, prepare
 
@@ -353,7 +354,7 @@ class ShardProcessor:
             table = failure.table
             if table is not None:
                 try:
-                    layout.check_table_name(table)
+                    check_table_name(table)
                 except ValueError:
                     table = None
             arrival = failure.position.arrival_time_us

@@ -8,9 +8,9 @@ import os
 from typing import Any
 
 import orjson
-from changelake import layout
 from changelake.adapters.aws import error_code
 from changelake.settings import ChangelakeSettings
+from changelake_lake import layout
 
 from changelake_emulator.adapters.clients import emulator_client
 

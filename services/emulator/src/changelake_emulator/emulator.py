@@ -15,9 +15,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from changelake import layout
 from changelake.lifecycle import StartStop
 from changelake.settings import ChangelakeSettings
+from changelake_lake import layout
 
 from changelake_emulator.adapters.clients import emulator_client
 from changelake_emulator.bootstrap import bootstrap, transform_lambda_arn

@@ -33,8 +33,8 @@ from typing import Any
 
 import orjson
 from changelake.events import DecodeFailure, Position, decode_record
-from changelake.layout import partition_for_us
 from changelake.privacy import PrivacyPolicy, decode_redacted
+from changelake_lake.layout import partition_for_us
 
 # Lambda's synchronous response payload limit: 6 MB (6 * 2**20 bytes).
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from changelake_lake.layout import Partition, changes_table_name
+
 from changelake.adapters import aws
-from changelake.layout import Partition, changes_table_name
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient

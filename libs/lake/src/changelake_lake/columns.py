@@ -16,9 +16,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-from changelake.glue_schema import glue_type
-from changelake.layout import PARTITION_KEYS
-from changelake.schema import PATH_METADATA
+
+from changelake_lake.glue_schema import glue_type
+from changelake_lake.layout import PARTITION_KEYS
+from changelake_lake.schema import PATH_METADATA
 
 log = logging.getLogger(__name__)
 

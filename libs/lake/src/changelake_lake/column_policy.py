@@ -1,5 +1,5 @@
 """Column-wise rows of the change table: events are appended straight into per-column lists
-(no row dicts), and a batch becomes one Arrow table with the types of :mod:`changelake.schema`.
+(no row dicts), and a batch becomes one Arrow table with the types of :mod:`changelake_lake.schema`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from changelake import schema
 from changelake.events import ChangeEvent
+
+from changelake_lake import schema
 
 if TYPE_CHECKING:
     from changelake_consumer.rows import PreparedRow

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 from changelake import ddb_json
 from changelake.adapters import aws
 from changelake.events import item_key
-from changelake.layout import current_view_name
 from changelake.privacy import PrivacyPolicy
 
-from changelake_cli.query.model import QueryResult
+from changelake_lake.layout import current_view_name
+from changelake_lake.query.model import QueryResult
 
 
 class SqlEngine(Protocol):

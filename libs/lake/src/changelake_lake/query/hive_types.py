@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from changelake_cli.query.model import QueryError
+from changelake_lake.query.model import QueryError
 
 _SIMPLE: dict[str, pa.DataType] = {
     "string": pa.string(),

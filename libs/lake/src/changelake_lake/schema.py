@@ -1,6 +1,6 @@
 """The column and type policy of the curated change table (``<table>_changes``), shared by the
 consumer (which writes Parquet) and the catalog (which maps the same Arrow types to Glue types
-with :func:`changelake.glue_schema.glue_type`).
+with :func:`changelake_lake.glue_schema.glue_type`).
 
 The policy is a pure function of the attribute *path* and the DynamoDB *type tag* — never of
 the value, of the order values arrive in, or of which shard/process/file saw them first — so

@@ -20,9 +20,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 
-from changelake.layout import changes_table_name
-
-from changelake_cli.query.model import QueryError
+from changelake_lake.layout import changes_table_name
+from changelake_lake.query.model import QueryError
 
 _PARAM_RE = re.compile(
     r"--\s*param:\s*(?P<name>\w+)\s+(?P<type>\w+)(?:\s+default\s+(?P<default>.*?))?\s*\Z"
@@ -123,7 +122,7 @@ def parse_named(name: str, text: str) -> NamedQuery:
 
 def load_all() -> dict[str, NamedQuery]:
     """Every packaged named query, by name (sorted)."""
-    folder = resources.files("changelake_cli.query") / "named"
+    folder = resources.files("changelake_lake.query") / "named"
     found: dict[str, NamedQuery] = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".sql"):

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from changelake.table_name import check_table_name
 from changelake.timeutil import us_to_datetime
 
 DATABASE = "changelake"
@@ -24,7 +25,6 @@ ERRORS = "errors"
 QUARANTINE = "quarantine"
 PARTITION_KEYS = ("dt", "hour")
 
-_TABLE_RE = re.compile(r"[A-Za-z0-9_.-]{3,255}\Z")
 _SAFE_PART_RE = re.compile(r"[A-Za-z0-9_.-]+\Z")
 # The table segment follows the table-name rule: ``changes/<anything else>/`` is no table's
 # (found by fuzzing the catalog's S3 events, docs/adr/0037: ``changes/a%2/…`` named a table).
@@ -69,13 +69,6 @@ class ChangeObject:
     table: str
     partition: Partition
     name: str
-
-
-def check_table_name(table: str) -> str:
-    """Return ``table`` if it is a valid DynamoDB table name, else raise ``ValueError``."""
-    if not _TABLE_RE.match(table):
-        raise ValueError(f"invalid DynamoDB table name {table!r}")
-    return table
 
 
 def partition_for_us(event_time_us: int) -> Partition:

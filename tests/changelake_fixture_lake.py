@@ -33,10 +33,10 @@ import boto3
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from changelake.athena_view import ViewDefinition, encode_presto_view
 from changelake.events import changed_attributes
-from changelake.glue_schema import presto_type
-from changelake_catalog.views import current_view_sql
+from changelake_lake.athena_view import ViewDefinition, encode_presto_view
+from changelake_lake.glue_schema import presto_type
+from changelake_lake.views import current_view_sql
 
 BUCKET = "fixture-lake"
 DATABASE = "changelake"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from changelake.adapters import aws
 
-from changelake_cli.query.model import QueryError, QueryResult, ScanStats, utc_value
+from changelake_lake.query.model import QueryError, QueryResult, ScanStats, utc_value
 
 if TYPE_CHECKING:
     from mypy_boto3_athena import AthenaClient

@@ -10,10 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from changelake_lake.query.model import QueryResult
 from rich.console import Console
 from rich.table import Table
-
-from changelake_cli.query.model import QueryResult
 
 
 def plain(value: Any) -> Any:

@@ -5,6 +5,6 @@ endpoint, fetches only the partitions a query needs through boto3, and runs the 
 after transpiling Athena's dialect with sqlglot. The Athena engine runs the same SQL text on AWS.
 """
 
-from changelake_cli.query.model import QueryError, QueryResult
+from changelake_lake.query.model import QueryError, QueryResult
 
 __all__ = ["QueryError", "QueryResult"]

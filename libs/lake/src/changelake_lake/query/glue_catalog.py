@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from changelake.adapters import aws
 
-from changelake_cli.query.model import Column, PartitionDef, QueryError, TableDef
+from changelake_lake.query.model import Column, PartitionDef, QueryError, TableDef
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient

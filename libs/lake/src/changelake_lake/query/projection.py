@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from changelake_cli.query.model import QueryError, TableDef
+from changelake_lake.query.model import QueryError, TableDef
 
 _NOW_RE = re.compile(
     r"NOW\s*(?:([+-])\s*(\d+)\s*(YEARS?|MONTHS?|WEEKS?|DAYS?|HOURS?|MINUTES?))?\Z", re.I

@@ -7,7 +7,7 @@ those (the snapshot form of ``<table>_current`` selects partitions so, ADR 0035)
 keeps the partition (pruning may read too much, never too little).
 
 ``event_time`` predicates prune too because the lake layout puts each change in the partition of
-its event time (``changelake.layout``): a partition covering ``[start, end)`` cannot hold a row
+its event time (``changelake_lake.layout``): a partition covering ``[start, end)`` cannot hold a row
 with ``event_time >= end``.
 """
 

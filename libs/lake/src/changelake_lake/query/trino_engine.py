@@ -23,8 +23,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from changelake_cli.query import transpile
-from changelake_cli.query.model import QueryError, QueryResult, ScanStats
+from changelake_lake.query import transpile
+from changelake_lake.query.model import QueryError, QueryResult, ScanStats
 
 log = logging.getLogger(__name__)
 

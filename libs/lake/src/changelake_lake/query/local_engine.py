@@ -20,13 +20,13 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from changelake.athena_view import decode_presto_view
 from sqlglot import exp
 
-from changelake_cli.query import pruning, transpile
-from changelake_cli.query.glue_catalog import GlueCatalog
-from changelake_cli.query.hive_types import hive_millis, json_value, to_arrow
-from changelake_cli.query.model import (
+from changelake_lake.athena_view import decode_presto_view
+from changelake_lake.query import pruning, transpile
+from changelake_lake.query.glue_catalog import GlueCatalog
+from changelake_lake.query.hive_types import hive_millis, json_value, to_arrow
+from changelake_lake.query.model import (
     Column,
     PartitionDef,
     QueryError,
@@ -35,8 +35,8 @@ from changelake_cli.query.model import (
     TableDef,
     utc_value,
 )
-from changelake_cli.query.projection import projection_of
-from changelake_cli.query.s3_objects import S3Object, S3Objects
+from changelake_lake.query.projection import projection_of
+from changelake_lake.query.s3_objects import S3Object, S3Objects
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from changelake.athena_view import EXPANDED_TEXT, encode_presto_view
-from changelake.layout import (
+from changelake_catalog.snapshot_view import (
+    SNAPSHOT_KEY,
+    SNAPSHOT_PARAMETER,
+    SnapshotState,
+    snapshot_prefix,
+    snapshot_table_name,
+    snapshots_prefix,
+)
+
+from changelake_lake.athena_view import EXPANDED_TEXT, encode_presto_view
+from changelake_lake.columns import Column
+from changelake_lake.layout import (
     ERRORS,
     FIREHOSE_ERRORS_TABLE,
     PARTITION_KEYS,
@@ -30,17 +40,7 @@ from changelake.layout import (
     raw_prefix,
     raw_table_name,
 )
-
-from changelake_catalog.columns import Column
-from changelake_catalog.snapshot_view import (
-    SNAPSHOT_KEY,
-    SNAPSHOT_PARAMETER,
-    SnapshotState,
-    snapshot_prefix,
-    snapshot_table_name,
-    snapshots_prefix,
-)
-from changelake_catalog.views import RANK_COLUMN, current_view_definition
+from changelake_lake.views import RANK_COLUMN, current_view_definition
 
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"

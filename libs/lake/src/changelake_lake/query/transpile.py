@@ -15,7 +15,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
-from changelake_cli.query.model import QueryError
+from changelake_lake.query.model import QueryError
 
 NOT_LOCAL_HINT = "(use --engine trino or athena)"
 READ_DIALECT = "athena"
