@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
-from changelake.adapters.glue_partitions import GluePartitions
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake.events import Position
 from changelake.metrics import make_metrics
-from changelake.rewrite import Lake
 from changelake_catalog.glue_registry import GlueRegistry
 from changelake_catalog.repair import Repairer
 from changelake_consumer.service import BatchPolicy, ShardProcessor
+from changelake_lake.adapters.glue_partitions import GluePartitions
+from changelake_lake.rewrite import Lake
 from changelake_testsupport.person_changes import SHARD, T0, change, person, seq
 
 BUCKET = "maintenance-lake"

@@ -11,13 +11,13 @@ import uuid
 import boto3
 import orjson
 import pytest
-from changelake.adapters.glue_partitions import GluePartitions
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake_cli.local_stack import LocalStack
 from changelake_cli.main import app
 from changelake_cli.ops import lake
 from changelake_cli.ops.reconcile import ReconcileReport, reconcile_from_settings
 from changelake_lake import layout
+from changelake_lake.adapters.glue_partitions import GluePartitions
 from changelake_testsupport.waiting import wait_until
 from typer.testing import CliRunner
 

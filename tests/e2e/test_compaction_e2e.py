@@ -16,7 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from changelake.rewrite import MANIFEST, generation_of, key_of
 from changelake_catalog.maintenance import run
 from changelake_catalog.settings import CatalogSettings
 from changelake_cli.local_stack import LocalStack, free_port
@@ -25,6 +24,7 @@ from changelake_lake.query.current_check import compare
 from changelake_lake.query.local_engine import LocalEngine
 from changelake_lake.query.model import QueryError
 from changelake_lake.query.named import load_all
+from changelake_lake.rewrite import MANIFEST, generation_of, key_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pyarrow.parquet as pq
 import pytest
-from changelake.compaction import compact_table
-from changelake.rewrite import MANIFEST, Manifest, generation_of, key_of, trash_prefix
+from changelake_lake.compaction import compact_table
 from changelake_lake.layout import Partition, changes_partition_prefix
+from changelake_lake.rewrite import MANIFEST, Manifest, generation_of, key_of, trash_prefix
 from maintenance_lake import BUCKET, TABLE, LakeFixture
 
 pytestmark = pytest.mark.aws

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pyarrow as pa
 import pytest
-from changelake.compaction import compact_table
-from changelake.rewrite import MANIFEST, key_of, make_visible
+from changelake_lake.compaction import compact_table
 from changelake_lake.layout import Partition, changes_prefix
+from changelake_lake.rewrite import MANIFEST, key_of, make_visible
 from changelake_testsupport.person_changes import SHARD, T0, change, person
 from maintenance_lake import BUCKET, TABLE, LakeFixture, processor, workload
 

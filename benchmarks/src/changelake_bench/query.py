@@ -127,10 +127,10 @@ def _partitions(lake: Lake) -> dict[Partition, list[Path]]:
 
 def _compacted(lake: Lake, parts: dict[Partition, list[Path]]) -> dict[Partition, list[Path]]:
     """The same partitions after ``changelake compact``: each one rewritten by the product's
-    compaction (one row per event, sorted, :func:`changelake.compaction.dedupe_and_sort`) into
+    compaction (one row per event, sorted, :func:`changelake_lake.compaction.dedupe_and_sort`) into
     one file (cached next to the lake)."""
-    from changelake.compaction import dedupe_and_sort
-    from changelake.rewrite import read_tables, write_parts
+    from changelake_lake.compaction import dedupe_and_sort
+    from changelake_lake.rewrite import read_tables, write_parts
 
     root = lake.root / "compacted"
     done = root / "done"

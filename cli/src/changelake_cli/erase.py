@@ -7,7 +7,7 @@ idempotent, a crash after any of them healed by running again:
 
 1. **changes**: every partition whose rows (as the rewrite primitive reads them: the current
    generation and the consumer objects not yet folded) hold the item is rewritten without its
-   rows and switched in one UpdatePartition (:func:`changelake.rewrite.rewrite_partition`, the
+   rows and switched in one UpdatePartition (:func:`changelake_lake.rewrite.rewrite_partition`, the
    compaction's primitive); unregistered partitions are registered first, so none is skipped;
 2. **snapshot**: if the current snapshot holds the item, a copy without it becomes a new
    snapshot and ``<table>_current`` switches to it; every other snapshot holding the item, and
@@ -39,11 +39,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from changelake import ddb_json, rewrite
-from changelake.adapters.glue_partitions import GluePartitions
+from changelake import ddb_json
 from changelake.events import item_key
 from changelake.privacy import PrivacyPolicy
 from changelake_catalog.snapshot_view import snapshot_prefix
+from changelake_lake import rewrite
+from changelake_lake.adapters.glue_partitions import GluePartitions
 from changelake_lake.layout import (
     ERRORS,
     changes_prefix,

@@ -60,7 +60,7 @@ class PartitionCatalog(Protocol):
     """What reconcile needs of the catalog: the partitions Glue lists, and where each reads.
 
     A partition reads its base prefix until a rewrite (compaction, erasure) points it at a
-    generation folder (``changelake.rewrite``); what a query sees is under that location.
+    generation folder (``changelake_lake.rewrite``); what a query sees is under that location.
     """
 
     def locations(self, table: str) -> dict[Partition, str]:
@@ -528,9 +528,9 @@ def reconcile_from_settings(
     engine (DuckDB over Glue and S3). ``since``: a datetime, or ``--since``'s text.
     """
     from changelake.adapters import aws
-    from changelake.adapters.glue_partitions import GluePartitions
     from changelake.adapters.s3_store import S3ObjectStore
     from changelake_catalog.settings import CatalogSettings
+    from changelake_lake.adapters.glue_partitions import GluePartitions
 
     settings = CatalogSettings()
     when = lake.parse_since(since) if isinstance(since, str) or since is None else since

@@ -5,10 +5,10 @@ from __future__ import annotations
 import signal
 import threading
 
-from changelake.adapters.glue_partitions import GluePartitions
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake.logs import configure_logging
 from changelake.metrics import make_metrics
+from changelake_lake.adapters.glue_partitions import GluePartitions
 
 from changelake_catalog.glue_registry import GlueRegistry
 from changelake_catalog.service import CatalogService

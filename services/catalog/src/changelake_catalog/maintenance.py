@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from changelake.adapters.glue_partitions import GluePartitions
 from changelake.adapters.s3_store import S3ObjectStore
-from changelake.compaction import compact_table, expire_table
 from changelake.logs import configure_logging
-from changelake.rewrite import Lake, collect_trash
 from changelake.timeutil import parse_duration
+from changelake_lake.adapters.glue_partitions import GluePartitions
+from changelake_lake.compaction import compact_table, expire_table
 from changelake_lake.layout import Partition
+from changelake_lake.rewrite import Lake, collect_trash
 
 from changelake_catalog.__main__ import build_registry
 from changelake_catalog.settings import CatalogSettings

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from changelake import privacy
 from changelake.ports import Metrics, ObjectStore
-from changelake.rewrite import Lake, PartitionCatalog, make_visible
 from changelake_lake.columns import Column, columns_of
 from changelake_lake.layout import Partition
+from changelake_lake.rewrite import Lake, PartitionCatalog, make_visible
 
 from changelake_catalog.exceptions import InvalidNotificationError, InvalidParquetError
 from changelake_catalog.footer import read_parquet_schema

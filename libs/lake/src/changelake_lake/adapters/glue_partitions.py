@@ -1,4 +1,4 @@
-"""Glue adapter of :class:`~changelake.rewrite.PartitionCatalog` (injected boto3 client).
+"""Glue adapter of :class:`~changelake_lake.rewrite.PartitionCatalog` (injected boto3 client).
 
 ``set_location`` is one ``UpdatePartition``: Glue replaces the partition's input as a whole,
 so readers resolving the partition get the old location or the new one, never a mix. The
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from changelake_lake.layout import Partition, changes_table_name
-
 from changelake.adapters import aws
+
+from changelake_lake.layout import Partition, changes_table_name
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient

@@ -1,6 +1,6 @@
 """Compaction of ``<table>_changes``: one sorted, duplicate-free file per sealed partition-hour.
 
-Policy over the rewrite primitive (:mod:`changelake.rewrite`, ADR 0033):
+Policy over the rewrite primitive (:mod:`changelake_lake.rewrite`, ADR 0033):
 
 * **which partitions**: registered ones whose hour ended at least ``older_than`` ago and that
   are not *settled* (never rewritten, or late data arrived since: ADR 0034);
@@ -24,8 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from changelake_lake.layout import Partition, changes_partition_prefix
-
-from changelake.rewrite import (
+from changelake_lake.rewrite import (
     Crash,
     Lake,
     RewriteResult,
@@ -252,7 +251,7 @@ def expire_table(
     refuses with :class:`ExpireRefusedError`: without a snapshot the history *is* the current
     state. Per partition a trash record listing its objects (base prefix and generations) is
     written first, then the partitions are deregistered; the objects are deleted by
-    :func:`~changelake.rewrite.collect_trash` once the grace period has passed (queries planned
+    :func:`~changelake_lake.rewrite.collect_trash` once the grace period has passed (queries planned
     before the drop may still read them) and only if the partition is no longer registered
     (a crash before the drop leaves it whole).
     """

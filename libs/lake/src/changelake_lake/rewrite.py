@@ -49,14 +49,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+from changelake.ports import ObjectStore
+
 from changelake_lake.layout import (
     Partition,
     changes_partition_prefix,
     changes_prefix,
     parse_change_object_key,
 )
-
-from changelake.ports import ObjectStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
