@@ -5,9 +5,9 @@ from __future__ import annotations
 import boto3
 import orjson
 import pytest
-from changelake.layout import DATABASE, Partition, changes_partition_prefix, current_view_name
 from changelake_cli.main import app
 from changelake_lake.compaction import ExpireRefusedError
+from changelake_lake.layout import DATABASE, Partition, changes_partition_prefix, current_view_name
 from maintenance_lake import BUCKET, TABLE, LakeFixture
 from typer.testing import CliRunner
 
