@@ -137,7 +137,7 @@ def test_deploy_table_key_matches_the_emulators_table(aws_endpoint: str) -> None
     settings = ChangelakeSettings()
     bootstrap(settings, endpoint_url=aws_endpoint)
     ddb = boto3.client("dynamodb", endpoint_url=aws_endpoint, region_name=settings.region)
-    schema = ddb.describe_table(TableName=settings.table_name)["Table"]["KeySchema"]
+    schema = ddb.describe_table(TableName=settings.tables[0])["Table"]["KeySchema"]
     assert schema == [{"AttributeName": contract.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
 
 

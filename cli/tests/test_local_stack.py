@@ -60,7 +60,7 @@ def test_local_stack_undoes_everything_when_a_service_fails_to_start(
         pass
     assert log[-1] == "stop a"
     assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
-    assert stack.emulator.streaming is not None
+    assert list(stack.emulator.streaming) == ["persons"]
     # The emulator is down again: a new one may start in this process.
     with LocalStack(0, factories=[]) as again:
         assert again.endpoint != "http://127.0.0.1:1"

@@ -41,7 +41,7 @@ FAILOVER_MS = 3000
 # 2 + 2 failover times, plus slack for a loaded CI machine.
 TAKEOVER_BUDGET_S = 5 * FAILOVER_MS / 1000 + 15
 SETTINGS = ChangelakeSettings()
-TABLE = SETTINGS.table_name
+TABLE = SETTINGS.tables[0]
 
 
 @pytest.fixture

@@ -282,7 +282,7 @@ def test_named_query_same_rows(lake: Lake, name: str) -> None:
     ).rows[0][0]
     given = {"item_key": sample, "attribute": "name", "limit": "1000"}
     params = {p.name: given[p.name] for p in query.params if p.name in given}
-    sql = query.sql(lake.settings.table_name)
+    sql = query.sql(lake.settings.tables[0])
     result = _same(lake, sql, ordered=False, params=query.execution_parameters(params))
     assert result.rows
 

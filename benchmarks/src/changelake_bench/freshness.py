@@ -137,7 +137,8 @@ def run(
     from changelake_lake.query.local_engine import LocalEngine
 
     settings = ChangelakeSettings()
-    view = layout.current_view_name(settings.table_name)
+    table = settings.tables[0]
+    view = layout.current_view_name(table)
     pending = PendingWrites()
     polls = 0
     poll_seconds: list[float] = []
@@ -155,7 +156,7 @@ def run(
         until = started + seconds
         writer, follower = start_writer(
             stack.endpoint,
-            settings.table_name,
+            table,
             pending,
             rate=rate,
             seconds=seconds,

@@ -2,11 +2,12 @@
 
 Starts the embedded local stack (moto + streaming destination + Firehose bridge + consumer +
 catalog) on a free loopback port, with the faults Kinesis Data Streams for DynamoDB really has
-(duplicates, reordering, TTL deletes; µs timestamps), writes ``--count`` person changes,
+(duplicates, reordering, TTL deletes; µs timestamps), writes ``--count`` person changes shared
+out over two tables (``persons`` and ``customers``, one Kinesis stream for both, ADR 0032),
 puts a few malformed records on the stream, and polls the lake with the local query engine until
 every change is visible as a distinct ``event_id`` and every bad record is quarantined. Then it
-runs the named queries, checks ``<table>_current`` against a Scan of the table, and prints a
-summary. Progress goes to stderr; tables (or, with ``--json``, only the summary) to stdout.
+runs the named queries, checks each ``<table>_current`` against a Scan of its table, and prints
+a summary. Progress goes to stderr; tables (or, with ``--json``, only the summary) to stdout.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -26,7 +28,7 @@ import typer
 from changelake.adapters import aws
 from changelake.logs import configure_logging
 from changelake.privacy import sample_policy
-from changelake.settings import ChangelakeSettings
+from changelake.settings import ChangelakeSettings, parse_tables
 from changelake_lake.layout import ERRORS, changes_table_name
 from changelake_lake.query.model import QueryError, QueryResult
 from rich.console import Console
@@ -41,6 +43,8 @@ from changelake_cli.stats import percentile
 log = logging.getLogger(__name__)
 
 DEFAULT_COUNT = 2000
+# Two tables, one stream (ADR 0032): the second holds the same fake persons, other keys.
+DEMO_TABLES = ("persons", "customers")
 DEFAULT_SEED = 42
 BAD_RECORDS = 3
 POLL_S = 1.0
@@ -72,9 +76,21 @@ _BAD_PAYLOADS = (
 
 
 @dataclass(slots=True)
-class DemoSummary:
-    """What the demo did and found (the ``--json`` output)."""
+class TableSummary:
+    """One captured table: changes written, distinct events seen, its view vs its Scan."""
 
+    table: str
+    changes_produced: int = 0
+    distinct_events: int = 0
+    current_items: int = 0
+    current_equals_dynamodb: bool = False
+
+
+@dataclass(slots=True)
+class DemoSummary:
+    """What the demo did and found (the ``--json`` output); counts are over every table."""
+
+    tables: list[TableSummary] = field(default_factory=list)
     changes_produced: int = 0
     inserts: int = 0
     updates: int = 0
@@ -112,9 +128,12 @@ class _Visibility:
     def __init__(self) -> None:
         self.first_seen: dict[str, datetime] = {}
         self.event_time: dict[str, datetime] = {}
+        self.per_table: dict[str, set[str]] = {}
 
-    def observe(self, result: QueryResult, at: datetime) -> None:
+    def observe(self, table: str, result: QueryResult, at: datetime) -> None:
+        seen = self.per_table.setdefault(table, set())
         for event_id, event_time in result.rows:
+            seen.add(event_id)
             if event_id not in self.first_seen:
                 self.first_seen[event_id] = at
                 self.event_time[event_id] = event_time
@@ -166,20 +185,22 @@ def run_demo(
     err: Console | None = None,
     show: Any = None,
     runner: str = "local",
+    tables: Sequence[str] = DEMO_TABLES,
 ) -> DemoSummary:
-    """Run the demo; ``show(name, title, result)`` receives each named query's rows."""
+    """Run the demo with ``count`` changes shared out over ``tables`` (the first takes the
+    remainder); ``show(name, title, result)`` receives each named query's rows (the named
+    queries read the first table)."""
     from changelake_emulator.faults import FaultConfig
     from changelake_lake.query.current_check import compare
     from changelake_lake.query.local_engine import LocalEngine
-    from changelake_producer.bootstrap import produce
+    from changelake_producer.bootstrap import produce_tables
 
     from changelake_cli.local_stack import LocalStack
 
     err = err or Console(stderr=True)
     started = time.monotonic()
-    settings = ChangelakeSettings()
-    table = settings.table_name
-    changes = changes_table_name(table)
+    settings = ChangelakeSettings().model_copy(update={"tables": parse_tables(tables)})
+    table = settings.tables[0]
     summary = DemoSummary(bad_records_sent=bad_records)
     # MICROSECOND precision, as AWS recommends, with a ms/µs mix injected on top: the emulator
     # keeps successive changes of one item in distinct milliseconds (as DynamoDB's serialized
@@ -202,7 +223,7 @@ def run_demo(
     with progress:
         boot = progress.add_task("starting local stack", total=1)
         # The sample privacy policy (hash emails and phone, mask birthday), unless one is set.
-        policy_text = settings.privacy_policy or sample_policy(table)
+        policy_text = settings.privacy_policy or sample_policy(*settings.tables)
         with LocalStack(
             free_port(),
             settings=settings,
@@ -217,6 +238,7 @@ def run_demo(
                 summary.privacy_rules = dict(privacy.rules[table])
             _check_services(stack)
             progress.update(boot, completed=1)
+            counts = share(count, settings.tables)
             writing = progress.add_task("writing to DynamoDB", total=count)
             visible = progress.add_task("visible in the lake", total=count)
 
@@ -234,8 +256,12 @@ def run_demo(
 
             def write() -> None:
                 try:
-                    outcome["summary"] = produce(
-                        count=count, seed=seed, settings=settings, progress=_Bar()
+                    outcome["summaries"] = produce_tables(
+                        settings.tables,
+                        count=counts,
+                        seed=seed,
+                        settings=settings,
+                        progress=lambda _table: _Bar(),
                     )
                 except BaseException as exc:  # reported by the main thread
                     outcome["error"] = exc
@@ -248,20 +274,29 @@ def run_demo(
             deadline: float | None = None
             quarantined = 0
             while True:
-                poll_at = datetime.now(UTC)
-                # Until the catalog has created the table, the query fails: keep polling.
-                with contextlib.suppress(QueryError):
-                    seen.observe(engine.run(f"SELECT event_id, event_time FROM {changes}"), poll_at)
+                for name in settings.tables:
+                    poll_at = datetime.now(UTC)
+                    # Until the catalog has created the table, the query fails: keep polling.
+                    with contextlib.suppress(QueryError):
+                        seen.observe(
+                            name,
+                            engine.run(
+                                f"SELECT event_id, event_time FROM {changes_table_name(name)}"
+                            ),
+                            poll_at,
+                        )
                 progress.update(visible, completed=len(seen.first_seen))
                 if not producer.is_alive():
                     if "error" in outcome:
                         raise outcome["error"]
-                    produced = outcome["summary"]
+                    produced_total = sum(p.total for p in outcome["summaries"].values())
                     if deadline is None:
-                        summary.produce_s = round(produced.elapsed_s, 1)
+                        summary.produce_s = round(
+                            max(p.elapsed_s for p in outcome["summaries"].values()), 1
+                        )
                         deadline = time.monotonic() + timeout_s
-                        progress.update(visible, total=produced.total)
-                    if len(seen.first_seen) >= produced.total:
+                        progress.update(visible, total=produced_total)
+                    if len(seen.first_seen) >= produced_total:
                         quarantined = _quarantined(settings.lake_bucket)
                         if quarantined >= bad_records:
                             summary.caught_up = True
@@ -270,30 +305,52 @@ def run_demo(
                         quarantined = _quarantined(settings.lake_bucket)
                         break
                 time.sleep(POLL_S)
-            produced = outcome["summary"]
-            summary.changes_produced = produced.total
-            summary.inserts, summary.updates, summary.deletes = (
-                produced.inserts,
-                produced.updates,
-                produced.deletes,
-            )
+            for produced in outcome["summaries"].values():
+                summary.changes_produced += produced.total
+                summary.inserts += produced.inserts
+                summary.updates += produced.updates
+                summary.deletes += produced.deletes
             summary.bad_records_quarantined = quarantined
             fresh = seen.freshness()
             p50, p95 = percentile(fresh, 50), percentile(fresh, 95)
             summary.freshness_p50_s = None if p50 is None else round(p50, 2)
             summary.freshness_p95_s = None if p95 is None else round(p95, 2)
-            querying = progress.add_task("running named queries", total=8)
-            _named_queries(engine, table, summary, show, lambda: progress.advance(querying))
-            check = compare(engine, table, privacy=privacy)
-            progress.advance(querying)
-            summary.current_items = check.view_items
-            summary.current_equals_dynamodb = check.equal
+            others = len(settings.tables) - 1
+            querying = progress.add_task("running named queries", total=8 + 3 * others)
+
+            def tick() -> None:
+                progress.advance(querying)
+
+            _named_queries(engine, table, summary, show, tick)
+            for other in settings.tables[1:]:
+                _table_facts(engine, other, summary, tick)
+            summary.current_equals_dynamodb = True
+            for name in settings.tables:
+                check = compare(engine, name, privacy=privacy)
+                tick()
+                summary.tables.append(
+                    TableSummary(
+                        table=name,
+                        changes_produced=outcome["summaries"][name].total,
+                        distinct_events=len(seen.per_table.get(name, ())),
+                        current_items=check.view_items,
+                        current_equals_dynamodb=check.equal,
+                    )
+                )
+                summary.current_items += check.view_items
+                summary.current_equals_dynamodb &= check.equal
+                summary.partitions += _partition_count(settings.database, changes_table_name(name))
             stats = stack.emulator.stats()
             summary.duplicates_injected = stats.duplicates_injected
             summary.reordered_records = stats.out_of_order
-            summary.partitions = _partition_count(settings.database, changes)
     summary.elapsed_s = round(time.monotonic() - started, 1)
     return summary
+
+
+def share(count: int, tables: Sequence[str]) -> dict[str, int]:
+    """``count`` changes shared out over ``tables`` as evenly as possible, the remainder first."""
+    base, extra = divmod(count, len(tables))
+    return {t: base + (1 if i < extra else 0) for i, t in enumerate(tables)}
 
 
 def _partition_count(database: str, table: str) -> int:
@@ -335,15 +392,31 @@ def _named_queries(engine: Any, table: str, summary: DemoSummary, show: Any, tic
         limit=str(SHOW_ROWS),
     )
     run("deletes_ttl_vs_user", "deletes_ttl_vs_user — TTL versus application deletes")
-    dup = run("duplicates_seen", "duplicates_seen — rows stored versus distinct events")
+    _add_storage(
+        run("duplicates_seen", "duplicates_seen — rows stored versus distinct events"), summary
+    )
+    summary.ttl_deletes += _ttl_deletes(engine, table)
+
+
+def _table_facts(engine: Any, table: str, summary: DemoSummary, tick: Any) -> None:
+    """Another table's share of the summary: storage figures and TTL deletes."""
+    from changelake_cli.query.named import load
+
+    query = load("duplicates_seen")
+    _add_storage(engine.run(query.sql(table), query.execution_parameters({})), summary)
+    tick()
+    summary.ttl_deletes += _ttl_deletes(engine, table)
+    tick()
+
+
+def _add_storage(dup: QueryResult, summary: DemoSummary) -> None:
     if dup.rows:
         record = dup.records()[0]
-        summary.rows_stored = int(record["rows_stored"])
-        summary.distinct_events = int(record["distinct_events"])
-        summary.duplicates_removed = int(record["duplicate_rows"])
-        summary.files = int(record["files"])
-        summary.bytes_stored = dup.stats.bytes_read
-    summary.ttl_deletes = _ttl_deletes(engine, table)
+        summary.rows_stored += int(record["rows_stored"])
+        summary.distinct_events += int(record["distinct_events"])
+        summary.duplicates_removed += int(record["duplicate_rows"])
+        summary.files += int(record["files"])
+        summary.bytes_stored += dup.stats.bytes_read
 
 
 def _ttl_deletes(engine: Any, table: str) -> int:
@@ -364,6 +437,10 @@ def summary_table(summary: DemoSummary) -> Table:
         return "n/a" if value is None else f"{value:.2f} s"
 
     rows = [
+        (
+            "tables (one stream)",
+            ", ".join(f"{t.table} {t.changes_produced:,}" for t in summary.tables),
+        ),
         (
             "changes produced",
             f"{summary.changes_produced:,} ({summary.inserts:,} inserts, "
@@ -393,7 +470,13 @@ def summary_table(summary: DemoSummary) -> Table:
         (
             "current view = DynamoDB scan",
             ("yes" if summary.current_equals_dynamodb else "NO")
-            + f" ({summary.current_items:,} items)",
+            + " ("
+            + ", ".join(
+                f"{t.table} {t.current_items:,} items"
+                + ("" if t.current_equals_dynamodb else " DIFFERENT")
+                for t in summary.tables
+            )
+            + ")",
         ),
         (
             "privacy policy",
@@ -413,9 +496,12 @@ def register(app: typer.Typer) -> None:
     """Add ``demo`` to the CLI."""
 
     @app.command("demo")
-    def demo(
+    def demo(  # noqa: PLR0917 - typer options
         count: Annotated[
-            int, typer.Option(min=1, help="Person changes to write (inserts/updates/deletes)")
+            int,
+            typer.Option(
+                min=1, help="Person changes to write, over all tables (inserts/updates/deletes)"
+            ),
         ] = DEFAULT_COUNT,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print only the summary, as JSON, on stdout")
@@ -427,9 +513,23 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Inject duplicates, reordering and TTL deletes")
         ] = True,
         runner: Annotated[str, typer.Option(help=RUNNER_HELP)] = "local",
+        table: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--table",
+                help="Table to capture (repeatable; --count is shared out over them) "
+                f"[default: {', '.join(DEMO_TABLES)}]",
+            ),
+        ] = None,
     ) -> None:
         """Run the whole pipeline locally, query it with the named queries, print a summary."""
         require_runner(runner)
+        try:
+            tables = parse_tables(table) if table else DEMO_TABLES
+        except ValueError as exc:
+            raise typer.BadParameter(
+                str(exc).replace("tables entry", "entry"), param_hint="--table"
+            ) from exc
         # The services configure logging from CHANGELAKE_LOG_LEVEL: keep the demo's screen clean.
         os.environ.setdefault("CHANGELAKE_LOG_LEVEL", "WARNING")
         configure_logging(os.environ["CHANGELAKE_LOG_LEVEL"])
@@ -454,6 +554,7 @@ def register(app: typer.Typer) -> None:
             err=err,
             show=None if as_json else show,
             runner=runner,
+            tables=tables,
         )
         if as_json:
             sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n")

@@ -126,9 +126,7 @@ def up(  # noqa: PLR0917 - typer options
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        policy = (
-            (settings.privacy_policy or sample_policy(settings.table_name)) if privacy else None
-        )
+        policy = (settings.privacy_policy or sample_policy(*settings.tables)) if privacy else None
         with contextlib.ExitStack() as running:
             stack = running.enter_context(
                 LocalStack(
@@ -158,7 +156,7 @@ def up(  # noqa: PLR0917 - typer options
             names = ", ".join(s.name for s in stack.services) or "none registered"
             print(
                 f"changelake local stack ready at {stack.endpoint}\n"
-                f"  table {settings.table_name} -> stream {settings.stream_name} -> "
+                f"  tables {', '.join(settings.tables)} -> stream {settings.stream_name} -> "
                 f"s3://{settings.lake_bucket} (raw/ via Firehose {settings.firehose_name}); "
                 f"services: {names}\n"
                 f"{trino_line}"

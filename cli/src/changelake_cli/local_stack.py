@@ -95,6 +95,8 @@ class LocalStack(StartStop):
         try:
             self.emulator.start()
             self._set_env("AWS_ENDPOINT_URL", self.emulator.endpoint)
+            # The services build their settings from the environment: same tables as ours.
+            self._set_env(f"{ENV_PREFIX}TABLES", ",".join(self.settings.tables))
             if not os.environ.get("AWS_ACCESS_KEY_ID"):
                 for name, value in aws.LOCAL_CREDENTIALS.items():
                     self._set_env(name, value)

@@ -109,7 +109,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Database of unqualified names [default: changelake]")
         ] = None,
         table: Annotated[
-            str | None, typer.Option(help="DynamoDB table a named query reads [default: persons]")
+            str | None,
+            typer.Option(
+                help="DynamoDB table a named query reads [default: the one in CHANGELAKE_TABLES]"
+            ),
         ] = None,
         output: Annotated[
             OutputFormat, typer.Option("--format", help="table, json (array of rows) or csv")
@@ -144,7 +147,11 @@ def register(app: typer.Typer) -> None:
             pairs = _pairs(param or [])
             if named is not None:
                 nq = load(named)
-                text = nq.sql(table or settings.table_name)
+                try:
+                    chosen = settings.single_table(table)
+                except ValueError as exc:
+                    raise QueryError(str(exc)) from exc
+                text = nq.sql(chosen)
                 literals = nq.execution_parameters(pairs)
             else:
                 assert sql is not None

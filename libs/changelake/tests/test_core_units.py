@@ -209,13 +209,13 @@ def test_glue_names_are_lower_case_and_underscore_only() -> None:
 
 def test_settings_read_prefixed_env_and_ignore_unprefixed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(f"{ENV_PREFIX}LAKE_BUCKET", "my-lake")
-    monkeypatch.setenv("changelake_table_name", "orders")  # case-insensitive
+    monkeypatch.setenv("changelake_tables", "orders")  # case-insensitive
     monkeypatch.setenv("STREAM_NAME", "not-mine")
 
     settings = ChangelakeSettings()
 
     assert settings.lake_bucket == "my-lake"
-    assert settings.table_name == "orders"
+    assert settings.tables == ("orders",)
     assert settings.stream_name == "changelake-persons"
 
 
@@ -244,7 +244,11 @@ def test_settings_validation_error_names_the_field(monkeypatch: pytest.MonkeyPat
     [
         ("metrics", "statsd", "metrics"),
         ("log_level", "LOUD", "log_level"),
-        ("table_name", "a/b", "table_name"),
+        ("tables", "a/b", "tables entry 1: invalid DynamoDB table name 'a/b'"),
+        ("tables", "persons,,orders", "tables entry 2: invalid DynamoDB table name ''"),
+        ("tables", "persons,persons", "tables entry 2: 'persons' is listed twice"),
+        ("tables", " , ", "tables must name at least one DynamoDB table"),
+        ("table_name", "orders", "CHANGELAKE_TABLE_NAME was replaced by CHANGELAKE_TABLES"),
     ],
 )
 def test_settings_reject_invalid_shared_values(
@@ -256,6 +260,16 @@ def test_settings_reject_invalid_shared_values(
         ChangelakeSettings()
 
     assert message in str(info.value)
+
+
+def test_settings_take_a_comma_separated_list_of_tables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert ChangelakeSettings().tables == ("persons",)
+
+    monkeypatch.setenv("CHANGELAKE_TABLES", " persons , orders.v2,Line-Items ")
+
+    assert ChangelakeSettings().tables == ("persons", "orders.v2", "Line-Items")
 
 
 def test_settings_normalise_log_level_case(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,7 +44,7 @@ def test_catalog_registers_consumer_objects_when_pipeline_runs_on_emulator(
         for n in range(2):
             # WHEN an item with a new attribute is written
             ddb.put_item(
-                TableName=settings.table_name,
+                TableName=settings.tables[0],
                 Item={"pk": {"S": f"p-{n}"}, "name": {"S": "Ada"}, f"attr{n}": {"N": "1"}},
             )
             column = f"attr{n}__n"

@@ -104,10 +104,10 @@ def test_e2e_every_change_lands_once_with_dynamodb_values(emulator: Any) -> None
     try:
         # GIVEN 8 inserts, 3 updates (one with N → S drift) and 2 deletes
         for i in range(8):
-            ddb.put_item(TableName=settings.table_name, Item=_to_boto(_item(i)))
+            ddb.put_item(TableName=settings.tables[0], Item=_to_boto(_item(i)))
         for i in range(3):
             ddb.update_item(
-                TableName=settings.table_name,
+                TableName=settings.tables[0],
                 Key={"pk": {"S": f"p-{i:03d}"}},
                 UpdateExpression="SET age = :a, #n = :n",
                 ExpressionAttributeNames={"#n": "name"},
@@ -117,7 +117,7 @@ def test_e2e_every_change_lands_once_with_dynamodb_values(emulator: Any) -> None
                 },
             )
         for i in (6, 7):
-            ddb.delete_item(TableName=settings.table_name, Key={"pk": {"S": f"p-{i:03d}"}})
+            ddb.delete_item(TableName=settings.tables[0], Key={"pk": {"S": f"p-{i:03d}"}})
         expected_changes = 8 + 3 + 2
         deadline = time.monotonic() + 45
         rows: list[dict[str, Any]] = []
@@ -138,7 +138,7 @@ def test_e2e_every_change_lands_once_with_dynamodb_values(emulator: Any) -> None
         latest[row["item_key"]] = row
     live = {
         ddb_json.value_to_json({"pk": ddb_json.deserialize_value(item["pk"])}): item
-        for item in ddb.scan(TableName=settings.table_name, ConsistentRead=True)["Items"]
+        for item in ddb.scan(TableName=settings.tables[0], ConsistentRead=True)["Items"]
     }
     assert len(live) == 6
     for key, item in live.items():

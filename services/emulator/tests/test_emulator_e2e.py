@@ -208,6 +208,49 @@ def test_emulator_writes_raw_json_lines_by_event_time_when_changes_flow(
     assert emu.stats().firehose_failed == 0
 
 
+def test_emulator_streams_every_table_to_the_one_stream_and_raw_prefix_per_table(
+    make_emulator: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an emulator capturing two tables (one Kinesis stream for both, ADR 0032)
+    settings = ChangelakeSettings(tables="persons,orders")
+    emu = make_emulator(settings=settings)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint)
+    assert sorted(_client("dynamodb", emu.endpoint).list_tables()["TableNames"]) == [
+        "orders",
+        "persons",
+    ]
+    # WHEN each table is written (with its own seed: distinct keys)
+    written = {
+        table: produce_changes(
+            table=table, settings=settings, count=n, seed=n, keep_operations=True
+        )
+        for table, n in (("persons", 30), ("orders", 20))
+    }
+    total = sum(s.total for s in written.values())
+    stream = read_stream(emu.endpoint, total)
+    # THEN every change is on the stream once, carrying its own table's name
+    on_stream: dict[str, list[str]] = defaultdict(list)
+    for records in stream.values():
+        for record in records:
+            keys = ddb_json.deserialize_image(record["data"]["dynamodb"]["Keys"])
+            on_stream[record["data"]["tableName"]].append(str(keys["pk"]))
+    for table, summary in written.items():
+        assert sorted(on_stream[table]) == sorted(op.pk for op in summary.operations)
+    assert set(on_stream) == {"persons", "orders"}
+    # AND Firehose writes each table's records under its own raw/<table>/ prefix
+    _wait(lambda: emu.stats().firehose_ok >= total)
+    s3 = _client("s3", emu.endpoint)
+    per_prefix: dict[str, set[str]] = defaultdict(set)
+    for obj in s3.list_objects_v2(Bucket=settings.lake_bucket, Prefix="raw/")["Contents"]:
+        body = s3.get_object(Bucket=settings.lake_bucket, Key=obj["Key"])["Body"].read()
+        for line in body.splitlines():
+            record = orjson.loads(line)
+            assert obj["Key"].startswith(f"raw/{record['tableName']}/dt=")
+            per_prefix[record["tableName"]].add(record["eventID"])
+    assert {t: len(ids) for t, ids in per_prefix.items()} == {"persons": 30, "orders": 20}
+    assert emu.stats().stream_records_read == total
+
+
 def test_emulator_routes_bad_record_to_firehose_error_prefix(
     make_emulator: Callable[..., Emulator],
 ) -> None:
@@ -386,7 +429,7 @@ def test_emulator_fails_fast_when_port_taken() -> None:
 
 def test_emulator_fixture_points_clients_at_emulator(emulator: Emulator) -> None:
     tables = boto3.client("dynamodb").list_tables()["TableNames"]
-    assert tables == [SETTINGS.table_name]
+    assert tables == list(SETTINGS.tables)
     assert emulator.endpoint.startswith("http://127.0.0.1:")
 
 

@@ -90,7 +90,7 @@ def test_one_port_serves_http1_and_h2c_on_the_same_state(emulator: Any) -> None:
     status, listed = h2c_post(emulator.endpoint, "DynamoDB_20120810.ListTables", {})
     assert status == 200
     assert "h2c-check" in listed["TableNames"]
-    assert emulator.settings.table_name in listed["TableNames"]  # the bootstrap's table too
+    assert emulator.settings.tables[0] in listed["TableNames"]  # the bootstrap's table too
     status, _ = h2c_post(
         emulator.endpoint,
         "DynamoDB_20120810.PutItem",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import pytest
 from changelake_producer.generator import Mix, Operation
 from changelake_producer.service import TableMissingError, produce
@@ -170,17 +171,20 @@ def test_producer_task_logs_progress_while_writing(
     from changelake_producer.progress import LogProgress
     from changelake_producer.service import ProduceSummary
 
-    seen: dict[str, object] = {}
+    seen: dict[str, Any] = {}
 
-    def fake_produce(**kwargs: object) -> ProduceSummary:
-        seen.update(kwargs)
-        return produce(FakeWriter(), count=3, seed=1)
+    def fake_produce(tables: list[str], **kwargs: object) -> dict[str, ProduceSummary]:
+        seen.update(kwargs, tables=tables)
+        return {t: produce(FakeWriter(), count=3, seed=1) for t in tables}
 
-    monkeypatch.setattr(task, "produce", fake_produce)
+    monkeypatch.setattr(task, "produce_tables", fake_produce)
     monkeypatch.setenv("CHANGELAKE_PRODUCER_COUNT", "3")
+    monkeypatch.setenv("CHANGELAKE_TABLES", "persons,orders")
     assert task.main() == 0
-    assert isinstance(seen["progress"], LogProgress)
-    assert '"total":3' in capsys.readouterr().out
+    assert seen["tables"] == ("persons", "orders")
+    assert isinstance(seen["progress"]("orders"), LogProgress)
+    lines = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["table"], line["total"]) for line in lines] == [("persons", 3), ("orders", 3)]
 
 
 def test_producer_task_exits_0_on_sigterm(tmp_path: Any) -> None:

@@ -158,7 +158,7 @@ def test_producer_task_honours_batch_size_setting(
 
     monkeypatch.setattr(bootstrap, "DynamoDBWriter", RecordingWriter)
     for name, value in {
-        "CHANGELAKE_TABLE_NAME": "persons",
+        "CHANGELAKE_TABLES": "persons",
         "CHANGELAKE_PRODUCER_COUNT": "40",
         "CHANGELAKE_PRODUCER_MIX": "insert=1,update=0,delete=0",
         "CHANGELAKE_PRODUCER_SEED": "7",

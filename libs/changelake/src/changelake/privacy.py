@@ -60,9 +60,11 @@ RECORD_MARKER = "changelakePrivacy"
 _IMAGES = ("Keys", "NewImage", "OldImage")
 
 
-def sample_policy(table: str = "persons") -> str:
-    """The policy the demo and the local stack run with (the producer's fake persons)."""
-    return orjson.dumps({table: {"emails": "hash", "phone": "hash", "birthday": "mask"}}).decode()
+def sample_policy(*tables: str) -> str:
+    """The policy the demo and the local stack run with (the producer's fake persons), the
+    same rules for each table (default: ``persons``)."""
+    rules = {"emails": "hash", "phone": "hash", "birthday": "mask"}
+    return orjson.dumps(dict.fromkeys(tables or ("persons",), rules)).decode()
 
 
 _CANON = decimal.Context(prec=80)

@@ -7,10 +7,12 @@ against AWS and the local emulator.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from changelake.privacy import PrivacyPolicy, parse_rules
 from changelake.table_name import check_table_name
@@ -20,6 +22,7 @@ ENV_PREFIX = "CHANGELAKE_"
 SecretReader = Callable[[str, str], bytes]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 METRICS_SINKS = ("log", "emf")
+RETIRED_TABLE_NAME = f"{ENV_PREFIX}TABLE_NAME"
 
 
 class ChangelakeSettings(BaseSettings):
@@ -33,7 +36,11 @@ class ChangelakeSettings(BaseSettings):
         "us-east-1",
         description="AWS region of every resource (clients use it when AWS_REGION is unset)",
     )
-    table_name: str = Field("persons", description="DynamoDB table whose changes are captured")
+    tables: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("persons",),
+        description="DynamoDB tables whose changes are captured, comma-separated (all stream"
+        " to the one Kinesis stream)",
+    )
     stream_name: str = Field("changelake-persons", description="Kinesis stream of the changes")
     lake_bucket: str = Field("changelake-lake", description="S3 bucket of the lake")
     database: str = Field("changelake", description="Glue database of the lake's tables")
@@ -81,10 +88,22 @@ class ChangelakeSettings(BaseSettings):
         parse_rules(value)  # a bad path or action fails here, at start
         return value
 
-    @field_validator("table_name")
+    @field_validator("tables", mode="before")
     @classmethod
-    def _valid_table_name(cls, value: str) -> str:
-        return check_table_name(value)
+    def _valid_tables(cls, value: Any) -> tuple[str, ...]:
+        return parse_tables(value)
+
+    def single_table(self, name: str | None = None) -> str:
+        """The one table a single-table command works on: ``name`` if given (checked), else
+        the only configured table; ``ValueError`` naming the choices when several are."""
+        if name is not None:
+            return check_table_name(name)
+        if len(self.tables) > 1:
+            raise ValueError(
+                f"{len(self.tables)} tables are configured ({', '.join(self.tables)}):"
+                " name one (--table)"
+            )
+        return self.tables[0]
 
     def resolve_privacy(self, read_secret: SecretReader) -> PrivacyPolicy | None:
         """The privacy policy with its key resolved (``None`` without a policy).
@@ -102,3 +121,36 @@ class ChangelakeSettings(BaseSettings):
         elif self.privacy_key_secret:
             key = read_secret(self.privacy_key_secret, self.region)
         return PrivacyPolicy(self.privacy_policy, key)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_retired_table_name(cls, data: Any) -> Any:
+        # A deployment still setting the old variable would silently capture `persons` only.
+        if os.environ.get(RETIRED_TABLE_NAME) is not None:
+            raise ValueError(
+                f"{RETIRED_TABLE_NAME} was replaced by {ENV_PREFIX}TABLES (comma-separated"
+                f" table names): set {ENV_PREFIX}TABLES={os.environ[RETIRED_TABLE_NAME]}"
+            )
+        return data
+
+
+def parse_tables(value: Any) -> tuple[str, ...]:
+    """``"persons, orders"`` (or a sequence) → ``("persons", "orders")``, each name checked.
+
+    Raises ``ValueError`` naming the bad entry: an invalid DynamoDB table name, a repeated one,
+    or an empty list.
+    """
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    names = [str(part).strip() for part in parts]
+    if not any(names):
+        raise ValueError("tables must name at least one DynamoDB table")
+    seen: set[str] = set()
+    for position, name in enumerate(names, 1):
+        try:
+            check_table_name(name)
+        except ValueError as exc:
+            raise ValueError(f"tables entry {position}: {exc}") from None
+        if name in seen:
+            raise ValueError(f"tables entry {position}: {name!r} is listed twice")
+        seen.add(name)
+    return tuple(names)

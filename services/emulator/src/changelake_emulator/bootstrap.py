@@ -44,7 +44,8 @@ def bootstrap(
     firehose_buffer_seconds: float = 1.0,
     firehose_buffer_mb: float = 1.0,
 ) -> None:
-    """Create table, stream, bucket, queues + notification, Glue database and delivery stream.
+    """Create the tables, stream, bucket, queues + notification, Glue database and delivery
+    stream. Every table of ``settings.tables`` streams to the one Kinesis stream (ADR 0032).
 
     Idempotent: existing resources are kept as they are. Endpoint: ``endpoint_url`` if given,
     else the standard ``AWS_ENDPOINT_URL`` (required, so this never touches real AWS).
@@ -55,7 +56,9 @@ def bootstrap(
     def client(service: str) -> Any:
         return emulator_client(service, endpoint_url, region)
 
-    _table(client("dynamodb"), settings.table_name)
+    ddb = client("dynamodb")
+    for table in settings.tables:
+        _table(ddb, table)
     stream_arn = _stream(client("kinesis"), settings.stream_name, shards)
     s3 = client("s3")
     _bucket(s3, settings.lake_bucket, region)
@@ -71,7 +74,7 @@ def bootstrap(
     )
     log.info(
         "resources ready",
-        extra={"table": settings.table_name, "stream": settings.stream_name, "shards": shards},
+        extra={"tables": list(settings.tables), "stream": settings.stream_name, "shards": shards},
     )
 
 

@@ -8,6 +8,7 @@ their own clients built with ``endpoint_url=self.endpoint``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -95,7 +96,8 @@ class Emulator(StartStop):
         self.stream_enabled = stream_enabled
         self._server: H2cMotoServer | None = None
         self._endpoint: str | None = None
-        self.streaming: StreamingDestination | None = None
+        # One streaming destination per table, all into the one Kinesis stream (ADR 0032).
+        self.streaming: dict[str, StreamingDestination] = {}
         self.firehose: FirehoseBridge | None = None
         self._clients: list[Any] = []
         self._lock = threading.Lock()
@@ -159,29 +161,35 @@ class Emulator(StartStop):
         log.info("emulator ready", extra={"endpoint": self.endpoint})
         return self
 
-    def enable_stream(self, timeout_s: float = 30.0) -> None:
-        """Enable the table's Kinesis streaming destination; return once it is ACTIVE."""
+    def enable_stream(self, table: str | None = None, timeout_s: float = 30.0) -> None:
+        """Enable the Kinesis streaming destination of ``table`` (default: every configured
+        table) into the one stream; return once each is ACTIVE."""
         ddb = self._client("dynamodb")
         s = self.settings
         stream_arn = self._client("kinesis").describe_stream_summary(StreamName=s.stream_name)[
             "StreamDescriptionSummary"
         ]["StreamARN"]
-        ddb.enable_kinesis_streaming_destination(
-            TableName=s.table_name,
-            StreamArn=stream_arn,
-            EnableKinesisStreamingConfiguration={
-                "ApproximateCreationDateTimePrecision": self.precision
-            },
-        )
+        tables = s.tables if table is None else (table,)
+        for name in tables:
+            ddb.enable_kinesis_streaming_destination(
+                TableName=name,
+                StreamArn=stream_arn,
+                EnableKinesisStreamingConfiguration={
+                    "ApproximateCreationDateTimePrecision": self.precision
+                },
+            )
         deadline = time.monotonic() + timeout_s
-        while True:
-            found = ddb.describe_kinesis_streaming_destination(TableName=s.table_name)
-            statuses = [d["DestinationStatus"] for d in found["KinesisDataStreamDestinations"]]
-            if statuses == ["ACTIVE"]:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streaming destination not ACTIVE after {timeout_s} s")
-            time.sleep(0.02)
+        for name in tables:
+            while True:
+                found = ddb.describe_kinesis_streaming_destination(TableName=name)
+                statuses = [d["DestinationStatus"] for d in found["KinesisDataStreamDestinations"]]
+                if statuses == ["ACTIVE"]:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"streaming destination of {name} not ACTIVE after {timeout_s} s"
+                    )
+                time.sleep(0.02)
 
     def _reset(self) -> None:
         reset_destinations()
@@ -191,17 +199,25 @@ class Emulator(StartStop):
 
     def _start_integrations(self) -> None:
         s = self.settings
-        self.streaming = StreamingDestination(
-            ddb=self._client("dynamodb"),
-            streams=self._client("dynamodbstreams"),
-            kinesis=self._client("kinesis"),
-            table=s.table_name,
-            stream_name=s.stream_name,
-            region=s.region,
-            precision=self.precision,
-            faults=self.faults,
-            follow_api=True,
+        ddb, streams, kinesis = (
+            self._client("dynamodb"),
+            self._client("dynamodbstreams"),
+            self._client("kinesis"),
         )
+        self.streaming = {
+            table: StreamingDestination(
+                ddb=ddb,
+                streams=streams,
+                kinesis=kinesis,
+                table=table,
+                stream_name=s.stream_name,
+                region=s.region,
+                precision=self.precision,
+                faults=_faults_for(self.faults, index),
+                follow_api=True,
+            )
+            for index, table in enumerate(s.tables)
+        }
         handler = self._transform_handler
         if handler is None:
             from changelake_transform.handler import handler as transform_handler
@@ -222,18 +238,19 @@ class Emulator(StartStop):
             buffer_mb=self.firehose_buffer_mb,
             poll_seconds=self.firehose_poll_seconds,
         )
-        self.streaming.start()
+        for destination in self.streaming.values():
+            destination.start()
         self.firehose.start()
 
     def stats(self) -> EmulatorStats:
         """A snapshot of the integration counters."""
-        sd, fh = self.streaming, self.firehose
+        sds, fh = list(self.streaming.values()), self.firehose
         return EmulatorStats(
-            stream_records_read=sd.records_read if sd else 0,
-            records_forwarded=sd.records_forwarded if sd else 0,
-            duplicates_injected=sd.injector.duplicates if sd else 0,
-            ttl_marked=sd.injector.ttl_marked if sd else 0,
-            out_of_order=sd.injector.out_of_order if sd else 0,
+            stream_records_read=sum(sd.records_read for sd in sds),
+            records_forwarded=sum(sd.records_forwarded for sd in sds),
+            duplicates_injected=sum(sd.injector.duplicates for sd in sds),
+            ttl_marked=sum(sd.injector.ttl_marked for sd in sds),
+            out_of_order=sum(sd.injector.out_of_order for sd in sds),
             firehose_records_read=fh.records_read if fh else 0,
             firehose_ok=fh.records_ok if fh else 0,
             firehose_failed=fh.records_failed if fh else 0,
@@ -241,7 +258,7 @@ class Emulator(StartStop):
             firehose_invocations=fh.invocations if fh else 0,
             firehose_objects=fh.objects_written if fh else 0,
             firehose_get_records_calls=fh.get_records_calls if fh else 0,
-            errors=(sd.errors if sd else 0) + (fh.errors if fh else 0),
+            errors=sum(sd.errors for sd in sds) + (fh.errors if fh else 0),
         )
 
     def stop(self) -> None:
@@ -250,8 +267,8 @@ class Emulator(StartStop):
             server, self._server = self._server, None
             clients, self._clients = self._clients, []
         # The integrations stay referenced so their counters remain readable after stop.
-        if self.streaming is not None:
-            self.streaming.stop()
+        for destination in self.streaming.values():
+            destination.stop()
         if self.firehose is not None:
             self.firehose.stop()
         for client in clients:
@@ -259,6 +276,13 @@ class Emulator(StartStop):
         if server is not None:
             server.stop()
         _release(self)
+
+
+def _faults_for(faults: FaultConfig | None, index: int) -> FaultConfig | None:
+    """Each table's destination injects its own seeded faults (seed + table index)."""
+    if faults is None or index == 0:
+        return faults
+    return dataclasses.replace(faults, seed=faults.seed + index)
 
 
 def _release(emulator: Emulator) -> None:

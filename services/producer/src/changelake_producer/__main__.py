@@ -14,7 +14,7 @@ from types import FrameType
 import orjson
 from changelake.logs import configure_logging
 
-from changelake_producer.bootstrap import produce
+from changelake_producer.bootstrap import produce_tables
 from changelake_producer.progress import LogProgress
 from changelake_producer.service import TableMissingError
 from changelake_producer.settings import ProducerSettings
@@ -27,7 +27,8 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 
 def main() -> int:
-    """Run one production pass configured by ``CHANGELAKE_PRODUCER_*``."""
+    """Run one production pass configured by ``CHANGELAKE_PRODUCER_*`` on every table of
+    ``CHANGELAKE_TABLES`` at once (count, duration and rate apply to each table)."""
     settings = ProducerSettings()
     configure_logging(settings.log_level)
     # As PID 1 in a container, SIGTERM without a handler is ignored until the engine's SIGKILL.
@@ -37,7 +38,8 @@ def main() -> int:
         return 2
     seed = settings.producer_seed if settings.producer_seed is not None else secrets.randbits(31)
     try:
-        summary = produce(
+        summaries = produce_tables(
+            settings.tables,
             count=settings.producer_count,
             duration=settings.producer_duration_s,
             rate=settings.producer_rate,
@@ -45,7 +47,9 @@ def main() -> int:
             seed=seed,
             settings=settings,
             batch_size=settings.producer_batch_size,
-            progress=LogProgress(),
+            progress=lambda table: LogProgress(
+                logger=logging.getLogger(f"changelake_producer.{table}")
+            ),
         )
     except TableMissingError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -55,7 +59,9 @@ def main() -> int:
         # rest were never generated.
         logging.getLogger("changelake_producer").info("stopped by a signal")
         return 0
-    sys.stdout.write(orjson.dumps(summary.to_dict(with_pks=False)).decode() + "\n")
+    for table, summary in summaries.items():
+        line = {"table": table, **summary.to_dict(with_pks=False)}
+        sys.stdout.write(orjson.dumps(line).decode() + "\n")
     return 0
 
 

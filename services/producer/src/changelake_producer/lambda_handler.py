@@ -1,4 +1,4 @@
-"""The classic loader Lambda: ``{"batchSize": N}`` writes N fake persons to the table."""
+"""The classic loader Lambda: ``{"batchSize": N}`` writes N fake persons to each table."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from changelake.logs import configure_logging
+from changelake.settings import parse_tables
 
-from changelake_producer.bootstrap import produce
+from changelake_producer.bootstrap import produce_tables
 from changelake_producer.generator import Mix
 from changelake_producer.settings import ProducerSettings
 
@@ -23,7 +24,9 @@ DEFAULT_LAMBDA_MIX = "insert=1"
 
 
 def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
-    """Write ``event["batchSize"]`` changes; optional ``seed`` and ``mix``; return a summary."""
+    """Write ``event["batchSize"]`` changes to each table; optional ``seed``, ``mix`` and
+    ``tables`` (a list or comma-separated text; default: every table of ``CHANGELAKE_TABLES``);
+    return the totals and a summary per table."""
     del context
     settings = ProducerSettings()
     configure_logging(settings.log_level)
@@ -37,7 +40,12 @@ def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
             settings.producer_seed if settings.producer_seed is not None else secrets.randbits(31)
         )
     mix = Mix.parse(str(event.get("mix", DEFAULT_LAMBDA_MIX)))
-    summary = produce(count=size, mix=mix, seed=int(seed), settings=settings)
-    result = {"batchSize": size, **summary.to_dict(with_pks=False)}
+    tables = parse_tables(event["tables"]) if "tables" in event else settings.tables
+    summaries = produce_tables(tables, count=size, mix=mix, seed=int(seed), settings=settings)
+    per_table = {t: s.to_dict(with_pks=False) for t, s in summaries.items()}
+    result: dict[str, Any] = {"batchSize": size}
+    for key in ("inserts", "updates", "deletes", "total", "live"):
+        result[key] = sum(int(summary[key]) for summary in per_table.values())
+    result["tables"] = per_table
     log.info("produced", extra=result)
     return result

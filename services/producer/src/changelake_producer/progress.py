@@ -14,10 +14,24 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+
+def _display(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("changes"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 class RichProgress:
@@ -31,16 +45,7 @@ class RichProgress:
 
     def start(self, total: int | None) -> None:
         """Show the bar (indeterminate for a duration run)."""
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("changes"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self._console,
-            transient=False,
-        )
+        self._progress = _display(self._console)
         self._progress.start()
         self._task = self._progress.add_task(self._description, total=total)
 
@@ -105,3 +110,42 @@ class LogProgress:
             "elapsed_s": round(elapsed, 1),
             "changes_per_s": round(self._written / elapsed, 1),
         }
+
+
+class RichProgressGroup:
+    """One rich display with a bar per table (``changelake produce`` writing several at once).
+
+    Use as a context manager around the run; :meth:`bar` gives each table its
+    :class:`~changelake_producer.service.Progress`.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._progress = _display(console or Console(stderr=True))
+
+    def __enter__(self) -> RichProgressGroup:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def bar(self, description: str) -> _GroupBar:
+        """The bar of one table, drawn once its run starts."""
+        return _GroupBar(self._progress, description)
+
+
+class _GroupBar:
+    def __init__(self, progress: Progress, description: str) -> None:
+        self._progress = progress
+        self._description = description
+        self._task: TaskID | None = None
+
+    def start(self, total: int | None) -> None:
+        self._task = self._progress.add_task(self._description, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def stop(self) -> None:
+        pass

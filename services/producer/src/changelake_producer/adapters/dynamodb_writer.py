@@ -78,7 +78,7 @@ class DynamoDBWriter:
                 raise TableMissingError(
                     f"DynamoDB table {self.table!r} does not exist at {endpoint}. "
                     "Start the local stack with `changelake local up` (and export the "
-                    "AWS_ENDPOINT_URL it prints), or set CHANGELAKE_TABLE_NAME."
+                    "AWS_ENDPOINT_URL it prints), or set CHANGELAKE_TABLES."
                 ) from exc
             raise
 
