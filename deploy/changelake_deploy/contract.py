@@ -28,7 +28,7 @@ SETTINGS_CLASSES: dict[str, str] = {
 ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "consumer": (
         "CHANGELAKE_REGION",
-        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_TABLES",
         "CHANGELAKE_STREAM_NAME",
         "CHANGELAKE_LAKE_BUCKET",
         "CHANGELAKE_APPLICATION_NAME",
@@ -38,7 +38,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     ),
     "catalog": (
         "CHANGELAKE_REGION",
-        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_TABLES",
         "CHANGELAKE_LAKE_BUCKET",
         "CHANGELAKE_DATABASE",
         "CHANGELAKE_CATALOG_QUEUE",
@@ -52,13 +52,13 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     ),
     "producer": (
         "CHANGELAKE_REGION",
-        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_TABLES",
         "CHANGELAKE_LOG_LEVEL",
     ),
     # The producer as an on-demand ECS task (`aws ecs run-task`, overrides per run).
     "producer-task": (
         "CHANGELAKE_REGION",
-        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_TABLES",
         "CHANGELAKE_LOG_LEVEL",
         "CHANGELAKE_PRODUCER_DURATION_S",
         "CHANGELAKE_PRODUCER_RATE",
@@ -173,6 +173,11 @@ NAMED_QUERIES_DIR = "libs/lake/src/changelake_lake/query/named"
 def glue_table_base(table: str) -> str:
     """Glue/Athena base name of a DynamoDB table (``changelake_lake.layout``'s rule)."""
     return re.sub(r"[^a-z0-9_]", "_", table.lower())
+
+
+def construct_name(table: str) -> str:
+    """A table's name as a CDK construct-id part: ``orders.v2-eu`` → ``OrdersV2Eu``."""
+    return "".join(part.title() for part in re.split(r"[^A-Za-z0-9]+", table))
 
 
 def render_named_query(sql: str, table: str) -> tuple[str, str]:

@@ -38,6 +38,8 @@ SCALE_IN_MS = 10 * 1000
 # Firehose buffers 60 s (up to 1.5 times that with dynamic partitioning) and retries a failed
 # partition for 5 min.
 FIREHOSE_FRESHNESS_ALARM_S = 15 * 60
+# A change waiting this long for DynamoDB to put it on the stream.
+REPLICATION_AGE_ALARM_MS = 5 * 60 * 1000
 
 
 def consumer_metric_names() -> tuple[str, ...]:
@@ -88,6 +90,7 @@ class Monitoring(Construct):
         dlq: sqs.IQueue,
         queue: sqs.IQueue,
         stream: kinesis.IStream,
+        tables: Sequence[str],
         delivery_stream_name: str,
         functions: Sequence[lambda_.IFunction],
         cluster: ecs.ICluster,
@@ -170,6 +173,26 @@ class Monitoring(Construct):
                 periods=5,
                 description=f"Fewer {service_name} tasks run than desired for 5 minutes "
                 "(crash loop, failed image pull, capacity).",
+            )
+        for table in tables:
+            # Per table: DynamoDB's own view of its Kinesis streaming destination (ADR 0032).
+            label = contract.construct_name(table)
+            self._alarm(
+                f"{label}ReplicationAge",
+                self._replication(table, "AgeOfOldestUnreplicatedRecord", "Maximum"),
+                threshold=REPLICATION_AGE_ALARM_MS,
+                periods=3,
+                description=f"A change of table {table} has waited more than 5 minutes to "
+                "reach the change stream (stream throttled or the destination failing).",
+            )
+            self._alarm(
+                f"{label}ReplicationFailed",
+                self._replication(table, "FailedToReplicateRecordCount", "Sum"),
+                threshold=0,
+                periods=1,
+                description=f"DynamoDB could not put some changes of table {table} on the "
+                "change stream (an item too large for a Kinesis record): those changes are "
+                "not in the lake.",
             )
         throttled = self._stream(stream, "ReadProvisionedThroughputExceeded", "Average")
         self._alarm(
@@ -323,6 +346,17 @@ class Monitoring(Construct):
             dimensions_map={"DeliveryStreamName": delivery_stream_name},
             statistic=statistic,
             period=period,
+        )
+
+    @staticmethod
+    def _replication(table: str, name: str, statistic: str) -> cw.Metric:
+        """An AWS/DynamoDB metric of the table's Kinesis streaming destination."""
+        return cw.Metric(
+            namespace="AWS/DynamoDB",
+            metric_name=name,
+            dimensions_map={"TableName": table, "DelegatedOperation": "PutRecords"},
+            statistic=statistic,
+            period=FIVE_MINUTES,
         )
 
     @staticmethod

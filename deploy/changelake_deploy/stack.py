@@ -8,6 +8,7 @@ statement, scoped to prefixes and named resources, instead of CDK's broad ``gran
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,30 @@ def default_table_name(stack_name: str) -> str:
     return f"{stack_name}-persons"
 
 
+def table_construct_id(tables: list[str] | tuple[str, ...], table: str) -> str:
+    """Construct id of one captured table: ``Table`` for the first (the id stacks deployed
+    before several tables had, so they keep their table), ``Table<Name>`` for the others."""
+    if table == tables[0]:
+        return "Table"
+    return "Table" + contract.construct_name(table)
+
+
+def _tables_context(value: object) -> tuple[str, ...] | None:
+    """The ``tables`` context: a JSON list (cdk.json) or comma-separated text (``-c``)."""
+    if value is None or value == "":
+        return None
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, list | tuple):
+        raise ValueError(f"tables context must be a list or comma-separated text, got {value!r}")
+    names = tuple(str(p).strip() for p in parts)
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", name):
+            raise ValueError(f"tables context: invalid DynamoDB table name {name!r}")
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"tables context must name distinct tables, got {list(names)}")
+    return names
+
+
 def default_database(stack_name: str) -> str:
     """The Glue database's name when context gives none: the stack's name, Glue-safe."""
     return contract.glue_table_base(stack_name)
@@ -60,11 +85,12 @@ def default_database(stack_name: str) -> str:
 class ChangelakeConfig:
     """Knobs read from CDK context (``cdk synth -c key=value``); defaults suit a demo account.
 
-    ``table_name`` and ``database`` default to names derived from the stack's name (None here),
-    so two stacks in one account never collide (ADR 0024).
+    ``tables`` and ``database`` default to names derived from the stack's name (None here),
+    so two stacks in one account never collide (ADR 0024). Every table streams to the one
+    Kinesis stream (ADR 0032).
     """
 
-    table_name: str | None = None
+    tables: tuple[str, ...] | None = None
     database: str | None = None
     vpc_id: str | None = None
     shard_count: int = 2
@@ -102,8 +128,13 @@ class ChangelakeConfig:
             value = node.try_get_context(key)
             return str(value) if value else None
 
+        if node.try_get_context("table_name"):
+            raise ValueError(
+                "the table_name context was replaced by tables (a list, or comma-separated"
+                " text): -c tables=" + str(node.try_get_context("table_name"))
+            )
         return cls(
-            table_name=optional("table_name"),
+            tables=_tables_context(node.try_get_context("tables")),
             database=optional("database"),
             vpc_id=optional("vpc_id"),
             shard_count=int(str(get("shard_count", cls.shard_count))),
@@ -205,13 +236,17 @@ class ChangelakeStack(cdk.Stack):
                 f"consumer_count={cfg.consumer_count} must be within 1..shard_count="
                 f"{cfg.shard_count}: a KCL worker beyond one per shard holds no lease"
             )
-        self.table_name = cfg.table_name or default_table_name(self.stack_name)
+        self.table_names = cfg.tables or (default_table_name(self.stack_name),)
+        ids = {contract.construct_name(t) for t in self.table_names}
+        if len(ids) != len(self.table_names):
+            raise ValueError(f"tables {list(self.table_names)} differ only in punctuation")
         self.database_name = cfg.database or default_database(self.stack_name)
         self.app_name = f"{construct_id.lower()}-consumer"
 
         self.key = self._key()
         self.vpc = self._vpc()
-        self.table, self.stream = self._table_and_stream()
+        self.stream = self._stream()
+        self.tables = {name: self._table(name) for name in self.table_names}
         self.bucket = self._bucket()
         self.queue, self.dlq = self._queue()
         self.bucket.add_event_notification(
@@ -252,6 +287,7 @@ class ChangelakeStack(cdk.Stack):
             dlq=self.dlq,
             queue=self.queue,
             stream=self.stream,
+            tables=self.table_names,
             delivery_stream_name=self.delivery_stream.ref,
             functions=[f for f in (self.transform, self.producer) if f is not None],
             cluster=self.cluster,
@@ -261,7 +297,9 @@ class ChangelakeStack(cdk.Stack):
 
         for name, value in {
             "LakeBucketName": self.bucket.bucket_name,
-            "TableName": self.table.table_name,
+            # The first table (what `make smoke` checks), then every captured table.
+            "TableName": self.tables[self.table_names[0]].table_name,
+            "TableNames": ",".join(t.table_name for t in self.tables.values()),
             "StreamName": self.stream.stream_name,
             "CatalogQueueUrl": self.queue.queue_url,
             "GlueDatabase": self.database_name,
@@ -357,7 +395,7 @@ class ChangelakeStack(cdk.Stack):
             )
         return vpc
 
-    def _table_and_stream(self) -> tuple[dynamodb.Table, kinesis.Stream]:
+    def _stream(self) -> kinesis.Stream:
         stream = kinesis.Stream(
             self,
             "ChangeStream",
@@ -371,10 +409,14 @@ class ChangelakeStack(cdk.Stack):
             _cfn(stream),
             ("CKV_AWS_185", "encrypted with the AWS-managed aws/kinesis key (ADR 0013)"),
         )
-        table = dynamodb.Table(
+        return stream
+
+    def _table(self, name: str) -> dynamodb.Table:
+        """One captured table; its streaming destination is the stack's one stream."""
+        return dynamodb.Table(
             self,
-            "Table",
-            table_name=self.table_name,
+            table_construct_id(self.table_names, name),
+            table_name=name,
             partition_key=dynamodb.Attribute(
                 name=contract.TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
@@ -384,13 +426,12 @@ class ChangelakeStack(cdk.Stack):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            kinesis_stream=stream,
+            kinesis_stream=self.stream,
             kinesis_precision_timestamp=dynamodb.ApproximateCreationDateTimePrecision.MICROSECOND,
             # Kept on `cdk destroy` (data), but deleted when the create that made it rolls back,
             # so a failed first deploy never blocks the next one with "already exists".
             removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
-        return table, stream
 
     def _bucket(self) -> s3.Bucket:
         cfg = self.config
@@ -524,20 +565,24 @@ class ChangelakeStack(cdk.Stack):
             ),
         )
         named_dir = REPO_ROOT / contract.NAMED_QUERIES_DIR
-        for path in sorted(named_dir.glob("*.sql")):
-            description, sql = contract.render_named_query(
-                path.read_text(encoding="utf-8"), self.table_name
-            )
-            query = athena.CfnNamedQuery(
-                self,
-                f"Query{path.stem.title().replace('_', '')}",
-                name=path.stem,
-                description=description[:1024] or path.stem,
-                database=self.database_name,
-                query_string=sql,
-                work_group=workgroup.ref,
-            )
-            del query
+        several = len(self.table_names) > 1
+        for table in self.table_names:
+            # The first table's queries keep the ids (and, alone, the names) they always had.
+            suffix = table_construct_id(self.table_names, table).removeprefix("Table")
+            for path in sorted(named_dir.glob("*.sql")):
+                description, sql = contract.render_named_query(
+                    path.read_text(encoding="utf-8"), table
+                )
+                query = athena.CfnNamedQuery(
+                    self,
+                    f"Query{path.stem.title().replace('_', '')}{suffix}",
+                    name=f"{contract.glue_table_base(table)}.{path.stem}" if several else path.stem,
+                    description=description[:1024] or path.stem,
+                    database=self.database_name,
+                    query_string=sql,
+                    work_group=workgroup.ref,
+                )
+                del query
         return workgroup
 
     # ---- Lambda functions --------------------------------------------------------------------
@@ -624,7 +669,7 @@ class ChangelakeStack(cdk.Stack):
             "producer",
             {
                 "CHANGELAKE_REGION": self.region,
-                "CHANGELAKE_TABLE_NAME": self.table.table_name,
+                "CHANGELAKE_TABLES": self._tables_setting(),
                 "CHANGELAKE_LOG_LEVEL": self.config.log_level,
             },
         )
@@ -640,17 +685,21 @@ class ChangelakeStack(cdk.Stack):
             function.add_to_role_policy(statement)
         return function
 
+    def _tables_setting(self) -> str:
+        """``CHANGELAKE_TABLES``: every captured table, comma-separated."""
+        return ",".join(t.table_name for t in self.tables.values())
+
     def _producer_statements(self) -> list[iam.PolicyStatement]:
         """The producer's calls only: BatchWriteItem (puts, deletes), UpdateItem, DescribeTable."""
         return [
             iam.PolicyStatement(
-                sid="WriteThePersonsTable",
+                sid="WriteTheCapturedTables",
                 actions=[
                     "dynamodb:DescribeTable",
                     "dynamodb:BatchWriteItem",
                     "dynamodb:UpdateItem",
                 ],
-                resources=[self.table.table_arn],
+                resources=[t.table_arn for t in self.tables.values()],
             ),
             self._kms_via("dynamodb", decrypt=True, encrypt=True),
         ]
@@ -661,7 +710,7 @@ class ChangelakeStack(cdk.Stack):
             "producer-task",
             {
                 "CHANGELAKE_REGION": self.region,
-                "CHANGELAKE_TABLE_NAME": self.table.table_name,
+                "CHANGELAKE_TABLES": self._tables_setting(),
                 "CHANGELAKE_LOG_LEVEL": self.config.log_level,
                 # Defaults of one run; `run-task --overrides` changes them per run.
                 "CHANGELAKE_PRODUCER_DURATION_S": "600",
@@ -888,7 +937,7 @@ class ChangelakeStack(cdk.Stack):
             "consumer",
             {
                 "CHANGELAKE_REGION": self.region,
-                "CHANGELAKE_TABLE_NAME": self.table.table_name,
+                "CHANGELAKE_TABLES": self._tables_setting(),
                 "CHANGELAKE_STREAM_NAME": self.stream.stream_name,
                 "CHANGELAKE_LAKE_BUCKET": self.bucket.bucket_name,
                 "CHANGELAKE_APPLICATION_NAME": self.app_name,
@@ -974,7 +1023,7 @@ class ChangelakeStack(cdk.Stack):
             "catalog",
             {
                 "CHANGELAKE_REGION": self.region,
-                "CHANGELAKE_TABLE_NAME": self.table.table_name,
+                "CHANGELAKE_TABLES": self._tables_setting(),
                 "CHANGELAKE_LAKE_BUCKET": self.bucket.bucket_name,
                 "CHANGELAKE_DATABASE": self.database_name,
                 "CHANGELAKE_CATALOG_QUEUE": self.queue.queue_name,

@@ -520,7 +520,7 @@ def test_kms_use_is_bound_to_the_calling_service(synth: Synth) -> None:
 
 @pytest.fixture(scope="module")
 def variant(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any) -> Synth:
-    """A second synth: an existing VPC, another table name, no producer; other retention days,
+    """A second synth: an existing VPC, two other tables, no producer; other retention days,
     no compaction schedule, --expire switched on (lake maintenance context)."""
     monkeypatch_module.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
     monkeypatch_module.setenv("CDK_DEFAULT_REGION", "eu-west-1")
@@ -528,7 +528,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any) -
         tmp_path_factory.mktemp("cdk.variant"),
         {
             "vpc_id": "vpc-0123456789abcdef0",
-            "table_name": "Orders",
+            "tables": "Orders,Line-Items.v2",
             "with_producer": "false",
             "raw_retention_days": 60,
             "errors_retention_days": 14,
@@ -549,12 +549,16 @@ def monkeypatch_module() -> Any:
         yield mp
 
 
-def test_context_existing_vpc_other_table_without_producer(variant: Synth) -> None:
-    """``-c vpc_id=…`` imports the VPC; ``table_name`` and ``with_producer`` are honoured."""
+def test_context_existing_vpc_other_tables_without_producer(variant: Synth) -> None:
+    """``-c vpc_id=…`` imports the VPC; ``tables`` and ``with_producer`` are honoured."""
     assert not variant.resources("AWS::EC2::VPC")
     assert not variant.resources("AWS::EC2::NatGateway")
-    _, table = only(variant.resources("AWS::DynamoDB::Table"))
-    assert table["Properties"]["TableName"] == "Orders"
+    tables = variant.resources("AWS::DynamoDB::Table")
+    # The first table keeps the logical id a one-table stack has (no replacement on upgrade).
+    assert {k: t["Properties"]["TableName"] for k, t in tables.items()} == {
+        "TableCD117FA1": "Orders",
+        "TableLineItemsV218F5ED8D": "Line-Items.v2",
+    }
     images = [
         r
         for r in variant.resources("AWS::Lambda::Function").values()
@@ -567,7 +571,71 @@ def test_context_existing_vpc_other_table_without_producer(variant: Synth) -> No
         for q in variant.resources("AWS::Athena::NamedQuery").values()
     ]
     assert sqls
-    assert all("orders_" in s for s in sqls)
+    assert all("orders_" in s or "line_items_v2_" in s for s in sqls)
+
+
+def test_every_table_streams_to_the_one_stream_with_its_own_queries_and_alarms(
+    variant: Synth,
+) -> None:
+    """Several tables (ADR 0032): one Kinesis stream for all, named queries and alarms each."""
+    stream_id, _ = only(variant.resources("AWS::Kinesis::Stream"))
+    for table in variant.resources("AWS::DynamoDB::Table").values():
+        assert table["Properties"]["KinesisStreamSpecification"]["StreamArn"] == getatt(stream_id)
+    files = sorted(p.stem for p in (REPO_ROOT / contract.NAMED_QUERIES_DIR).glob("*.sql"))
+    names = sorted(
+        q["Properties"]["Name"] for q in variant.resources("AWS::Athena::NamedQuery").values()
+    )
+    assert names == sorted(
+        f"{base}.{stem}" for base in ("orders", "line_items_v2") for stem in files
+    )
+    for query in variant.resources("AWS::Athena::NamedQuery").values():
+        base = query["Properties"]["Name"].split(".")[0]
+        assert f"{base}_changes" in query["Properties"]["QueryString"] or (
+            f"{base}_current" in query["Properties"]["QueryString"]
+        )
+    replication = [
+        a["Properties"]
+        for a in variant.resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == "AWS/DynamoDB"
+    ]
+    assert sorted(
+        (p["MetricName"], next(d["Value"] for d in p["Dimensions"] if d["Name"] == "TableName"))
+        for p in replication
+    ) == [
+        ("AgeOfOldestUnreplicatedRecord", "Line-Items.v2"),
+        ("AgeOfOldestUnreplicatedRecord", "Orders"),
+        ("FailedToReplicateRecordCount", "Line-Items.v2"),
+        ("FailedToReplicateRecordCount", "Orders"),
+    ]
+    (consumer,) = [
+        r
+        for k, r in variant.resources("AWS::ECS::TaskDefinition").items()
+        if k.startswith("ConsumerTask")
+    ]
+    env = {
+        e["Name"]: e["Value"]
+        for e in consumer["Properties"]["ContainerDefinitions"][0]["Environment"]
+    }
+    # Every table by reference, in context order (the services start after the tables exist).
+    assert env["CHANGELAKE_TABLES"] == {
+        "Fn::Join": ["", [{"Ref": "TableCD117FA1"}, ",", {"Ref": "TableLineItemsV218F5ED8D"}]]
+    }
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"table_name": "Orders"}, "table_name context was replaced by tables"),
+        ({"tables": "Orders,a/b"}, "invalid DynamoDB table name 'a/b'"),
+        ({"tables": ["Orders", "Orders"]}, "must name distinct tables"),
+        ({"tables": "Line-Items,Line.Items"}, "differ only in punctuation"),
+    ],
+)
+def test_bad_tables_context_fails_the_synth_with_its_reason(
+    tmp_path: Any, context: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        synthesize(tmp_path, context)
 
 
 def test_contract_environment_matches_stack_for_every_service(synth: Synth) -> None:
