@@ -128,6 +128,9 @@ def _workload(ddb: Any, table: str) -> tuple[int, set[str], set[str]]:
 
 
 def test_current_view_equals_dynamodb_scan_under_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two tables through the one stream (ADR 0032), each view equal to its own table."""
+    import threading
+
     import boto3
     from changelake_cli.local_stack import LocalStack
     from changelake_emulator.faults import FaultConfig
@@ -135,57 +138,85 @@ def test_current_view_equals_dynamodb_scan_under_faults(monkeypatch: pytest.Monk
     monkeypatch.setenv("CHANGELAKE_LOG_LEVEL", "WARNING")
     # The catalog re-reads the view's snapshot state at least every second (late data, ADR 0035).
     monkeypatch.setenv("CHANGELAKE_CATALOG_SNAPSHOT_STATE_TTL_SECONDS", "1")
-    settings = ChangelakeSettings()
+    settings = ChangelakeSettings(tables="persons,orders")
     faults = FaultConfig(
         seed=11, duplicate_rate=0.1, reorder_window=16, ttl_rate=0.5, precision_mix=True
     )
+    results: dict[str, tuple[int, set[str], set[str]]] = {}
     with LocalStack(free_port(), settings=settings, faults=faults) as stack:
         ddb = boto3.client("dynamodb", region_name=settings.region)
-        written, must_live, must_be_absent = _workload(ddb, settings.table_name)
+        # Both tables are written at the same time (same keys in both: only the table differs).
+        writers = [
+            threading.Thread(
+                target=lambda t=table: results.__setitem__(t, _workload(ddb, t)), name=table
+            )
+            for table in settings.tables
+        ]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
         engine = LocalEngine(settings.database)
         deadline = time.monotonic() + 120
-        while _distinct_events(engine, settings.table_name) < written:
-            assert time.monotonic() < deadline, "the lake never caught up with the table"
-            time.sleep(1)
-        check = compare(engine, settings.table_name)
-        view = {r[0] for r in engine.run("SELECT pk FROM persons_current").rows}
+        for table in settings.tables:
+            while _distinct_events(engine, table) < results[table][0]:
+                assert time.monotonic() < deadline, f"the lake never caught up with {table}"
+                time.sleep(1)
+        checks = {t: compare(engine, t) for t in settings.tables}
+        views = {
+            t: {r[0] for r in engine.run(f"SELECT pk FROM {t}_current").rows}
+            for t in settings.tables
+        }
         stats = stack.emulator.stats()
-        facts = engine.run(
-            "SELECT count(*) - count(DISTINCT event_id), "
-            "count(DISTINCT CASE WHEN is_ttl_delete THEN event_id END) "
-            "FROM persons_changes"
-        ).rows[0]
-        times = _stored_event_times(settings.lake_bucket, settings.table_name)
+        facts = {
+            t: engine.run(
+                "SELECT count(*) - count(DISTINCT event_id), "
+                "count(DISTINCT CASE WHEN is_ttl_delete THEN event_id END), "
+                "count(DISTINCT event_id) "
+                f"FROM {t}_changes"
+            ).rows[0]
+            for t in settings.tables
+        }
+        times = [
+            t for table in settings.tables for t in _stored_event_times(settings.lake_bucket, table)
+        ]
         # With a snapshot present (ADR 0035): fold everything, hour in progress included, then
-        # change the table again. Those changes reach partitions the snapshot already folded
-        # (late data by construction): the running catalog must mark them for the view.
-        state, late_written = _snapshot_then_more_changes(ddb, settings, engine, written)
-        after = compare(engine, settings.table_name)
+        # change the first table again. Those changes reach partitions the snapshot already
+        # folded (late data by construction): the running catalog must mark them for the view.
+        first = settings.tables[0]
+        state, late_written = _snapshot_then_more_changes(
+            ddb, settings, first, engine, results[first][0]
+        )
+        after = compare(engine, first)
     assert state is not None
     assert state.late  # the new changes' partitions, marked late by the catalog
     assert after.missing == after.extra == after.different == []
-    assert after.table_items == len(must_live) + 5 - 5
+    assert after.table_items == len(results[first][1]) + 5 - 5
     assert late_written == 20
     # The faults really happened, so the equality below proves something.
     assert stats.duplicates_injected > 0
     assert stats.out_of_order > 0
-    assert facts[0] == stats.duplicates_injected
-    assert facts[1] > 0  # TTL-marked deletes
+    assert sum(f[0] for f in facts.values()) == stats.duplicates_injected
     sub_ms = [t.microsecond % 1000 for t in times]
     assert any(sub_ms)  # MICROSECOND records…
     assert not all(sub_ms)  # …mixed with MILLISECOND ones
-    assert stats.stream_records_read == written
-    # Exact equality, item by item (image text: numbers, sets, maps, binary, nulls).
-    assert check.missing == []
-    assert check.extra == []
-    assert check.different == []
-    assert check.table_items == len(must_live) == 110
-    assert view == must_live
-    assert not view & must_be_absent
+    assert stats.stream_records_read == sum(r[0] for r in results.values())
+    for table, (written, must_live, must_be_absent) in results.items():
+        assert facts[table][1] > 0  # TTL-marked deletes
+        # Each table's changes are in its own change table, none in the other's.
+        assert facts[table][2] == written
+        # Exact equality, item by item (image text: numbers, sets, maps, binary, nulls).
+        check = checks[table]
+        assert check.missing == []
+        assert check.extra == []
+        assert check.different == []
+        assert check.table_items == len(must_live) == 110
+        assert views[table] == must_live
+        assert not views[table] & must_be_absent
 
 
 def _snapshot_then_more_changes(
-    ddb: Any, settings: ChangelakeSettings, engine: LocalEngine, written: int
+    ddb: Any, settings: ChangelakeSettings, table: str, engine: LocalEngine, written: int
 ) -> tuple[Any, int]:
     """Take a snapshot covering every partition so far, then 20 more changes: 10 updates, 5
     deletes and 5 new items; wait until the lake has them; the view's snapshot state."""
@@ -196,8 +227,7 @@ def _snapshot_then_more_changes(
 
     lake = lake_from_settings()
     cut = partition_for(datetime.now(UTC) + timedelta(hours=1))
-    take_snapshot(lake, settings.table_name, cut=cut, late_check_delay_s=2.0)
-    table = settings.table_name
+    take_snapshot(lake, table, cut=cut, late_check_delay_s=2.0)
     for i in range(0, 10):
         ddb.update_item(
             TableName=table,
@@ -228,6 +258,13 @@ def test_demo_summary_counts_match_what_was_produced(monkeypatch: pytest.MonkeyP
     assert summary.caught_up
     assert summary.current_equals_dynamodb
     assert summary.changes_produced == summary.distinct_events == 300
+    # Two tables by default (one stream), the changes shared out, each view = its own Scan.
+    assert [
+        (t.table, t.changes_produced, t.distinct_events, t.current_equals_dynamodb)
+        for t in summary.tables
+    ] == [("persons", 150, 150, True), ("customers", 150, 150, True)]
+    assert summary.current_items == sum(t.current_items for t in summary.tables)
+    assert all(t.current_items > 0 for t in summary.tables)
     assert summary.rows_stored == 300 + summary.duplicates_injected
     assert summary.duplicates_removed == summary.duplicates_injected
     assert summary.bad_records_quarantined == summary.bad_records_sent == 3
