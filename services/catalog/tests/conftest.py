@@ -14,12 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlglot
 
 BASE_FIELDS: list[pa.Field] = [
     pa.field("event_id", pa.string()),
@@ -97,6 +100,43 @@ def make_parquet() -> Callable[..., bytes]:
 def make_row() -> Callable[..., dict[str, Any]]:
     """``make_row(pk, event_name, at=, seq=, event_id=, **attributes)`` → one change row."""
     return change_row
+
+
+def write_change_file(root: Path, name: str, rows: Sequence[dict[str, Any]]) -> None:
+    """``changes/persons/dt=…/hour=…/<name>`` under ``root`` (partition of the first row)."""
+    at: datetime = rows[0]["event_time"]
+    folder = root / "changes" / "persons" / f"dt={at:%Y-%m-%d}" / f"hour={at:%H}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(parquet_bytes(rows))
+
+
+def run_on_duckdb(root: Path, sql: str) -> list[dict[str, Any]]:
+    """Athena SQL transpiled to DuckDB over ``root``'s ``changelake.persons_changes``."""
+    duck_sql = sqlglot.transpile(sql, read="athena", write="duckdb")[0]
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE SCHEMA changelake")
+        con.execute(
+            "CREATE VIEW changelake.persons_changes AS SELECT * FROM read_parquet("
+            f"'{root}/changes/persons/*/*/*.parquet', hive_partitioning = true)"
+        )
+        cursor = con.execute(duck_sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def write_changes() -> Callable[[Path, str, Sequence[dict[str, Any]]], None]:
+    """``write_changes(root, name, rows)``: one Parquet file of the persons change table."""
+    return write_change_file
+
+
+@pytest.fixture
+def run_duckdb() -> Callable[[Path, str], list[dict[str, Any]]]:
+    """``run_duckdb(root, sql)``: Athena SQL run by DuckDB over ``write_changes``' files."""
+    return run_on_duckdb
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 import sqlglot
 from changelake_lake.athena_view import decode_presto_view
@@ -22,32 +21,9 @@ T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 COLUMNS = ["event_id", "event_name", "event_time", "item_key", "pk", "name", "sequence_number"]
 
 
-def _write(root: Path, name: str, rows: list[dict[str, Any]], make: Callable[..., bytes]) -> None:
-    at: datetime = rows[0]["event_time"]
-    folder = root / "changes" / "persons" / f"dt={at:%Y-%m-%d}" / f"hour={at:%H}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_bytes(make(rows))
-
-
-def _run(root: Path, sql: str) -> list[dict[str, Any]]:
-    duck_sql = sqlglot.transpile(sql, read="athena", write="duckdb")[0]
-    con = duckdb.connect()
-    try:
-        con.execute("CREATE SCHEMA changelake")
-        con.execute(
-            "CREATE VIEW changelake.persons_changes AS SELECT * FROM read_parquet("
-            f"'{root}/changes/persons/*/*/*.parquet', hive_partitioning = true)"
-        )
-        cursor = con.execute(duck_sql)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def lake_dir(
-    tmp_path: Path, make_row: Callable[..., dict[str, Any]], make_parquet: Callable[..., bytes]
+    tmp_path: Path, make_row: Callable[..., dict[str, Any]], write_changes: Callable[..., None]
 ) -> Path:
     """GIVEN a small lake with every ordering case the view must resolve."""
     r = make_row
@@ -72,15 +48,17 @@ def lake_dir(
     # f: the older change is written last; event time, not arrival, decides
     late = [r("f", "MODIFY", at=t3, name="f-late-but-newest")]
     early = [r("f", "INSERT", at=t1, name="f-early")]
-    _write(tmp_path, "s-1-7.parquet", first, make_parquet)
-    _write(tmp_path, "s-8-12.parquet", second, make_parquet)
-    _write(tmp_path, "s-13-13.parquet", late, make_parquet)
-    _write(tmp_path, "s-14-14.parquet", early, make_parquet)
+    write_changes(tmp_path, "s-1-7.parquet", first)
+    write_changes(tmp_path, "s-8-12.parquet", second)
+    write_changes(tmp_path, "s-13-13.parquet", late)
+    write_changes(tmp_path, "s-14-14.parquet", early)
     return tmp_path
 
 
-def test_current_view_sql_keeps_latest_live_image_when_run_on_duckdb(lake_dir: Path) -> None:
-    rows = _run(lake_dir, current_view_sql("persons", COLUMNS, "changelake"))
+def test_current_view_sql_keeps_latest_live_image_when_run_on_duckdb(
+    lake_dir: Path, run_duckdb: Callable[..., list[dict[str, Any]]]
+) -> None:
+    rows = run_duckdb(lake_dir, current_view_sql("persons", COLUMNS, "changelake"))
     by_pk = {row["pk"]: row for row in rows}
     # THEN: one row per live item, the last change wins, REMOVE (and TTL) hides
     assert sorted(by_pk) == ["a", "c", "d", "e", "f"]
@@ -93,12 +71,14 @@ def test_current_view_sql_keeps_latest_live_image_when_run_on_duckdb(lake_dir: P
     assert list(rows[0]) == COLUMNS
 
 
-def test_current_view_sql_from_glue_view_text_runs_the_same_on_duckdb(lake_dir: Path) -> None:
+def test_current_view_sql_from_glue_view_text_runs_the_same_on_duckdb(
+    lake_dir: Path, run_duckdb: Callable[..., list[dict[str, Any]]]
+) -> None:
     columns = [Column(c, "string") for c in COLUMNS]
     view = decode_presto_view(
         view_table_input("persons", columns, "changelake")["ViewOriginalText"]
     )
-    rows = _run(lake_dir, view.sql)
+    rows = run_duckdb(lake_dir, view.sql)
     assert sorted(r["pk"] for r in rows) == ["a", "c", "d", "e", "f"]
 
 

@@ -60,7 +60,7 @@ def history_view_sql(table: str, columns: Sequence[str], database: str = DATABAS
     return (
         f"SELECT\n  {projection},\n"
         f'  "event_time" AS {quote_ident(VALID_FROM)},\n'
-        "  lead(\"event_time\") OVER (\n"
+        '  lead("event_time") OVER (\n'
         '    PARTITION BY "item_key"\n'
         '    ORDER BY "event_time", length("sequence_number"), "sequence_number", "event_id"\n'
         f"  ) AS {quote_ident(VALID_TO)},\n"
