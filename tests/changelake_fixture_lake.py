@@ -35,7 +35,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from changelake.events import changed_attributes
 from changelake_lake.athena_view import ViewDefinition, encode_presto_view
+from changelake_lake.columns import Column
 from changelake_lake.glue_schema import presto_type
+from changelake_lake.history_view import history_view_definition
 from changelake_lake.views import current_view_sql
 
 BUCKET = "fixture-lake"
@@ -72,6 +74,7 @@ CHANGE_COLUMNS: list[tuple[str, str]] = [
 # The production view (the catalog service's SQL), over the fixture's columns.
 CURRENT_VIEW_SQL = current_view_sql("persons", [name for name, _ in CHANGE_COLUMNS])
 CURRENT_VIEW_COLUMNS = tuple((name, presto_type(hive)) for name, hive in CHANGE_COLUMNS)
+HISTORY_VIEW = history_view_definition("persons", [Column(n, t) for n, t in CHANGE_COLUMNS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +302,7 @@ def build(region: str = "us-east-1") -> None:
         },
     )
     create_view(glue, "persons_current", CURRENT_VIEW_SQL, CURRENT_VIEW_COLUMNS)
+    create_view(glue, "persons_history", HISTORY_VIEW.sql, HISTORY_VIEW.columns)
 
 
 def create_view(glue: Any, name: str, sql: str, columns: tuple[tuple[str, str], ...]) -> None:

@@ -28,14 +28,16 @@ def run_named(engine: LocalEngine, name: str, **params: str) -> QueryResult:
     return engine.run(query.sql("persons"), query.execution_parameters(params))
 
 
-def test_named_queries_are_the_six_promised() -> None:
+def test_named_queries_are_the_eight_promised() -> None:
     assert sorted(load_all()) == [
         "attribute_changes",
         "changes_per_hour",
         "current_state",
         "deletes_ttl_vs_user",
         "duplicates_seen",
+        "item_as_of",
         "item_history",
+        "table_as_of",
     ]
 
 
@@ -64,6 +66,78 @@ def test_named_item_history_dedupes_and_orders(engine: LocalEngine) -> None:
         (moment("10:30:00"), "MODIFY", "e03", ["email"]),
         (moment("12:30:00"), "MODIFY", "e08", ["city", "email", "name"]),
     ]
+
+
+def test_history_view_one_row_per_event_with_validity(engine: LocalEngine) -> None:
+    rows = engine.run(
+        "SELECT item_key, event_id, valid_from, valid_to, is_removed FROM persons_history "
+        "ORDER BY event_id"
+    ).rows
+    assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("e01", moment("10:00:00"), moment("10:30:00"), False),
+        ("e02", moment("10:05:00"), moment("11:10:00"), False),
+        ("e03", moment("10:30:00"), moment("12:30:00"), False),  # stored twice, once here
+        ("e04", moment("11:00:00"), moment("11:20:00"), False),
+        ("e05", moment("11:10:00"), None, True),
+        ("e06", moment("11:20:00"), moment("12:00:00"), False),
+        ("e07", moment("12:00:00"), None, True),
+        ("e08", moment("12:30:00"), None, False),
+        # same event time: the sequence number orders them, e09 lasted no time at all
+        ("e09", moment("12:40:00.5"), moment("12:40:00.5"), False),
+        ("e10", moment("12:40:00.5"), None, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pk", "as_of", "expected"),
+    [
+        ("p1", "2024-05-01T09:59:59", None),  # before it existed: no row
+        ("p1", "2024-05-01T10:00:00", ("e01", "ann@a", False)),  # from valid_from on
+        ("p1", "2024-05-01 10:29:59.999", ("e01", "ann@a", False)),
+        ("p1", "2024-05-01T10:30:00Z", ("e03", "ann@new", False)),  # up to valid_to, excluded
+        ("p1", "2024-05-02T00:00:00", ("e08", "anna@x", False)),
+        ("p2", "2024-05-01T11:15:00", ("e05", None, True)),  # deleted then
+        ("p4", "2024-05-01T12:40:00.5", ("e10", "dee@d", False)),
+    ],
+)
+def test_named_item_as_of_gives_the_image_then(
+    engine: LocalEngine, pk: str, as_of: str, expected: tuple[str, str | None, bool] | None
+) -> None:
+    rows = run_named(engine, "item_as_of", item_key=f'{{"pk":"{pk}"}}', as_of=as_of).records()
+    got = [
+        (
+            r["event_id"],
+            None if r["new_image"] is None else _image(r)["email"],
+            r["is_removed"],
+        )
+        for r in rows
+    ]
+    assert got == ([] if expected is None else [expected])
+
+
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        ("2024-05-01T09:00:00", {}),
+        ("2024-05-01T10:05:00", {"p1": "e01", "p2": "e02"}),
+        ("2024-05-01T11:15:00", {"p1": "e03", "p3": "e04"}),  # p2 deleted at 11:10
+        ("2024-05-01T12:00:00", {"p1": "e03"}),  # p3's TTL delete at 12:00 counts
+        ("2024-05-01T12:45:00", {"p1": "e08", "p4": "e10"}),  # p5's partition: unregistered
+    ],
+)
+def test_named_table_as_of_lists_the_items_that_existed(
+    engine: LocalEngine, as_of: str, expected: dict[str, str]
+) -> None:
+    rows = run_named(engine, "table_as_of", as_of=as_of).records()
+    assert {_image(r)["pk"]: r["event_id"] for r in rows} == expected
+    assert [r["item_key"] for r in rows] == sorted(r["item_key"] for r in rows)
+
+
+def _image(row: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    image: dict[str, Any] = json.loads(row["new_image"])
+    return image
 
 
 def test_named_changes_per_hour_counts_distinct_events(engine: LocalEngine) -> None:

@@ -590,9 +590,8 @@ def test_every_table_streams_to_the_one_stream_with_its_own_queries_and_alarms(
     )
     for query in variant.resources("AWS::Athena::NamedQuery").values():
         base = query["Properties"]["Name"].split(".")[0]
-        assert f"{base}_changes" in query["Properties"]["QueryString"] or (
-            f"{base}_current" in query["Properties"]["QueryString"]
-        )
+        sql = query["Properties"]["QueryString"]
+        assert any(f"{base}_{kind}" in sql for kind in ("changes", "current", "history"))
     replication = [
         a["Properties"]
         for a in variant.resources("AWS::CloudWatch::Alarm").values()

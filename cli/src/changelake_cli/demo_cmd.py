@@ -400,7 +400,7 @@ def _named_queries(engine: Any, table: str, summary: DemoSummary, show: Any, tic
 
 def _table_facts(engine: Any, table: str, summary: DemoSummary, tick: Any) -> None:
     """Another table's share of the summary: storage figures and TTL deletes."""
-    from changelake_cli.query.named import load
+    from changelake_lake.query.named import load
 
     query = load("duplicates_seen")
     _add_storage(engine.run(query.sql(table), query.execution_parameters({})), summary)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from changelake.athena_view import decode_presto_view, encode_presto_view
-from changelake_catalog.columns import Column
-from changelake_catalog.history_view import (
+from changelake_lake.athena_view import decode_presto_view, encode_presto_view
+from changelake_lake.columns import Column
+from changelake_lake.history_view import (
     ADDED_COLUMNS,
     history_view_definition,
     history_view_name,

@@ -39,6 +39,7 @@ from changelake_lake.glue_tables import (
     view_table_input,
     with_columns,
 )
+from changelake_lake.history_view import RESERVED, history_view_name, history_view_table_input
 from changelake_lake.layout import (
     Partition,
     changes_table_name,
@@ -298,6 +299,7 @@ class GlueRegistry:
 
     def ensure_current_view(self, table: str) -> bool:
         """(Re)write ``<table>_current`` over the table's current columns; whether written.
+        ``<table>_history`` is (re)written with it (:meth:`ensure_history_view`).
 
         The view is read before the table's columns, so its columns are never older than what
         another worker wrote before us; a view is never replaced by one with fewer columns.
@@ -318,6 +320,29 @@ class GlueRegistry:
                 return None  # (a Description hid the view from Trino and Athena: rewrite)
             if _view_columns(current) > {c.name for c in columns}:
                 return None  # a newer worker already wrote a wider view
+            return wanted
+
+        wrote = self._write_table(name, compute)
+        if wrote:
+            log.info("view written", extra={"view": name})
+        self.ensure_history_view(table)
+        return wrote
+
+    def ensure_history_view(self, table: str) -> bool:
+        """(Re)write ``<table>_history`` over the table's current columns (ADR 0032), by the
+        same rules as ``_current``: never replaced by a view with fewer columns."""
+        name = history_view_name(table)
+
+        def compute(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            columns = self.table_columns(table)
+            if not columns:
+                return None
+            wanted = history_view_table_input(table, columns, self.database)
+            if current is not None and (
+                current.get("ViewOriginalText") == wanted["ViewOriginalText"]
+                or _view_columns(current) > {c.name for c in columns} | set(RESERVED)
+            ):
+                return None
             return wanted
 
         wrote = self._write_table(name, compute)

@@ -91,7 +91,8 @@ class CatalogRegistry(Protocol):
         ...
 
     def ensure_current_view(self, table: str) -> bool:
-        """(Re)write ``<table>_current`` over the table's current columns; whether written."""
+        """(Re)write ``<table>_current`` (and ``<table>_history``) over the table's current
+        columns; whether ``_current`` was written."""
         ...
 
     def existing_partitions(self, table: str) -> set[Partition]:

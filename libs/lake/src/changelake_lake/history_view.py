@@ -19,13 +19,14 @@ transpiled by sqlglot, DuckDB — like ``<table>_current``, ADR 0007):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from changelake.athena_view import ViewDefinition
-from changelake.glue_schema import presto_type
-from changelake.layout import DATABASE, changes_table_name
-
-from changelake_catalog.columns import Column
-from changelake_catalog.views import quote_ident
+from changelake_lake.athena_view import EXPANDED_TEXT, ViewDefinition, encode_presto_view
+from changelake_lake.columns import Column
+from changelake_lake.glue_schema import presto_type
+from changelake_lake.glue_tables import SOURCE_PARAMETER, glue_columns
+from changelake_lake.layout import DATABASE, changes_table_name
+from changelake_lake.views import quote_ident
 
 VALID_FROM = "valid_from"
 VALID_TO = "valid_to"
@@ -92,3 +93,26 @@ def history_view_definition(
         comment=f"Every version of each item of DynamoDB table {table}, once, with valid_from"
         " / valid_to (changelake)",
     )
+
+
+def history_view_table_input(
+    table: str, columns: Sequence[Column], database: str = DATABASE
+) -> dict[str, Any]:
+    """``TableInput`` of ``<table>_history`` in Athena's (Presto) view format (as ``_current``:
+    no ``Description``, which would hide the view from Trino and Athena)."""
+    view = history_view_definition(table, columns, database)
+    data = [c for c in columns if c.name not in RESERVED]
+    added = [Column(name, hive) for name, hive in ADDED_COLUMNS]
+    return {
+        "Name": history_view_name(table),
+        "TableType": "VIRTUAL_VIEW",
+        "Parameters": {"presto_view": "true", "comment": "Presto View", SOURCE_PARAMETER: table},
+        "PartitionKeys": [],
+        "StorageDescriptor": {
+            "Columns": glue_columns([*data, *added]),
+            "Location": "",
+            "SerdeInfo": {},
+        },
+        "ViewOriginalText": encode_presto_view(view),
+        "ViewExpandedText": EXPANDED_TEXT,
+    }
