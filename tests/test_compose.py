@@ -317,7 +317,8 @@ def test_compose_services_as_local_processes_flow_and_stop_on_sigterm(
     """Emulator, producer, consumer, catalog as compose runs them: data flows, SIGTERM stops."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    # Two tables' first objects through the KCL daemon's start-up, on a loaded 2-core machine.
+    deadline = time.monotonic() + 180
     # GIVEN the emulator started with its compose command and environment, on a free port
     emulator_env = local_env(compose, EMULATOR, port)
     processes.start(EMULATOR, local_argv(compose, EMULATOR), emulator_env)

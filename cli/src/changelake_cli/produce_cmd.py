@@ -41,8 +41,8 @@ def produce_command(
     from changelake.logs import configure_logging
     from changelake.settings import ChangelakeSettings, parse_tables
     from changelake_producer.bootstrap import produce_tables
-    from changelake_producer.progress import RichProgressGroup
     from changelake_producer.generator import Mix
+    from changelake_producer.progress import RichProgressGroup
     from changelake_producer.service import TableMissingError
 
     settings = ChangelakeSettings()
