@@ -24,6 +24,7 @@ from changelake_cli.local_stack import LocalStack, free_port
 from changelake_lake.query.local_engine import LocalEngine
 from changelake_lake.query.model import QueryError
 from changelake_lake.query.named import load
+from changelake_testsupport.history import history_oracle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -41,35 +42,12 @@ def _named(engine: LocalEngine, name: str, **params: str) -> list[dict[str, Any]
     return engine.run(query.sql("persons"), query.execution_parameters(params)).records()
 
 
-def _oracle(stored: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
-    """event_id → (valid_from, valid_to, is_removed) from the stored rows, in Python."""
-    once: dict[str, dict[str, Any]] = {}
-    for row in stored:
-        best = once.get(row["event_id"])
-        if best is None or int(row["sequence_number"]) < int(best["sequence_number"]):
-            once[row["event_id"]] = row
-    versions: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in once.values():
-        versions[row["item_key"]].append(row)
-    out: dict[str, tuple[Any, ...]] = {}
-    for rows in versions.values():
-        rows.sort(key=lambda r: (r["event_time"], int(r["sequence_number"]), r["event_id"]))
-        for this, after in zip(rows, [*rows[1:], None], strict=True):
-            out[this["event_id"]] = (
-                this["event_time"],
-                None if after is None else after["event_time"],
-                this["event_name"] == "REMOVE",
-            )
-    return out
-
-
 def test_history_and_as_of_match_a_replay_of_the_producers_writes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from changelake_emulator.faults import FaultConfig
-    from changelake_producer import Mix
-    from changelake_producer.service import produce
-    from changelake_producer.writer import DynamoDBWriter
+    from changelake_producer.bootstrap import produce
+    from changelake_producer.generator import Mix
 
     monkeypatch.setenv("CHANGELAKE_LOG_LEVEL", "WARNING")
     settings = ChangelakeSettings()
@@ -78,7 +56,8 @@ def test_history_and_as_of_match_a_replay_of_the_producers_writes(
     )
     with LocalStack(free_port(), settings=settings, faults=faults, precision="MICROSECOND"):
         summary = produce(
-            DynamoDBWriter("persons", region=settings.region),
+            table="persons",
+            settings=settings,
             count=CHANGES,
             mix=Mix(0.4, 0.45, 0.15),
             seed=21,
@@ -96,7 +75,7 @@ def test_history_and_as_of_match_a_replay_of_the_producers_writes(
             assert time.monotonic() < deadline, "the lake never caught up"
             time.sleep(1)
         stored = engine.run(
-            "SELECT event_id, item_key, event_name, event_time, sequence_number "
+            "SELECT event_id, item_key, event_name, event_time, sequence_number, shard_id "
             "FROM persons_changes"
         ).records()
         history = engine.run(
@@ -109,7 +88,7 @@ def test_history_and_as_of_match_a_replay_of_the_producers_writes(
         assert len(history) == summary.total
         assert {
             r["event_id"]: (r["valid_from"], r["valid_to"], r["is_removed"]) for r in history
-        } == _oracle(stored)
+        } == history_oracle(stored)
 
         # AND each item's versions are the producer's operations on it, in order
         versions: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,36 +17,12 @@ from changelake_lake.history_view import (
     history_view_name,
     history_view_sql,
 )
+from changelake_testsupport.history import history_oracle
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 COLUMNS = ["event_id", "event_name", "event_time", "item_key", "pk", "name", "sequence_number"]
-
-
-def _oracle(rows: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
-    """event_id → (item_key, name, valid_from, valid_to, is_removed), computed in Python."""
-    kept: dict[str, dict[str, Any]] = {}
-    for row in rows:  # the copy with the smallest sequence number (as a number), then shard
-        best = kept.get(row["event_id"])
-        key = (int(row["sequence_number"]), row["shard_id"])
-        if best is None or key < (int(best["sequence_number"]), best["shard_id"]):
-            kept[row["event_id"]] = row
-    by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in kept.values():
-        by_item[row["item_key"]].append(row)
-    out: dict[str, tuple[Any, ...]] = {}
-    for versions in by_item.values():
-        versions.sort(key=lambda r: (r["event_time"], int(r["sequence_number"]), r["event_id"]))
-        for this, after in zip(versions, [*versions[1:], None], strict=True):
-            out[this["event_id"]] = (
-                this["item_key"],
-                this["name"],
-                this["event_time"],
-                None if after is None else after["event_time"],
-                this["event_name"] == "REMOVE",
-            )
-    return out
 
 
 def _random_lake(
@@ -91,21 +66,17 @@ def test_history_view_sql_equals_the_python_oracle_on_duckdb(
     got = run_duckdb(tmp_path, history_view_sql("persons", COLUMNS))
     # One row per event id, every event present.
     assert len(got) == len({r["event_id"] for r in rows})
-    actual = {
-        r["event_id"]: (
-            r["item_key"],
-            r["name"],
-            r["valid_from"],
-            r["valid_to"],
-            r["is_removed"],
-        )
-        for r in got
+    expected = history_oracle(rows)
+    assert {r["event_id"]: (r["valid_from"], r["valid_to"], r["is_removed"]) for r in got} == (
+        expected
+    )
+    # Each row is its event's change (copies carry the same one).
+    assert {r["event_id"]: (r["item_key"], r["name"]) for r in got} == {
+        r["event_id"]: (r["item_key"], r["name"]) for r in rows
     }
-    expected = _oracle(rows)
-    assert actual == expected
     # The latest version of each item is open-ended; REMOVE versions are marked.
-    assert any(v[4] for v in expected.values())
-    assert sum(v[3] is None for v in expected.values()) == len({r["item_key"] for r in rows})
+    assert any(v[2] for v in expected.values())
+    assert sum(v[1] is None for v in expected.values()) == len({r["item_key"] for r in rows})
 
 
 def test_history_view_from_glue_definition_projects_data_columns_then_the_interval(
