@@ -93,7 +93,7 @@ def test_compaction_and_late_data_on_a_pipeline_written_lake(
         time.sleep(61 - now.second)
     monkeypatch.setenv("CHANGELAKE_LOG_LEVEL", "WARNING")
     settings = CatalogSettings()
-    table, bucket, database = settings.table_name, settings.lake_bucket, settings.database
+    table, bucket, database = settings.tables[0], settings.lake_bucket, settings.database
     faults = FaultConfig(
         seed=5, duplicate_rate=0.05, reorder_window=8, ttl_rate=0.3, precision_mix=True
     )

@@ -222,7 +222,7 @@ def _drive(
     say(f"load: starting the local stack (consumer: {runner})")
     with LocalStack(0, settings=settings, factories=factories, runner=runner) as stack:
         s3 = emulator_client("s3", stack.endpoint, settings.region)
-        prefix = layout.changes_prefix(settings.table_name)
+        prefix = layout.changes_prefix(settings.tables[0])
         consumer_log = DaemonLog(log_path)
         startup = _wait_for_processors(consumer_log, runner, shards=2)
         say(f"load: consumer ready after {startup:.1f} s; writing {params['rate']}/s")
@@ -233,7 +233,7 @@ def _drive(
         started = time.monotonic()
         writer, follower = start_writer(
             stack.endpoint,
-            settings.table_name,
+            settings.tables[0],
             pending,
             rate=params["rate"],
             seconds=params["seconds"],
@@ -329,7 +329,7 @@ def _reconcile(settings: Any, produced: int) -> dict[str, Any]:
     from changelake_lake.query.model import QueryError
 
     engine = LocalEngine(settings.database, region=settings.region)
-    changes = layout.changes_table_name(settings.table_name)
+    changes = layout.changes_table_name(settings.tables[0])
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -337,7 +337,7 @@ def _reconcile(settings: Any, produced: int) -> dict[str, Any]:
             rows, distinct = (int(v) for v in result.rows[0])
         except QueryError:
             rows = distinct = 0
-        report = reconcile_from_settings(settings.table_name, engine=engine).to_dict()
+        report = reconcile_from_settings(settings.tables[0], engine=engine).to_dict()
         if (distinct >= produced and report["clean"]) or time.monotonic() > deadline:
             break
         time.sleep(2)

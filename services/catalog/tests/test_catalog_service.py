@@ -277,6 +277,7 @@ def test_catalog_repair_command_prints_summary_for_one_table(
         "persons_changes",
         "persons_raw",
         "persons_current",
+        "persons_history",  # every version once, with valid_from / valid_to (ADR 0032)
         "persons_errors",  # the tables over errors/ (ADR 0031)
         "firehose_error_records",
     }

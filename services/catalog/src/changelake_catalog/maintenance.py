@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def configured_tables(settings: CatalogSettings) -> list[str]:
     """The DynamoDB tables of this deployment (one helper: the multi-table setting goes here)."""
-    return [settings.table_name]
+    return list(settings.tables)
 
 
 def build_lake(settings: CatalogSettings) -> Lake:
