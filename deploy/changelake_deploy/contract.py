@@ -66,7 +66,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     # Lake maintenance: the catalog image as a scheduled task (EventBridge -> RunTask, ADR 0033).
     "catalog-compact": (
         "CHANGELAKE_REGION",
-        "CHANGELAKE_TABLE_NAME",
+        "CHANGELAKE_TABLES",
         "CHANGELAKE_LAKE_BUCKET",
         "CHANGELAKE_DATABASE",
         "CHANGELAKE_LOG_LEVEL",

@@ -1106,7 +1106,7 @@ class ChangelakeStack(cdk.Stack):
             "catalog-compact",
             {
                 "CHANGELAKE_REGION": self.region,
-                "CHANGELAKE_TABLE_NAME": self.table.table_name,
+                "CHANGELAKE_TABLES": self._tables_setting(),
                 "CHANGELAKE_LAKE_BUCKET": self.bucket.bucket_name,
                 "CHANGELAKE_DATABASE": self.database_name,
                 "CHANGELAKE_LOG_LEVEL": cfg.log_level,
