@@ -20,7 +20,7 @@ def _compact(*args: str) -> object:
     result = CliRunner().invoke(
         app,
         ["compact", "--older-than", "2h", "--grace", "0", "--json", *args],
-        env={"CHANGELAKE_LAKE_BUCKET": BUCKET, "CHANGELAKE_TABLE_NAME": TABLE},
+        env={"CHANGELAKE_LAKE_BUCKET": BUCKET, "CHANGELAKE_TABLES": TABLE},
     )
     if result.exception is not None:
         raise result.exception
