@@ -42,7 +42,6 @@ import pyarrow.parquet as pq
 from changelake import ddb_json
 from changelake.events import item_key
 from changelake.privacy import PrivacyPolicy
-from changelake_catalog.snapshot_view import snapshot_prefix
 from changelake_lake import rewrite
 from changelake_lake.adapters.glue_partitions import GluePartitions
 from changelake_lake.layout import (
@@ -51,6 +50,7 @@ from changelake_lake.layout import (
     parse_change_object_key,
     raw_prefix,
 )
+from changelake_lake.snapshot_view import snapshot_prefix
 
 from changelake_cli.snapshot import (
     SNAPSHOT_OBJECT,

@@ -36,7 +36,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from changelake.ports import ObjectStore
 from changelake_catalog.glue_registry import GlueRegistry
-from changelake_catalog.snapshot_view import SnapshotState, snapshot_prefix, snapshots_prefix
 from changelake_lake.columns import Column
 from changelake_lake.layout import DATABASE, Partition, changes_table_name, partition_for
 from changelake_lake.query.glue_catalog import GlueCatalog
@@ -44,6 +43,7 @@ from changelake_lake.query.hive_types import hive_millis, to_arrow
 from changelake_lake.query.model import QueryError, TableDef
 from changelake_lake.query.s3_objects import S3Object, S3Objects
 from changelake_lake.schema import TIMESTAMP
+from changelake_lake.snapshot_view import SnapshotState, snapshot_prefix, snapshots_prefix
 
 log = logging.getLogger(__name__)
 

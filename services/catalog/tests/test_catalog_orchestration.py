@@ -12,9 +12,9 @@ import pytest
 from changelake_catalog.exceptions import CatalogError
 from changelake_catalog.ports import PartitionResult, QueueMessage, TableState
 from changelake_catalog.service import CatalogService
-from changelake_catalog.snapshot_view import SnapshotState
 from changelake_lake.columns import Column, merge_columns
 from changelake_lake.layout import Partition
+from changelake_lake.snapshot_view import SnapshotState
 from changelake_testsupport.fakes import InMemoryObjectStore, RecordingMetrics
 
 pytestmark = pytest.mark.unit

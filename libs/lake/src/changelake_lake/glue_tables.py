@@ -15,15 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from changelake_catalog.snapshot_view import (
-    SNAPSHOT_KEY,
-    SNAPSHOT_PARAMETER,
-    SnapshotState,
-    snapshot_prefix,
-    snapshot_table_name,
-    snapshots_prefix,
-)
-
 from changelake_lake.athena_view import EXPANDED_TEXT, encode_presto_view
 from changelake_lake.columns import Column
 from changelake_lake.layout import (
@@ -39,6 +30,14 @@ from changelake_lake.layout import (
     errors_table_name,
     raw_prefix,
     raw_table_name,
+)
+from changelake_lake.snapshot_view import (
+    SNAPSHOT_KEY,
+    SNAPSHOT_PARAMETER,
+    SnapshotState,
+    snapshot_prefix,
+    snapshot_table_name,
+    snapshots_prefix,
 )
 from changelake_lake.views import RANK_COLUMN, current_view_definition
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from changelake_catalog.snapshot_view import SnapshotState, snapshot_table_name, union_source
-
 from changelake_lake.athena_view import ViewDefinition
 from changelake_lake.columns import Column
 from changelake_lake.glue_schema import presto_type
 from changelake_lake.layout import DATABASE, changes_table_name
+from changelake_lake.snapshot_view import SnapshotState, snapshot_table_name, union_source
 
 RANK_COLUMN = "changelake_rank"
 

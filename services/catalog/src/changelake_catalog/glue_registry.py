@@ -45,10 +45,10 @@ from changelake_lake.layout import (
     changes_table_name,
     current_view_name,
 )
+from changelake_lake.snapshot_view import SnapshotState, snapshot_table_name, state_of
 
 from changelake_catalog.exceptions import CatalogError, ConcurrentUpdateError, ThrottledError
 from changelake_catalog.ports import PartitionResult, TableState
-from changelake_catalog.snapshot_view import SnapshotState, snapshot_table_name, state_of
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient

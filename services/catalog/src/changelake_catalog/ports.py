@@ -8,8 +8,7 @@ from typing import Protocol
 
 from changelake_lake.columns import Column
 from changelake_lake.layout import Partition
-
-from changelake_catalog.snapshot_view import SnapshotState
+from changelake_lake.snapshot_view import SnapshotState
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,13 +32,13 @@ from changelake.ports import Metrics, ObjectStore
 from changelake_lake.columns import Column, columns_of
 from changelake_lake.layout import Partition
 from changelake_lake.rewrite import Lake, PartitionCatalog, make_visible
+from changelake_lake.snapshot_view import SnapshotState
 
 from changelake_catalog.exceptions import InvalidNotificationError, InvalidParquetError
 from changelake_catalog.footer import read_parquet_schema
 from changelake_catalog.notifications import ObjectRef, parse_notification
 from changelake_catalog.ports import CatalogRegistry, MessageQueue, QueueMessage
 from changelake_catalog.quarantine import quarantine_object
-from changelake_catalog.snapshot_view import SnapshotState
 
 log = logging.getLogger(__name__)
 

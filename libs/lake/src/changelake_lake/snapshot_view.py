@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 from changelake.table_name import check_table_name
+
 from changelake_lake.layout import Partition
 
 SNAPSHOT_PARAMETER = "changelake.snapshot"
