@@ -99,12 +99,14 @@ def _rows(engine: LocalEngine, sql: str) -> Counter[str]:
 
 
 def dump(lake: Lake) -> Dump:
-    """Every row of every table and view, and every line/row of every object in the bucket."""
+    """Every row of every table and view (changes, current, history, raw, the snapshot), and
+    every line/row of every object in the bucket."""
     engine = LocalEngine()
     days = ", ".join(f"'{d}'" for d in sorted({hour_of(SPEC, h).dt for h in range(SPEC.hours)}))
     found: Dump = {
         "changes": _rows(engine, "SELECT * FROM persons_changes"),
         "current": _rows(engine, "SELECT * FROM persons_current"),
+        "history": _rows(engine, "SELECT * FROM persons_history"),
         "raw": _rows(engine, f"SELECT * FROM persons_raw WHERE dt IN ({days})"),
     }
     state = lake.registry.snapshot_state(TABLE)
