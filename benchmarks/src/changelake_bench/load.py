@@ -471,6 +471,12 @@ def _result(params: dict[str, Any], outcome: dict[str, Any]) -> BenchResult:
         f"freshness resolution: the lake is listed every {params['poll_s']} s",
         "lag in changes = produced (accepted by DynamoDB) minus durable in the lake",
     ]
+    if pending.outstanding():
+        notes.append(
+            f"{pending.outstanding():,} changes were not durable when the drain timed out: the "
+            "'lost' count includes them (still upstream of the lake when the stack stopped); "
+            "only a run that drains completely proves 0 lost"
+        )
     if outcome["profile"]:
         notes.append("pipeline process, self time: " + "; ".join(outcome["profile"][:8]))
     return BenchResult(
