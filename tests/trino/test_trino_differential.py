@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -280,7 +280,10 @@ def test_named_query_same_rows(lake: Lake, name: str) -> None:
         f"SELECT item_key FROM {C} WHERE contains(changed_attributes, 'name') "
         "ORDER BY item_key LIMIT 1"
     ).rows[0][0]
-    given = {"item_key": sample, "attribute": "name", "limit": "1000"}
+    # "as of" a second after the last change: every item has a version then.
+    (last,) = lake.local.run(f"SELECT max(event_time) FROM {C}").rows[0]
+    as_of = (last + timedelta(seconds=1)).isoformat()
+    given = {"item_key": sample, "attribute": "name", "limit": "1000", "as_of": as_of}
     params = {p.name: given[p.name] for p in query.params if p.name in given}
     sql = query.sql(lake.settings.tables[0])
     result = _same(lake, sql, ordered=False, params=query.execution_parameters(params))
@@ -289,7 +292,12 @@ def test_named_query_same_rows(lake: Lake, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("table", "where"),
-    [("persons_changes", ""), ("persons_current", ""), ("persons_raw", " WHERE dt >= '{dt}'")],
+    [
+        ("persons_changes", ""),
+        ("persons_current", ""),
+        ("persons_history", ""),
+        ("persons_raw", " WHERE dt >= '{dt}'"),
+    ],
 )
 def test_table_and_view_same_rows(lake: Lake, table: str, where: str) -> None:
     result = _same(lake, f"SELECT * FROM {table}{where}", ordered=False)
