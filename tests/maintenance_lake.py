@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake.events import Position
 from changelake.metrics import make_metrics
-from changelake_catalog.glue_registry import GlueRegistry
+from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_catalog.repair import Repairer
 from changelake_consumer.service import BatchPolicy, ShardProcessor
 from changelake_lake.adapters.glue_partitions import GluePartitions

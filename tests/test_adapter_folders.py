@@ -2,7 +2,7 @@
 
 ruff's banned-api rule (TID251) enforces it while editing; this test reads the same facts from
 the sources and from ruff's configuration, so that nobody widens the exemption by file-name
-pattern again, and so that the list of modules still waiting for their folder only shrinks.
+pattern again, with no exemption left for a pure module or a whole package.
 """
 
 from __future__ import annotations
@@ -18,14 +18,6 @@ SDKS = ("boto3", "botocore", "amazon_kclpy")
 PRODUCT = ["libs/*/src", "services/*/src", "cli/src"]
 # Exempt without being adapters: tools and tests, never product code.
 TOOLING = {"**/tests/**", "tests/**", "conftest.py", "scripts/**", "benchmarks/**"}
-# Modules not in an adapters/ folder yet (each must still import an SDK, so the list can only
-# shrink): the catalog's and the CLI query engine's, being moved into the lake package.
-PENDING = {
-    "services/catalog/src/changelake_catalog/glue_registry.py",
-    "services/catalog/src/changelake_catalog/s3_listing.py",
-    "services/catalog/src/changelake_catalog/sqs_queue.py",
-    "cli/src/changelake_cli/query_cmd.py",
-}
 
 
 def _imports_sdk(path: Path) -> bool:
@@ -49,10 +41,8 @@ def _product_modules() -> list[Path]:
 def test_only_modules_under_adapters_folders_import_an_aws_sdk() -> None:
     importers = [p.relative_to(ROOT).as_posix() for p in _product_modules() if _imports_sdk(p)]
     assert importers, "the scan found no SDK import at all: it is not reading the sources"
-    misplaced = [r for r in importers if "/adapters/" not in r and r not in PENDING]
+    misplaced = [r for r in importers if "/adapters/" not in r]
     assert misplaced == []
-    for rel in PENDING:
-        assert rel in importers, f"{rel} no longer imports an SDK: take it off PENDING"
     adapters = [r for r in importers if "/adapters/" in r]
     assert {
         "libs/changelake/src/changelake/adapters/aws.py",
@@ -67,4 +57,4 @@ def test_ruff_exempts_adapters_by_folder_and_nothing_by_file_name() -> None:
     ignores = config["tool"]["ruff"]["lint"]["per-file-ignores"]
     exempt = {pattern for pattern, rules in ignores.items() if "TID251" in rules}
     assert "**/adapters/**" in exempt
-    assert exempt - {"**/adapters/**"} - TOOLING == PENDING
+    assert exempt - {"**/adapters/**"} == TOOLING

@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 from changelake.adapters.s3_store import S3ObjectStore
-from changelake_catalog.glue_registry import GlueRegistry
+from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_lake.adapters.glue_partitions import GluePartitions
 from changelake_lake.layout import DATABASE
 from maintenance_lake import BUCKET, LakeFixture, processor, workload

@@ -40,7 +40,7 @@ class Measured:
 def _measure(endpoint: str, hours: int, items: int, per_hour: int, recent: int) -> Measured:
     import boto3
     from changelake.adapters.s3_store import S3ObjectStore
-    from changelake_catalog.glue_registry import GlueRegistry
+    from changelake_catalog.adapters.glue_registry import GlueRegistry
     from changelake_cli.snapshot import Lake, take_snapshot
     from changelake_lake.query.glue_catalog import GlueCatalog
     from changelake_lake.query.local_engine import LocalEngine

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
+from changelake.adapters import aws
 from changelake.logs import configure_logging
 from changelake_lake.query.model import QueryError, QueryResult
 from changelake_lake.query.named import load, load_all
@@ -167,7 +167,7 @@ def register(app: typer.Typer) -> None:
         except QueryError as exc:
             err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
             raise typer.Exit(1) from exc
-        except (BotoCoreError, ClientError) as exc:
+        except aws.SDK_ERRORS as exc:
             err.print(errors.one_line(exc), markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from exc
         elapsed = time.monotonic() - started

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from changelake.ports import ObjectStore
-from changelake_catalog.glue_registry import GlueRegistry
+from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_lake.columns import Column
 from changelake_lake.layout import DATABASE, Partition, changes_table_name, partition_for
 from changelake_lake.query.glue_catalog import GlueCatalog

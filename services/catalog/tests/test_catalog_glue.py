@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_catalog.exceptions import CatalogError
-from changelake_catalog.glue_registry import GlueRegistry
 from changelake_lake.athena_view import decode_presto_view
 from changelake_lake.columns import Column
 from changelake_lake.layout import Partition

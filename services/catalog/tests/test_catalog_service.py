@@ -13,7 +13,7 @@ import boto3
 import pyarrow as pa
 import pytest
 from changelake_catalog.__main__ import build_service
-from changelake_catalog.glue_registry import GlueRegistry
+from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_catalog.repair import repair
 from changelake_catalog.service import CatalogService, local_service
 from changelake_catalog.settings import CatalogSettings

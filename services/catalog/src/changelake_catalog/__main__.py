@@ -10,10 +10,10 @@ from changelake.logs import configure_logging
 from changelake.metrics import make_metrics
 from changelake_lake.adapters.glue_partitions import GluePartitions
 
-from changelake_catalog.glue_registry import GlueRegistry
+from changelake_catalog.adapters.glue_registry import GlueRegistry
+from changelake_catalog.adapters.sqs_queue import SqsQueue
 from changelake_catalog.service import CatalogService
 from changelake_catalog.settings import CatalogSettings
-from changelake_catalog.sqs_queue import SqsQueue
 
 
 def build_registry(settings: CatalogSettings) -> GlueRegistry:

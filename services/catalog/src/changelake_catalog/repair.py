@@ -159,7 +159,7 @@ def repair(
     if store is None:
         from changelake.adapters.s3_store import S3ObjectStore
 
-        from changelake_catalog.s3_listing import S3Listing
+        from changelake_catalog.adapters.s3_listing import S3Listing
 
         store = S3ObjectStore(settings.lake_bucket)
         listing = listing or S3Listing(settings.lake_bucket)

@@ -63,6 +63,9 @@ _CREDENTIAL_FILES = (
     ("AWS_CONFIG_FILE", "~/.aws/config"),
 )
 
+# What an AWS call raises on failure (for callers that must not import botocore themselves).
+SDK_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
+
 RETRY_ATTEMPTS = 8
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 30
