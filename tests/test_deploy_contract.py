@@ -89,6 +89,7 @@ def test_deploy_consumer_error_source_is_the_consumers() -> None:
 def test_deploy_glue_names_follow_the_layout(table: str) -> None:
     """Named queries use the same Glue base name as the catalog's tables and views."""
     base = contract.glue_table_base(table)
+    assert layout.glue_name(table) == base
     assert layout.changes_table_name(table) == f"{base}_changes"
     assert layout.current_view_name(table) == f"{base}_current"
     assert layout.raw_table_name(table) == f"{base}_raw"

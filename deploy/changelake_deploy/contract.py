@@ -171,7 +171,8 @@ NAMED_QUERIES_DIR = "libs/lake/src/changelake_lake/query/named"
 
 
 def glue_table_base(table: str) -> str:
-    """Glue/Athena base name of a DynamoDB table (``changelake_lake.layout``'s rule)."""
+    """A copy of ``changelake_lake.layout.glue_name`` (CDK has no workspace; the root suite
+    asserts the two agree)."""
     return re.sub(r"[^a-z0-9_]", "_", table.lower())
 
 

@@ -100,7 +100,7 @@ class Daemons:
 
 
 def catalog_factory() -> Any:
-    return __import__("changelake_catalog.service").service.local_service()
+    return __import__("changelake_catalog.bootstrap").bootstrap.local_service()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:

@@ -147,7 +147,7 @@ def run(
     ours_objects = _objects(ours_parts, objects_per_partition, rows_per_object, seed)
     base_objects = _objects(base_parts, objects_per_partition, rows_per_object, seed + 10_000)
 
-    from changelake_catalog.service import local_service
+    from changelake_catalog.bootstrap import local_service
 
     changes_table = layout.changes_table_name(TABLE)
     with bootstrapped_moto() as endpoint, CountingProxy(endpoint) as proxy:

@@ -143,7 +143,7 @@ def run(
     polls = 0
     poll_seconds: list[float] = []
     say(f"freshness: starting the embedded pipeline ({rate}/s for {seconds:g} s)")
-    from changelake_catalog.service import local_service as catalog_service
+    from changelake_catalog.bootstrap import local_service as catalog_service
     from changelake_consumer.bootstrap import local_service as consumer_service
 
     # The two services the embedded pipeline needs, in local-up order, named explicitly so the

@@ -213,7 +213,7 @@ def _drive(
     profile_dir: Path | None,
     say: Progress,
 ) -> dict[str, Any]:
-    from changelake_catalog.service import local_service as catalog_service
+    from changelake_catalog.bootstrap import local_service as catalog_service
     from changelake_cli.local_stack import LocalStack
     from changelake_emulator.adapters.clients import emulator_client
 

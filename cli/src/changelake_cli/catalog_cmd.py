@@ -16,7 +16,7 @@ catalog_app = typer.Typer(
 @catalog_app.command("run")
 def run() -> None:
     """Run the catalog service (S3 events via SQS → Glue) until Ctrl-C."""
-    from changelake_catalog.__main__ import main
+    from changelake_catalog.bootstrap import main
 
     main()
 

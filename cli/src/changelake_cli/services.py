@@ -40,7 +40,7 @@ def default_factories(runner: str = "local") -> list[ServiceFactory]:
     """
     factories: list[ServiceFactory] = []
     # consumer: changelake_consumer.bootstrap.local_service
-    # catalog (issue 5): changelake_catalog.service.local_service
+    # catalog (issue 5): changelake_catalog.bootstrap.local_service
     if runner == "kcl":
         factories.append(
             lambda: __import__("changelake_consumer.kcl_daemon").kcl_daemon.KclDaemon()  # noqa: PLW0108
@@ -51,5 +51,5 @@ def default_factories(runner: str = "local") -> list[ServiceFactory]:
         )
     else:
         raise ValueError(f"unknown consumer runner {runner!r} (use local or kcl)")
-    factories.append(lambda: __import__("changelake_catalog.service").service.local_service())  # noqa: PLW0108 - lazy import
+    factories.append(lambda: __import__("changelake_catalog.bootstrap").bootstrap.local_service())  # noqa: PLW0108 - lazy import
     return factories

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def lake_from_settings() -> Lake:
     """Glue and S3 of the configured lake (``AWS_ENDPOINT_URL``, ``CHANGELAKE_*``)."""
     from changelake.adapters.s3_store import S3ObjectStore
-    from changelake_catalog.__main__ import build_registry
+    from changelake_catalog.bootstrap import build_registry
     from changelake_catalog.settings import CatalogSettings
     from changelake_lake.query.glue_catalog import GlueCatalog
     from changelake_lake.query.s3_objects import S3Objects

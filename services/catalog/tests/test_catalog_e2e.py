@@ -29,7 +29,7 @@ def _glue_ready(glue: Any, database: str, column: str) -> bool:
 def test_catalog_registers_consumer_objects_when_pipeline_runs_on_emulator(
     emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from changelake_catalog.service import local_service as catalog_service
+    from changelake_catalog.bootstrap import local_service as catalog_service
     from changelake_consumer.bootstrap import local_service as consumer_service
 
     monkeypatch.setenv("CHANGELAKE_FLUSH_AGE_S", "0.5")

@@ -12,10 +12,10 @@ from typing import Any
 import boto3
 import pyarrow as pa
 import pytest
-from changelake_catalog.__main__ import build_service
 from changelake_catalog.adapters.glue_registry import GlueRegistry
+from changelake_catalog.bootstrap import build_service, local_service
 from changelake_catalog.repair import repair
-from changelake_catalog.service import CatalogService, local_service
+from changelake_catalog.service import CatalogService
 from changelake_catalog.settings import CatalogSettings
 from changelake_lake.athena_view import decode_presto_view
 from changelake_lake.layout import change_object_key, partition_for

@@ -186,17 +186,17 @@ def error_object_key(  # noqa: PLR0917 - public signature used positionally by s
 
 def changes_table_name(table: str) -> str:
     """Glue table of the curated changes: ``<table>_changes`` (Glue names are lower case)."""
-    return f"{_glue_name(table)}_changes"
+    return f"{glue_name(table)}_changes"
 
 
 def raw_table_name(table: str) -> str:
     """Glue table over the Firehose output: ``<table>_raw``."""
-    return f"{_glue_name(table)}_raw"
+    return f"{glue_name(table)}_raw"
 
 
 def errors_table_name(table: str) -> str:
     """Glue table over the consumer's quarantined records: ``<table>_errors``."""
-    return f"{_glue_name(table)}_errors"
+    return f"{glue_name(table)}_errors"
 
 
 FIREHOSE_ERRORS_TABLE = "firehose_error_records"
@@ -205,9 +205,12 @@ FIREHOSE_ERRORS_TABLE = "firehose_error_records"
 
 def current_view_name(table: str) -> str:
     """Glue/Athena view of the latest live image per item: ``<table>_current``."""
-    return f"{_glue_name(table)}_current"
+    return f"{glue_name(table)}_current"
 
 
-def _glue_name(table: str) -> str:
-    # Glue lower-cases names and Athena dislikes '-' and '.': map them to '_'.
+def glue_name(table: str) -> str:
+    """The Glue/Athena base name of a DynamoDB table: the ONE rule every Glue name derives from.
+
+    Glue lower-cases names and Athena dislikes '-' and '.': they map to '_'.
+    """
     return re.sub(r"[^a-z0-9_]", "_", check_table_name(table).lower())

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import orjson
 from changelake.table_name import check_table_name
 
-from changelake_lake.layout import Partition
+from changelake_lake.layout import Partition, glue_name
 
 SNAPSHOT_PARAMETER = "changelake.snapshot"
 SNAPSHOT_KEY = "snapshot_at"
@@ -32,7 +32,7 @@ SNAPSHOTS = "snapshots"
 
 def snapshot_table_name(table: str) -> str:
     """Glue table of the current-state snapshots: ``<table>_snapshot``."""
-    return check_table_name(table).lower().replace("-", "_").replace(".", "_") + "_snapshot"
+    return glue_name(table) + "_snapshot"
 
 
 def snapshots_prefix(table: str) -> str:

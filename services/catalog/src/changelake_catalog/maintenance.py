@@ -22,7 +22,7 @@ from changelake_lake.compaction import compact_table, expire_table
 from changelake_lake.layout import Partition
 from changelake_lake.rewrite import Lake, collect_trash
 
-from changelake_catalog.__main__ import build_registry
+from changelake_catalog.bootstrap import build_registry
 from changelake_catalog.settings import CatalogSettings
 
 log = logging.getLogger(__name__)

@@ -164,7 +164,7 @@ def repair(
         store = S3ObjectStore(settings.lake_bucket)
         listing = listing or S3Listing(settings.lake_bucket)
     if registry is None:
-        from changelake_catalog.__main__ import build_registry
+        from changelake_catalog.bootstrap import build_registry
 
         registry = build_registry(settings)
     return Repairer(

@@ -370,20 +370,3 @@ class CatalogRunner:
         if self._thread is not None:
             self._thread.join(self._join_timeout)
             self._thread = None
-
-
-def local_service() -> CatalogRunner:
-    """The catalog as a background service of the local stack, built from env settings.
-
-    Unless ``CHANGELAKE_CATALOG_WAIT_SECONDS`` is set, the long poll is 1 s here: in-process
-    stacks start and stop often, and ``stop()`` waits for the poll in flight.
-    """
-    import os
-
-    from changelake_catalog.__main__ import build_service
-    from changelake_catalog.settings import CatalogSettings
-
-    settings = CatalogSettings()
-    if "CHANGELAKE_CATALOG_WAIT_SECONDS" not in {k.upper() for k in os.environ}:
-        settings = settings.model_copy(update={"catalog_wait_seconds": 1})
-    return CatalogRunner(lambda: build_service(settings), settings.catalog_wait_seconds + 30.0)

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 
-from changelake_lake.layout import changes_table_name
+from changelake_lake.layout import glue_name
 from changelake_lake.query.model import QueryError
 
 _PARAM_RE = re.compile(
@@ -50,8 +50,7 @@ class NamedQuery:
 
     def sql(self, table: str) -> str:
         """The Athena SQL for DynamoDB table ``table`` (``${table}`` → its Glue name)."""
-        glue = changes_table_name(table).removesuffix("_changes")
-        return self.template.replace("${table}", glue)
+        return self.template.replace("${table}", glue_name(table))
 
     def parameter_names(self) -> list[str]:
         """Distinct parameter names in first-use order."""
