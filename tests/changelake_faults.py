@@ -1,0 +1,452 @@
+"""What the fault tests share (tests/faults, ADR 0038): the pipeline under test and its oracle.
+
+:class:`Pipeline` runs the emulator on a free loopback port with the catalog in this process,
+optionally a :class:`~changelake_emulator.fault_proxy.FaultProxy` in front of some services
+(per-service endpoint variables) and the consumer either in this process or as real processes
+(:class:`RunnerProcesses`: ``python -m changelake_consumer local``, killed with SIGKILL).
+
+:func:`reconcile` is the oracle every test ends with. The Kinesis stream is the truth: it is
+read from TRIM_HORIZON on every shard (closed parents included) and every record decoded with
+the same strict decoder the services use. Then, per record position (shard, sequence number):
+
+* **lost**: a valid record with no row in ``changes/`` (Parquet read straight from S3);
+* **duplicated**: a position with more than one row, or a row at no valid stream position;
+* **quarantine**: every invalid record once under ``errors/consumer/`` with a non-empty reason
+  and its original bytes, nothing else there;
+* **views**: ``<table>_current`` (local engine over the Glue catalog) holds each item once and
+  equals the last image per item computed from the stream, and ``<table>_changes`` has every
+  distinct event id.
+
+It counts by record position, not only by event id: the stream itself carries duplicates
+(at-least-once, injected by the emulator), each of which must be stored exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import boto3
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from changelake import ddb_json, layout
+from changelake.events import ChangeEvent, Position, decode_record
+from changelake.settings import ChangelakeSettings
+from changelake_emulator.emulator import Emulator
+from changelake_emulator.fault_proxy import FaultProxy
+from changelake_emulator.faults import FaultConfig
+
+SETTINGS = ChangelakeSettings()
+TABLE = SETTINGS.table_name  # multitable: the one line that becomes a loop over the tables
+
+# Fast timings for tests: small flush age, short lease timeout, quick shard sync.
+FAST_ENV = {
+    "CHANGELAKE_FLUSH_AGE_S": "0.3",
+    "CHANGELAKE_SHARD_SYNC_S": "0.5",
+    "CHANGELAKE_LEASE_TIMEOUT_S": "1.5",
+    "CHANGELAKE_GET_RECORDS_PER_S": "5",
+    "CHANGELAKE_METRICS_FLUSH_S": "1",
+    "CHANGELAKE_WRITE_BACKOFF_S": "0.05",
+    "CHANGELAKE_CATALOG_WAIT_SECONDS": "1",
+    "CHANGELAKE_CATALOG_RETRY_DELAY_SECONDS": "1",
+    "CHANGELAKE_CATALOG_GLUE_BACKOFF_SECONDS": "0.05",
+}
+
+
+# -- the oracle --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One record read back from the stream and what the strict decoder made of it."""
+
+    shard_id: str
+    sequence_number: str
+    data: bytes
+    event: ChangeEvent | None
+    reason: str | None
+
+
+@dataclass(slots=True)
+class Reconciliation:
+    """The oracle's verdict (see the module docstring); :attr:`clean` is the test's condition."""
+
+    stream_records: int = 0
+    valid_records: int = 0
+    distinct_events: int = 0
+    lake_rows: int = 0
+    lake_events: int = 0
+    lost: list[tuple[str, str]] = field(default_factory=list)
+    duplicated: list[tuple[str, str]] = field(default_factory=list)
+    bad_records: int = 0
+    quarantined: int = 0
+    quarantine_missing: list[tuple[str, str]] = field(default_factory=list)
+    quarantine_extra: list[tuple[str, str]] = field(default_factory=list)
+    quarantine_without_reason: list[tuple[str, str]] = field(default_factory=list)
+    reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+    view_items: int | None = None
+    view_problems: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """0 lost, 0 duplicated, every bad record quarantined once with a reason, views right."""
+        return not (
+            self.lost
+            or self.duplicated
+            or self.quarantine_missing
+            or self.quarantine_extra
+            or self.quarantine_without_reason
+            or self.view_problems
+        )
+
+    def summary(self) -> str:
+        """One line for assertion messages and the reliability table."""
+        return (
+            f"stream {self.stream_records} records ({self.valid_records} valid, "
+            f"{self.distinct_events} events, {self.bad_records} bad); lake {self.lake_rows} rows "
+            f"({self.lake_events} events); lost {len(self.lost)}, duplicated "
+            f"{len(self.duplicated)}; quarantined {self.quarantined} (missing "
+            f"{len(self.quarantine_missing)}, extra {len(self.quarantine_extra)}, no reason "
+            f"{len(self.quarantine_without_reason)}); view items {self.view_items}, problems "
+            f"{self.view_problems[:3]}; first lost {self.lost[:3]}, first duplicated "
+            f"{self.duplicated[:3]}"
+        )
+
+
+def stream_records(stream: str | None = None) -> list[StreamRecord]:
+    """Every record on every shard of the stream, from TRIM_HORIZON, decoded strictly."""
+    kinesis = boto3.client("kinesis")
+    name = stream or SETTINGS.stream_name
+    out: list[StreamRecord] = []
+    shards = []
+    for page in kinesis.get_paginator("list_shards").paginate(StreamName=name):
+        shards.extend(page["Shards"])
+    for shard in shards:
+        sid = shard["ShardId"]
+        iterator = kinesis.get_shard_iterator(
+            StreamName=name, ShardId=sid, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            for rec in page["Records"]:
+                seq = rec["SequenceNumber"]
+                arrival = rec["ApproximateArrivalTimestamp"].timestamp()
+                pos = Position(sid, seq, round(arrival * 1_000_000))
+                decoded = decode_record(rec["Data"], pos)
+                if isinstance(decoded, ChangeEvent):
+                    out.append(StreamRecord(sid, seq, rec["Data"], decoded, None))
+                else:
+                    out.append(StreamRecord(sid, seq, rec["Data"], None, decoded.reason))
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+    return out
+
+
+def objects(prefix: str) -> Iterator[tuple[str, bytes]]:
+    s3 = boto3.client("s3")
+    bucket = SETTINGS.lake_bucket
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            yield obj["Key"], s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+
+
+def lake_rows(table: str = TABLE) -> list[dict[str, Any]]:
+    """Every row under ``changes/<table>/`` (Parquet read from S3, not through the catalog)."""
+    rows: list[dict[str, Any]] = []
+    columns = ["event_id", "shard_id", "sequence_number", "item_key"]
+    for _key, data in objects(layout.changes_prefix(table)):
+        rows.extend(pq.read_table(io.BytesIO(data), columns=columns).to_pylist())
+    return rows
+
+
+def quarantine_lines(source: str = "consumer") -> list[dict[str, Any]]:
+    """Every line of every object under ``errors/<source>/`` (consumer: JSON lines)."""
+    lines: list[dict[str, Any]] = []
+    for _key, data in objects(f"errors/{source}/"):
+        lines.extend(orjson.loads(line) for line in data.splitlines() if line.strip())
+    return lines
+
+
+def expected_current(records: list[StreamRecord], table: str = TABLE) -> dict[str, str]:
+    """``item_key → image JSON`` the current view must show: the last event per item wins.
+
+    Last by event time, then sequence number (the view's order); a REMOVE hides the item.
+    """
+    last: dict[str, ChangeEvent] = {}
+    for rec in records:
+        ev = rec.event
+        if ev is None or ev.table != table:
+            continue
+        held = last.get(ev.item_key)
+        order = (ev.event_time_us, int(ev.position.sequence_number))
+        if held is None or order > (held.event_time_us, int(held.position.sequence_number)):
+            last[ev.item_key] = ev
+    out: dict[str, str] = {}
+    for key, ev in last.items():
+        if ev.new_image is not None and ev.event_name != "REMOVE":
+            image = ddb_json.image_to_json(ev.new_image)
+            if image is not None:
+                out[key] = image
+    return out
+
+
+def _view_problems(records: list[StreamRecord], table: str) -> tuple[int | None, list[str]]:
+    from changelake_cli.query.current_check import view_images
+    from changelake_cli.query.local_engine import LocalEngine
+
+    engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
+    try:
+        view = view_images(engine, table)  # raises AssertionError on an item shown twice
+        result = engine.run(
+            f"SELECT count(DISTINCT event_id) FROM {layout.changes_table_name(table)}"
+        )
+    except AssertionError as exc:
+        return None, [str(exc)]
+    except Exception as exc:  # the catalog has not registered the table or view yet
+        return None, [f"views not queryable: {exc}"]
+    problems = []
+    expected = expected_current(records, table)
+    if view != expected:
+        missing = sorted(expected.keys() - view.keys())
+        extra = sorted(view.keys() - expected.keys())
+        different = sorted(k for k in expected.keys() & view.keys() if expected[k] != view[k])
+        problems.append(
+            f"current view != stream: missing {missing[:3]} extra {extra[:3]} "
+            f"different {different[:3]} ({len(missing)}/{len(extra)}/{len(different)})"
+        )
+    events = {r.event.event_id for r in records if r.event is not None and r.event.table == table}
+    if result.rows[0][0] != len(events):
+        problems.append(f"changes table has {result.rows[0][0]} distinct events, not {len(events)}")
+    return len(view), problems
+
+
+def reconcile(table: str = TABLE, *, views: bool = True) -> Reconciliation:
+    """Compare the stream with the lake, the quarantine and (``views``) the catalog's views.
+
+    The one oracle of the fault tests; ``changelake reconcile`` (ops) will take its place.
+    """
+    records = stream_records()
+    rows = lake_rows(table)
+    result = Reconciliation(stream_records=len(records), lake_rows=len(rows))
+    valid = {(r.shard_id, r.sequence_number) for r in records if r.event is not None}
+    bad = {(r.shard_id, r.sequence_number): r for r in records if r.event is None}
+    result.valid_records = len(valid)
+    result.distinct_events = len({r.event.event_id for r in records if r.event is not None})
+    result.bad_records = len(bad)
+    stored = Counter((str(r["shard_id"]), str(r["sequence_number"])) for r in rows)
+    result.lake_events = len({r["event_id"] for r in rows})
+    result.lost = sorted(valid - stored.keys())
+    result.duplicated = sorted(p for p, n in stored.items() if n > 1 or p not in valid)
+    quarantined = Counter()
+    for line in quarantine_lines():
+        pos = (str(line.get("shard_id")), str(line.get("sequence_number")))
+        quarantined[pos] += 1
+        reason = str(line.get("reason") or "")
+        original = bad.get(pos)
+        if not reason or (
+            original is not None and base64.b64decode(line["data_base64"]) != original.data
+        ):
+            result.quarantine_without_reason.append(pos)
+        result.reasons[pos] = reason
+    result.quarantined = sum(quarantined.values())
+    result.quarantine_missing = sorted(bad.keys() - quarantined.keys())
+    result.quarantine_extra = sorted(
+        p for p, n in quarantined.items() if n > 1 or p not in bad
+    )
+    if views:
+        result.view_items, result.view_problems = _view_problems(records, table)
+    return result
+
+
+def wait_reconciled(
+    timeout: float = 90, *, views: bool = True, settle_s: float = 1.5, table: str = TABLE
+) -> tuple[Reconciliation, float]:
+    """Poll :func:`reconcile` until clean; then wait ``settle_s`` (a late duplicate would show)
+    and reconcile once more. Returns the final verdict and the seconds it took to get clean.
+
+    Raises AssertionError with the last verdict when it does not get clean within ``timeout``.
+    """
+    started = time.monotonic()
+    while True:
+        verdict = reconcile(table, views=views)
+        if verdict.clean:
+            break
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not reconciled after {timeout:.0f} s: {verdict.summary()}")
+        time.sleep(0.5)
+    took = time.monotonic() - started
+    time.sleep(settle_s)
+    final = reconcile(table, views=views)
+    assert final.clean, final.summary()
+    return final, took
+
+
+# -- the pipeline ------------------------------------------------------------------------
+
+
+class Pipeline:
+    """The emulator + catalog (+ in-process local runner) with an optional fault proxy.
+
+    ``proxied`` names the services whose clients go through the proxy (``s3``, ``glue``,
+    ``sqs``, ``dynamodb``): their ``AWS_ENDPOINT_URL_<SERVICE>`` is set before the services are
+    built. The emulator's own integrations always talk to it directly.
+    """
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        *,
+        shards: int = 2,
+        faults: FaultConfig | None = None,
+        proxied: tuple[str, ...] = (),
+        consumer: bool = True,
+        catalog: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self._mp = monkeypatch
+        self.emulator = Emulator(0, settings=SETTINGS, faults=faults, shards=shards)
+        self._proxied = proxied
+        self._seed = seed
+        self._want_consumer = consumer
+        self._want_catalog = catalog
+        self.proxy: FaultProxy | None = None
+        self.consumer: Any = None
+        self.catalog: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        """The emulator's endpoint."""
+        return self.emulator.endpoint
+
+    def start(self) -> Self:
+        """Emulator, proxy, environment, then catalog and consumer."""
+        for name, value in FAST_ENV.items():
+            self._mp.setenv(name, os.environ.get(name, value))
+        self.emulator.start()
+        self._mp.setenv("AWS_ENDPOINT_URL", self.emulator.endpoint)
+        if self._proxied:
+            self.proxy = FaultProxy(self.emulator.endpoint, seed=self._seed).start()
+            for service in self._proxied:
+                self._mp.setenv(f"AWS_ENDPOINT_URL_{service.upper()}", self.proxy.url)
+        if self._want_catalog:
+            self.catalog = __import__("changelake_catalog.service").service.local_service()
+            self.catalog.start()
+        if self._want_consumer:
+            self.start_consumer()
+        return self
+
+    def start_consumer(self) -> Any:
+        """A fresh in-process local runner (a new worker id: what a restarted task is)."""
+        from changelake_consumer.local_runner import build
+
+        self.consumer = build()
+        self.consumer.start()
+        return self.consumer
+
+    def stop(self) -> None:
+        """Stop everything started, in reverse order."""
+        if self.consumer is not None:
+            self.consumer.stop()
+            self.consumer = None
+        if self.catalog is not None:
+            self.catalog.stop()
+            self.catalog = None
+        if self.proxy is not None:
+            self.proxy.stop()
+        self.emulator.stop()
+
+    def put_raw(self, records: list[bytes], key_prefix: str = "raw") -> None:
+        """Put records straight on the stream (what only a broken or hostile writer sends)."""
+        kinesis = boto3.client("kinesis")
+        for i, data in enumerate(records):
+            kinesis.put_record(
+                StreamName=SETTINGS.stream_name, Data=data, PartitionKey=f"{key_prefix}-{i}"
+            )
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RunnerProcesses:
+    """Local runners as real processes (``python -m changelake_consumer local``), logs in tmp."""
+
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.env = {**os.environ, **(env or {})}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """One more runner."""
+        log = (self.tmp / f"runner-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "changelake_consumer", "local"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL: no flush, no checkpoint, no lease release."""
+        proc.kill()
+        proc.wait()
+
+    def logs(self, tail: int = 3000) -> str:
+        """The last bytes of every runner's log, for failure messages."""
+        return "\n".join(
+            p.read_text(errors="replace")[-tail:] for p in sorted(self.tmp.glob("runner-*.log"))
+        )
+
+    def stop_all(self) -> list[int]:
+        """SIGTERM the live ones (graceful: flush, checkpoint), wait; return every exit code."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        codes = []
+        for proc in self.procs:
+            try:
+                codes.append(proc.wait(timeout=60))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(proc.wait())
+        return codes
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Seconds until ``predicate()`` held (exceptions count as not yet); fails naming ``what``."""
+    started = time.monotonic()
+    while True:
+        try:
+            if predicate():
+                return time.monotonic() - started
+        except Exception:  # a table or object that does not exist yet
+            pass
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
