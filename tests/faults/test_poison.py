@@ -35,8 +35,7 @@ def test_every_malformed_kind_is_quarantined_with_its_reason_on_both_paths(
         verdict, took = wait_reconciled(90)
         emulator = pipeline.emulator
         wait_until(
-            lambda: emulator.stats().firehose_ok + emulator.stats().firehose_failed
-            >= len(records),
+            lambda: emulator.stats().firehose_ok + emulator.stats().firehose_failed >= len(records),
             60,
             "the Firehose path to deliver every record",
         )
@@ -65,7 +64,9 @@ def test_every_malformed_kind_is_quarantined_with_its_reason_on_both_paths(
     for fixture in MALFORMED:
         assert failed[fixture.raw] == 1, f"{fixture.name}: {failed[fixture.raw]} error records"
         message = next(
-            e["errorMessage"] for e in firehose_errors if base64.b64decode(e["rawData"]) == fixture.raw
+            e["errorMessage"]
+            for e in firehose_errors
+            if base64.b64decode(e["rawData"]) == fixture.raw
         )
         assert fixture.reason in message, (fixture.name, message)
     assert sorted(r["eventID"] for r in raw_lines) == sorted(f.event_id for f in VALID)

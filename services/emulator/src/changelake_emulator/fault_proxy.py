@@ -19,8 +19,10 @@ Faults (:data:`FaultKind`):
 * ``drop_after``: the request *is* applied by the emulator, then the answer is lost — the
   client cannot know that its write happened (the hard case for exactly-once).
 * ``delay``: forwarded after ``delay_s``.
-* ``callback``: ``rule.callback()`` runs first (a test kills a process there: a crash at an
-  exact point), then the request is forwarded.
+* ``pass``: forwarded unchanged (with a callback: an observation point).
+
+A rule's ``callback`` runs before any of these: a test SIGKILLs a process there, and with
+``drop`` the process dies exactly before that call (its checkpoint write, say) takes effect.
 
 Only HTTP/1.1: the KCL's Kinesis client speaks HTTP/2 (ADR 0015) and stays on the emulator's
 own port; its DynamoDB client, boto3 and the JVM's other clients use HTTP/1.1.
@@ -47,7 +49,7 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-FaultKind = Literal["error", "drop", "drop_after", "delay", "callback"]
+FaultKind = Literal["error", "drop", "drop_after", "delay", "pass"]
 
 _HOP_BY_HOP = {
     "connection",
@@ -100,8 +102,6 @@ class FaultRule:
     def __post_init__(self) -> None:
         if not 0 <= self.probability <= 1:
             raise ValueError(f"probability must be within [0, 1], got {self.probability}")
-        if self.kind == "callback" and self.callback is None:
-            raise ValueError("a callback rule needs a callback")
 
     def matches(self, call: Call) -> bool:
         """Whether the rule applies to ``call`` at all (before counting and probability)."""
@@ -274,6 +274,8 @@ class FaultProxy:
                 )
                 rule = proxy._decide(call)
                 if rule is not None:
+                    if rule.callback is not None:
+                        rule.callback()
                     log.info(
                         "fault injected",
                         extra={"service": service, "operation": call.operation, "fault": rule.kind},
@@ -289,8 +291,6 @@ class FaultProxy:
                         return
                     if rule.kind == "delay":
                         time.sleep(rule.delay_s)
-                    if rule.kind == "callback" and rule.callback is not None:
-                        rule.callback()
                 status, resp_headers, data = self._forward(body)
                 if rule is not None and rule.kind == "drop_after":
                     self._drop()

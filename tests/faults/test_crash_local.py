@@ -1,0 +1,166 @@
+"""kill -9 of the local runner: at the worst point, at 20 random points, with a second worker.
+
+The runners are real processes (``python -m changelake_consumer local``) on the emulator; the
+catalog runs in this process. After every crash a new runner (a new worker id, as a restarted
+ECS task) takes the dead one's leases once they expire, reads again from the last checkpoint
+and must write nothing twice. Each test ends in a clean reconcile (tests/changelake_faults.py).
+
+``CHANGELAKE_FAULT_KILLS`` sets the number of random kills (default 20).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from changelake_emulator.fault_proxy import FaultRule
+from changelake_faults import (
+    SETTINGS,
+    Pipeline,
+    lease_owners,
+    RunnerProcesses,
+    lake_rows,
+    reconcile,
+    wait_reconciled,
+    wait_until,
+)
+from changelake_producer import produce
+
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(300)]
+
+KILLS = int(os.environ.get("CHANGELAKE_FAULT_KILLS", "20"))
+
+
+def test_crash_between_s3_write_and_checkpoint_replays_without_duplicates(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with Pipeline(monkeypatch, consumer=False, proxied=("s3", "dynamodb")) as pipeline:
+        proxy = pipeline.proxy
+        assert proxy is not None
+        runners = RunnerProcesses(tmp_path)
+        first = runners.start()
+        runners.wait_started(first)
+        puts_at_crash: list[int] = []
+
+        def crash() -> None:  # the process dies with its write durable, its checkpoint not
+            puts_at_crash.append(proxy.count("s3", "PutObject"))
+            first.kill()
+
+        # The 4th checkpoint write of the run: the process is killed and the write dropped.
+        rule = proxy.add(
+            FaultRule(
+                "drop",
+                "dynamodb",
+                "UpdateItem",
+                contains="SET #c = :c",
+                after=3,
+                times=1,
+                callback=crash,
+            )
+        )
+        try:
+            # written at a pace, so the runner flushes and checkpoints several times
+            produce(count=150, rate=40, seed=21, settings=SETTINGS)
+            wait_until(lambda: rule.injected == 1, 60, "the crash point")
+            first.wait(timeout=10)
+            produce(count=50, seed=22, settings=SETTINGS)
+            runners.start()  # a restarted task: takes the expired lease, replays
+            verdict, took = wait_reconciled(90)
+        finally:
+            codes = runners.stop_all()
+        skipped = runners.logs(tail=10**6).count("duplicate_rows_skipped")
+    assert puts_at_crash and puts_at_crash[0] >= 1  # a write was durable when it died
+    assert codes[0] == -9 and codes[1] == 0, codes
+    assert skipped >= 1, "the replay re-read nothing: the crash point was not exercised"
+    print(f"crash between write and checkpoint: {verdict.summary()}; recovered in {took:.1f} s")
+
+
+def test_kill_9_of_the_local_runner_at_random_points_during_a_produce_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rng = random.Random(38)
+    monkeypatch.setenv("CHANGELAKE_LEASE_TIMEOUT_S", "0.8")  # restarts take the lease sooner
+    with Pipeline(monkeypatch, consumer=False):
+        runners = RunnerProcesses(tmp_path)
+        writing = threading.Event()
+        produced: list[int] = []
+
+        def write() -> None:  # a produce run that lasts as long as the kills do
+            chunk = 0
+            while writing.is_set():
+                chunk += 1
+                produced.append(produce(count=20, rate=40, seed=chunk, settings=SETTINGS).total)
+
+        writer = threading.Thread(target=write, daemon=True)
+        proc = runners.start()
+        runners.wait_started(proc)
+        writing.set()
+        writer.start()
+        rows_at_kill: list[int] = []
+        cycle_s: list[float] = []
+        try:
+            for _ in range(KILLS):
+                began = time.monotonic()
+                before = len(lake_rows())
+                # the restarted runner took the dead one's leases and wrote: it is mid-stream
+                wait_until(lambda: len(lake_rows()) > before, 90, "the runner to write again")
+                time.sleep(rng.uniform(0.0, 1.5))  # a random point: read, write, checkpoint...
+                runners.kill(proc)
+                rows_at_kill.append(len(lake_rows()))
+                proc = runners.start()
+                cycle_s.append(round(time.monotonic() - began, 1))
+            last_restart = time.monotonic()
+            writing.clear()
+            writer.join(timeout=60)
+            joined = time.monotonic()
+            verdict, took = wait_reconciled(120)
+            took += joined - last_restart  # from the last restart until clean
+        finally:
+            writing.clear()
+            codes = runners.stop_all()
+    assert verdict.distinct_events == sum(produced)
+    assert codes.count(-9) == KILLS and codes[-1] == 0, codes
+    assert rows_at_kill == sorted(rows_at_kill) and rows_at_kill[0] > 0
+    print(
+        f"{KILLS} kills of the local runner: {verdict.summary()}; rows at each kill "
+        f"{rows_at_kill}; cycle seconds {cycle_s}; clean {took:.1f} s after the last restart"
+    )
+
+
+def test_a_second_runner_takes_over_after_kill_9(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with Pipeline(monkeypatch, consumer=False, shards=4):
+        runners = RunnerProcesses(tmp_path)
+        first, second = runners.start(), runners.start()
+        try:
+            wait_until(
+                lambda: len(set(lease_owners().values())) == 2 and len(lease_owners()) == 4,
+                60,
+                "both runners to hold leases",
+            )
+            produce(count=150, seed=24, settings=SETTINGS)
+            victim = first if reconcile(views=False).lost else second
+            owners_before = set(lease_owners().values())
+            runners.kill(victim)
+            killed_at = time.monotonic()
+            writer = threading.Thread(
+                target=produce, kwargs={"count": 150, "rate": 50, "seed": 25, "settings": SETTINGS}
+            )
+            writer.start()
+            wait_until(lambda: len(set(lease_owners().values())) == 1, 60, "the take-over")
+            takeover = time.monotonic() - killed_at
+            writer.join()
+            verdict, took = wait_reconciled(90)
+        finally:
+            codes = runners.stop_all()
+    assert len(owners_before) == 2
+    assert sorted(codes) == [-9, 0], codes
+    print(
+        f"take-over after kill -9: {verdict.summary()}; survivor owned every shard after "
+        f"{takeover:.1f} s"
+    )
