@@ -21,9 +21,9 @@ from changelake_emulator.fault_proxy import FaultRule
 from changelake_faults import (
     SETTINGS,
     Pipeline,
-    lease_owners,
     RunnerProcesses,
     lake_rows,
+    lease_owners,
     reconcile,
     wait_reconciled,
     wait_until,
@@ -73,8 +73,9 @@ def test_crash_between_s3_write_and_checkpoint_replays_without_duplicates(
         finally:
             codes = runners.stop_all()
         skipped = runners.logs(tail=10**6).count("duplicate_rows_skipped")
-    assert puts_at_crash and puts_at_crash[0] >= 1  # a write was durable when it died
-    assert codes[0] == -9 and codes[1] == 0, codes
+    assert puts_at_crash  # the crash point was reached...
+    assert puts_at_crash[0] >= 1  # ...with a write durable when it died
+    assert codes == [-9, 0]
     assert skipped >= 1, "the replay re-read nothing: the crash point was not exercised"
     print(f"crash between write and checkpoint: {verdict.summary()}; recovered in {took:.1f} s")
 
@@ -107,7 +108,9 @@ def test_kill_9_of_the_local_runner_at_random_points_during_a_produce_run(
                 began = time.monotonic()
                 before = len(lake_rows())
                 # the restarted runner took the dead one's leases and wrote: it is mid-stream
-                wait_until(lambda: len(lake_rows()) > before, 90, "the runner to write again")
+                wait_until(
+                    lambda before=before: len(lake_rows()) > before, 90, "the runner to write"
+                )
                 time.sleep(rng.uniform(0.0, 1.5))  # a random point: read, write, checkpoint...
                 runners.kill(proc)
                 rows_at_kill.append(len(lake_rows()))
@@ -123,8 +126,9 @@ def test_kill_9_of_the_local_runner_at_random_points_during_a_produce_run(
             writing.clear()
             codes = runners.stop_all()
     assert verdict.distinct_events == sum(produced)
-    assert codes.count(-9) == KILLS and codes[-1] == 0, codes
-    assert rows_at_kill == sorted(rows_at_kill) and rows_at_kill[0] > 0
+    assert codes == [-9] * KILLS + [0]
+    assert rows_at_kill == sorted(rows_at_kill)
+    assert rows_at_kill[0] > 0
     print(
         f"{KILLS} kills of the local runner: {verdict.summary()}; rows at each kill "
         f"{rows_at_kill}; cycle seconds {cycle_s}; clean {took:.1f} s after the last restart"
@@ -155,7 +159,7 @@ def test_a_second_runner_takes_over_after_kill_9(
             wait_until(lambda: len(set(lease_owners().values())) == 1, 60, "the take-over")
             takeover = time.monotonic() - killed_at
             writer.join()
-            verdict, took = wait_reconciled(90)
+            verdict, _ = wait_reconciled(90)
         finally:
             codes = runners.stop_all()
     assert len(owners_before) == 2

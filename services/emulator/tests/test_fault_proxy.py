@@ -1,4 +1,4 @@
-"""The fault proxy over real HTTP: boto3 sees AWS's faults, parses the codes, retries by its rules."""
+"""The fault proxy over real HTTP: boto3 sees AWS's faults, parses the codes, retries."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ own port; its DynamoDB client, boto3 and the JVM's other clients use HTTP/1.1.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import random
@@ -264,7 +265,7 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()
-                headers = {k: v for k, v in self.headers.items()}
+                headers = dict(self.headers.items())
                 service = aws_service(headers)
                 call = Call(
                     service,
@@ -325,10 +326,8 @@ class FaultProxy:
 
             def _drop(self) -> None:
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
 
