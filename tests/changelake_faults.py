@@ -15,7 +15,13 @@ the same strict decoder the services use. Then, per record position (shard, sequ
   and its original bytes, nothing else there;
 * **views**: ``<table>_current`` (local engine over the Glue catalog) holds each item once and
   equals the last image per item computed from the stream, and ``<table>_changes`` has every
-  distinct event id.
+  distinct event id;
+* **``changelake reconcile``** (ops, ADR 0031; its Python entry point
+  :func:`changelake_cli.ops.reconcile.reconcile_from_settings`): no item missing, extra or
+  different between the DynamoDB table and ``<table>_current`` (except items a test put on
+  the stream directly, which no table holds), no event id missing between the Firehose raw path
+  and the curated path, no unregistered partition, no stray object, no dead letter, and its
+  quarantine count equal to the bad records on the stream, once per path that runs.
 
 It counts by record position, not only by event id: the stream itself carries duplicates
 (at-least-once, injected by the emulator), each of which must be stored exactly once.
@@ -98,6 +104,7 @@ class Reconciliation:
     reasons: dict[tuple[str, str], str] = field(default_factory=dict)
     view_items: int | None = None
     view_problems: list[str] = field(default_factory=list)
+    reconcile_gaps: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -109,6 +116,7 @@ class Reconciliation:
             or self.quarantine_extra
             or self.quarantine_without_reason
             or self.view_problems
+            or self.reconcile_gaps
         )
 
     def summary(self) -> str:
@@ -120,7 +128,7 @@ class Reconciliation:
             f"{len(self.duplicated)}; quarantined {self.quarantined} (missing "
             f"{len(self.quarantine_missing)}, extra {len(self.quarantine_extra)}, no reason "
             f"{len(self.quarantine_without_reason)}); view items {self.view_items}, problems "
-            f"{self.view_problems[:3]}; first lost {self.lost[:3]}, first duplicated "
+            f"{self.view_problems[:3]}; changelake reconcile gaps {self.reconcile_gaps[:3]}; first lost {self.lost[:3]}, first duplicated "
             f"{self.duplicated[:3]}"
         )
 
@@ -245,10 +253,58 @@ def _view_problems(records: list[StreamRecord], table: str) -> tuple[int | None,
     return len(view), problems
 
 
-def reconcile(table: str = TABLE, *, views: bool = True) -> Reconciliation:
-    """Compare the stream with the lake, the quarantine and (``views``) the catalog's views.
+def changelake_reconcile(
+    table: str,
+    bad_records: int,
+    *,
+    stream_only_items: frozenset[str] = frozenset(),
+    firehose: bool = True,
+) -> list[str]:
+    """``changelake reconcile`` (its Python entry point): what it reports beyond expectations.
 
-    The one oracle of the fault tests; ``changelake reconcile`` (ops) will take its place.
+    Expected: nothing missing or different; extra view items only among ``stream_only_items``;
+    quarantined records = ``bad_records`` per path (consumer, and Firehose when it runs).
+    """
+    from changelake_cli.ops import lake
+    from changelake_cli.ops.reconcile import reconcile_from_settings
+
+    report = reconcile_from_settings(table)
+    (mine,) = report.tables
+    gaps = []
+    items = mine.items
+    unexpected_extra = set(items.extra.examples) - stream_only_items
+    if items.missing.count or items.different.count or unexpected_extra:
+        gaps.append(f"items: {items.to_dict()}")
+    if len(stream_only_items) < items.extra.count and not unexpected_extra:
+        gaps.append(f"items: {items.extra.count} extra, expected {len(stream_only_items)}")
+    if mine.events.gaps():
+        gaps.append(f"events: {mine.events.to_dict()}")
+    if mine.catalog.gaps():
+        gaps.append(f"catalog: {mine.catalog.to_dict()}")
+    if report.catalog_dlq_messages:
+        gaps.append(f"{report.catalog_dlq_messages} catalog dead letters")
+    by_source = Counter(mine.quarantine.by_source) + Counter(
+        report.unattributed_quarantine.by_source
+    )
+    expected = {lake.CONSUMER_ERRORS: bad_records}
+    if firehose:
+        expected[lake.FIREHOSE_ERRORS] = bad_records
+    if {k: v for k, v in by_source.items() if v} != {k: v for k, v in expected.items() if v}:
+        gaps.append(f"quarantine by source {dict(by_source)}, expected {expected}")
+    if "" in mine.quarantine.by_reason or "" in report.unattributed_quarantine.by_reason:
+        gaps.append("a quarantined record without a reason")
+    return gaps
+
+
+def reconcile(
+    table: str = TABLE,
+    *,
+    views: bool = True,
+    stream_only_items: frozenset[str] = frozenset(),
+    firehose: bool = True,
+) -> Reconciliation:
+    """Compare the stream with the lake, the quarantine and (``views``) the catalog's views,
+    then (``views``) run ``changelake reconcile``: the one oracle of the fault tests.
     """
     records = stream_records()
     rows = lake_rows(table)
@@ -278,11 +334,24 @@ def reconcile(table: str = TABLE, *, views: bool = True) -> Reconciliation:
     result.quarantine_extra = sorted(p for p, n in quarantined.items() if n > 1 or p not in bad)
     if views:
         result.view_items, result.view_problems = _view_problems(records, table)
+        if not result.view_problems:
+            result.reconcile_gaps = changelake_reconcile(
+                table,
+                len(bad),
+                stream_only_items=stream_only_items,
+                firehose=firehose,
+            )
     return result
 
 
 def wait_reconciled(
-    timeout: float = 90, *, views: bool = True, settle_s: float = 1.0, table: str = TABLE
+    timeout: float = 90,
+    *,
+    views: bool = True,
+    settle_s: float = 1.0,
+    table: str = TABLE,
+    stream_only_items: frozenset[str] = frozenset(),
+    firehose: bool = True,
 ) -> tuple[Reconciliation, float]:
     """Poll :func:`reconcile` until clean; then wait ``settle_s`` (a late duplicate would show)
     and reconcile once more. Returns the final verdict and the seconds it took to get clean.
@@ -293,7 +362,9 @@ def wait_reconciled(
     while True:
         verdict = reconcile(table, views=False)  # cheap first: the lake and the quarantine
         if verdict.clean and views:
-            verdict = reconcile(table, views=True)
+            verdict = reconcile(
+                table, views=True, stream_only_items=stream_only_items, firehose=firehose
+            )
         if verdict.clean:
             break
         if time.monotonic() - started > timeout:
@@ -301,7 +372,7 @@ def wait_reconciled(
         time.sleep(0.5)
     took = time.monotonic() - started
     time.sleep(settle_s)
-    final = reconcile(table, views=views)
+    final = reconcile(table, views=views, stream_only_items=stream_only_items, firehose=firehose)
     assert final.clean, final.summary()
     return final, took
 

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from changelake import layout
-from changelake.testing.records import encode, kinesis_dynamodb_record
+from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from changelake_emulator.faults import FaultConfig
 from changelake_faults import SETTINGS, Pipeline, objects, stream_records, wait_reconciled
 from changelake_producer import produce
@@ -110,6 +110,8 @@ def test_records_crossing_midnight_utc_land_in_both_days(pipeline: Pipeline) -> 
         for i, (name, t, precision, old, new) in enumerate(cases)
     ]
     pipeline.put_raw(list(reversed(records)), key_prefix="midnight")  # newest first
+    # then the item is written for real (now, after midnight): the view and the table agree
+    _table().put_item(Item={"pk": "midnight", "v": Decimal(5)})
     verdict, took = wait_reconciled(60)
     before = layout.partition_for_us(at - 1)
     after = layout.partition_for_us(at)
