@@ -128,8 +128,8 @@ class Reconciliation:
             f"{len(self.duplicated)}; quarantined {self.quarantined} (missing "
             f"{len(self.quarantine_missing)}, extra {len(self.quarantine_extra)}, no reason "
             f"{len(self.quarantine_without_reason)}); view items {self.view_items}, problems "
-            f"{self.view_problems[:3]}; changelake reconcile gaps {self.reconcile_gaps[:3]}; first lost {self.lost[:3]}, first duplicated "
-            f"{self.duplicated[:3]}"
+            f"{self.view_problems[:3]}; changelake reconcile gaps {self.reconcile_gaps[:3]}; "
+            f"first lost {self.lost[:3]}, first duplicated {self.duplicated[:3]}"
         )
 
 

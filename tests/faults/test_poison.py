@@ -15,8 +15,8 @@ from collections import Counter
 
 import orjson
 import pytest
-from changelake_testsupport import golden
 from changelake_faults import Pipeline, objects, quarantine_lines, wait_reconciled, wait_until
+from changelake_testsupport import golden
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from changelake.timeutil import datetime_to_us
 from changelake_cli.stats import percentile
+from changelake_emulator.fault_proxy import FaultProxy
 from changelake_lake import layout
 from changelake_lake.layout import Partition
 
@@ -31,7 +32,6 @@ from changelake_bench.env import (
     scoped_env,
 )
 from changelake_bench.lake import our_writer
-from changelake_bench.proxy import CountingProxy
 from changelake_bench.records import TABLE, generate
 from changelake_bench.report import BenchResult, Progress, Row, Target, ratio
 
@@ -150,7 +150,7 @@ def run(
     from changelake_catalog.bootstrap import local_service
 
     changes_table = layout.changes_table_name(TABLE)
-    with bootstrapped_moto() as endpoint, CountingProxy(endpoint) as proxy:
+    with bootstrapped_moto() as endpoint, FaultProxy(endpoint) as proxy:
         s3, glue = boto_client("s3", endpoint), boto_client("glue", endpoint)
         env = {**fake_aws_env(), "AWS_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL_GLUE": proxy.url}
         with scoped_env(**env):
