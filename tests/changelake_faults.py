@@ -139,8 +139,8 @@ def stream_records(stream: str | None = None) -> list[StreamRecord]:
     name = stream or SETTINGS.stream_name
     out: list[StreamRecord] = []
     shards = []
-    for page in kinesis.get_paginator("list_shards").paginate(StreamName=name):
-        shards.extend(page["Shards"])
+    for listing in kinesis.get_paginator("list_shards").paginate(StreamName=name):
+        shards.extend(listing["Shards"])
     for shard in shards:
         sid = shard["ShardId"]
         iterator = kinesis.get_shard_iterator(
@@ -159,7 +159,7 @@ def stream_records(stream: str | None = None) -> list[StreamRecord]:
                     out.append(StreamRecord(sid, seq, rec["Data"], None, decoded.reason))
             if not page["Records"]:
                 break
-            iterator = page.get("NextShardIterator")
+            iterator = page.get("NextShardIterator", "")
     return out
 
 
@@ -318,7 +318,7 @@ def reconcile(
     result.lake_events = len({r["event_id"] for r in rows})
     result.lost = sorted(valid - stored.keys())
     result.duplicated = sorted(p for p, n in stored.items() if n > 1 or p not in valid)
-    quarantined = Counter()
+    quarantined: Counter[tuple[str, str]] = Counter()
     for line in quarantine_lines():
         pos = (str(line.get("shard_id")), str(line.get("sequence_number")))
         quarantined[pos] += 1

@@ -14,6 +14,7 @@ import os
 import random
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -108,9 +109,7 @@ def test_kill_9_of_the_local_runner_at_random_points_during_a_produce_run(
                 began = time.monotonic()
                 before = len(lake_rows())
                 # the restarted runner took the dead one's leases and wrote: it is mid-stream
-                wait_until(
-                    lambda before=before: len(lake_rows()) > before, 90, "the runner to write"
-                )
+                wait_until(partial(_grew, before), 90, "the runner to write again")
                 time.sleep(rng.uniform(0.0, 1.5))  # a random point: read, write, checkpoint...
                 runners.kill(proc)
                 rows_at_kill.append(len(lake_rows()))
@@ -133,6 +132,10 @@ def test_kill_9_of_the_local_runner_at_random_points_during_a_produce_run(
         f"{KILLS} kills of the local runner: {verdict.summary()}; rows at each kill "
         f"{rows_at_kill}; cycle seconds {cycle_s}; clean {took:.1f} s after the last restart"
     )
+
+
+def _grew(rows_before: int) -> bool:
+    return len(lake_rows()) > rows_before
 
 
 def test_a_second_runner_takes_over_after_kill_9(

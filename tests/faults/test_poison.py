@@ -57,19 +57,17 @@ def test_every_malformed_kind_is_quarantined_with_its_reason_on_both_paths(
     assert verdict.lake_events == len({f.event_id for f in VALID})
     assert verdict.lake_rows == len(VALID)
     by_bytes = {base64.b64decode(line["data_base64"]): line for line in consumer_errors}
-    for fixture in MALFORMED:
-        line = by_bytes.get(fixture.raw)
-        assert line is not None, f"{fixture.name} not quarantined by the consumer"
-        assert fixture.reason in line["reason"], (fixture.name, line["reason"])
+    for bad in MALFORMED:
+        line = by_bytes.get(bad.raw)
+        assert line is not None, f"{bad.name} not quarantined by the consumer"
+        assert bad.reason in line["reason"], (bad.name, line["reason"])
     # Firehose path: the same, in Firehose's error-record format.
     failed = Counter(base64.b64decode(e["rawData"]) for e in firehose_errors)
-    for fixture in MALFORMED:
-        assert failed[fixture.raw] == 1, f"{fixture.name}: {failed[fixture.raw]} error records"
+    for bad in MALFORMED:
+        assert failed[bad.raw] == 1, f"{bad.name}: {failed[bad.raw]} error records"
         message = next(
-            e["errorMessage"]
-            for e in firehose_errors
-            if base64.b64decode(e["rawData"]) == fixture.raw
+            e["errorMessage"] for e in firehose_errors if base64.b64decode(e["rawData"]) == bad.raw
         )
-        assert fixture.reason in message, (fixture.name, message)
+        assert bad.reason in message, (bad.name, message)
     assert sorted(r["eventID"] for r in raw_lines) == sorted(f.event_id for f in VALID)
     print(f"poison: {verdict.summary()}; clean after {took:.1f} s")
