@@ -3,7 +3,7 @@
 :class:`Pipeline` runs the emulator on a free loopback port with the catalog in this process,
 optionally a :class:`~changelake_emulator.fault_proxy.FaultProxy` in front of some services
 (per-service endpoint variables) and the consumer either in this process or as real processes
-(:class:`RunnerProcesses`: ``python -m changelake_consumer local``, killed with SIGKILL).
+(:class:`~changelake_testsupport.runners.RunnerProcesses`, killed with SIGKILL).
 
 :func:`reconcile` is the oracle every test ends with. The Kinesis stream is the truth: it is
 read from TRIM_HORIZON on every shard (closed parents included) and every record decoded with
@@ -32,14 +32,10 @@ from __future__ import annotations
 import base64
 import io
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -425,7 +421,9 @@ class Pipeline:
             for service in self._proxied:
                 self._mp.setenv(f"AWS_ENDPOINT_URL_{service.upper()}", self.proxy.url)
         if self._want_catalog:
-            self.catalog = __import__("changelake_catalog.service").service.local_service()
+            from changelake_catalog.service import local_service
+
+            self.catalog = local_service()
             self.catalog.start()
         if self._want_consumer:
             self.start_consumer()
@@ -433,9 +431,9 @@ class Pipeline:
 
     def start_consumer(self) -> Any:
         """A fresh in-process local runner (a new worker id: what a restarted task is)."""
-        from changelake_consumer.local_runner import build
+        from changelake_consumer.bootstrap import build_local
 
-        self.consumer = build()
+        self.consumer = build_local()
         self.consumer.start()
         return self.consumer
 
@@ -473,66 +471,6 @@ class Pipeline:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-class RunnerProcesses:
-    """Local runners as real processes (``python -m changelake_consumer local``), logs in tmp."""
-
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
-        self.tmp = tmp
-        self.env = {**os.environ, **(env or {})}
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def log_path(self, proc: subprocess.Popen[bytes]) -> Path:
-        """The stderr file of one runner."""
-        return self.tmp / f"runner-{self.procs.index(proc)}.log"
-
-    def wait_started(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> float:
-        """Seconds until the runner logged that it consumes (imports done, clients built)."""
-        return wait_until(
-            lambda: (
-                proc.poll() is None and b'"consumer started"' in self.log_path(proc).read_bytes()
-            ),
-            timeout,
-            f"runner {proc.pid} to start",
-        )
-
-    def start(self) -> subprocess.Popen[bytes]:
-        """One more runner."""
-        log = (self.tmp / f"runner-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "changelake_consumer", "local"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        """SIGKILL: no flush, no checkpoint, no lease release."""
-        proc.kill()
-        proc.wait()
-
-    def logs(self, tail: int = 3000) -> str:
-        """The last bytes of every runner's log, for failure messages."""
-        return "\n".join(
-            p.read_text(errors="replace")[-tail:] for p in sorted(self.tmp.glob("runner-*.log"))
-        )
-
-    def stop_all(self) -> list[int]:
-        """SIGTERM the live ones (graceful: flush, checkpoint), wait; return every exit code."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        codes = []
-        for proc in self.procs:
-            try:
-                codes.append(proc.wait(timeout=60))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append(proc.wait())
-        return codes
 
 
 def lease_owners() -> dict[str, str]:

@@ -17,7 +17,7 @@ import pytest
 from changelake_consumer.settings import ConsumerSettings
 from changelake_emulator.fault_proxy import FaultProxy, FaultRule
 from changelake_faults import SETTINGS, Pipeline, reconcile, wait_reconciled, wait_until
-from changelake_producer import produce
+from changelake_producer.bootstrap import produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -22,14 +22,14 @@ from changelake_emulator.fault_proxy import FaultRule
 from changelake_faults import (
     SETTINGS,
     Pipeline,
-    RunnerProcesses,
     lake_rows,
     lease_owners,
     reconcile,
     wait_reconciled,
     wait_until,
 )
-from changelake_producer import produce
+from changelake_producer.bootstrap import produce
+from changelake_testsupport.runners import RunnerProcesses
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -19,7 +19,7 @@ import pytest
 from changelake import layout
 from changelake_emulator.faults import FaultConfig
 from changelake_faults import SETTINGS, Pipeline, objects, stream_records, wait_reconciled
-from changelake_producer import produce
+from changelake_producer.bootstrap import produce
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(180)]

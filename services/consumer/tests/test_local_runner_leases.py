@@ -9,10 +9,7 @@ exactly once.
 from __future__ import annotations
 
 import io
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +22,7 @@ import pytest
 from changelake.settings import ChangelakeSettings
 from changelake_emulator.emulator import Emulator
 from changelake_producer.bootstrap import produce
+from changelake_testsupport.runners import RunnerProcesses
 
 pytestmark = pytest.mark.e2e
 
@@ -32,51 +30,19 @@ TABLE = "leases-ckpt"
 SETTINGS = ChangelakeSettings()
 
 
-class Runners:
+def runners_for(endpoint: str, tmp: Path) -> RunnerProcesses:
     """Local runner processes with a short lease timeout, logs in ``tmp``."""
-
-    def __init__(self, endpoint: str, tmp: Path) -> None:
-        self.env = {
-            **os.environ,
+    return RunnerProcesses(
+        tmp,
+        {
             "AWS_ENDPOINT_URL": endpoint,
             "CHANGELAKE_CHECKPOINT_TABLE": TABLE,
             "CHANGELAKE_LEASE_TIMEOUT_S": "2",
             "CHANGELAKE_SHARD_SYNC_S": "0.3",
             "CHANGELAKE_FLUSH_AGE_S": "0.3",
             "CHANGELAKE_GET_RECORDS_PER_S": "5",
-        }
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        log = (self.tmp / f"runner-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "changelake_consumer", "local"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def owner_of(self, proc: subprocess.Popen[bytes]) -> str:
-        return next(o for o in owners() if f"-{proc.pid}-" in o)
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text()[-3000:] for p in sorted(self.tmp.glob("runner-*.log")))
-
-    def stop_all(self) -> list[int | None]:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        codes = []
-        for proc in self.procs:
-            try:
-                codes.append(proc.wait(timeout=60))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append(proc.wait())
-        return codes
+        },
+    )
 
 
 def owners() -> Counter[str]:
@@ -98,7 +64,9 @@ def _rows() -> list[dict[str, Any]]:
     return rows
 
 
-def _wait(what: str, predicate: Callable[[], bool], runners: Runners, timeout: float = 60) -> None:
+def _wait(
+    what: str, predicate: Callable[[], bool], runners: RunnerProcesses, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -115,7 +83,7 @@ def _wait(what: str, predicate: Callable[[], bool], runners: Runners, timeout: f
 def test_local_runners_share_shards_and_take_over_after_sigkill(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    runners = Runners(emulator.endpoint, tmp_path)
+    runners = runners_for(emulator.endpoint, tmp_path)
     produced = 0
     try:
         # GIVEN two runners on a 4-shard stream: two shards each
@@ -126,12 +94,12 @@ def test_local_runners_share_shards_and_take_over_after_sigkill(
         # WHEN a third runner joins THEN the shards are shared 2/1/1
         third = runners.start()
         _wait("3 runners share", lambda: sorted(owners().values()) == [1, 1, 2], runners)
-        assert runners.owner_of(third) in owners()
+        assert runners.owner_of(third, owners()) in owners()
         produced += produce(count=120, seed=2, settings=SETTINGS).total
         _wait("more changes", lambda: len({r["event_id"] for r in _rows()}) == produced, runners)
         # WHEN the runner with two shards is killed (SIGKILL: no flush, no release)
-        victim = max((first, second, third), key=lambda p: owners()[runners.owner_of(p)])
-        dead = runners.owner_of(victim)
+        victim = max((first, second, third), key=lambda p: owners()[runners.owner_of(p, owners())])
+        dead = runners.owner_of(victim, owners())
         victim.kill()
         victim.wait()
         produced += produce(count=120, seed=3, settings=SETTINGS).total

@@ -1,0 +1,80 @@
+"""Local runners as real processes, for crash tests: start, SIGKILL, restart, stop.
+
+``python -m changelake_consumer local`` with the environment given (endpoint, fast timings);
+each runner's stderr (JSON log lines) goes to its own file in a folder, for assertions and
+failure messages. Used by the lease tests (services/consumer) and the fault tests (tests/faults).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class RunnerProcesses:
+    """Local runners as real processes (``python -m changelake_consumer local``), logs in tmp."""
+
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.env = {**os.environ, **(env or {})}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def log_path(self, proc: subprocess.Popen[bytes]) -> Path:
+        """The stderr file of one runner."""
+        return self.tmp / f"runner-{self.procs.index(proc)}.log"
+
+    def wait_started(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> float:
+        """Seconds until the runner logged that it consumes (imports done, clients built)."""
+        started = time.monotonic()
+        log = self.log_path(proc)
+        while not (log.is_file() and b'"consumer started"' in log.read_bytes()):
+            if proc.poll() is not None or time.monotonic() - started > timeout:
+                raise AssertionError(f"runner {proc.pid} did not start:\n{self.logs()}")
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """One more runner."""
+        log = (self.tmp / f"runner-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "changelake_consumer", "local"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def owner_of(self, proc: subprocess.Popen[bytes], owners: Iterable[str]) -> str:
+        """The lease-table worker id of a runner among ``owners`` (ids hold ``-<pid>-``)."""
+        return next(o for o in owners if f"-{proc.pid}-" in o)
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL: no flush, no checkpoint, no lease release."""
+        proc.kill()
+        proc.wait()
+
+    def logs(self, tail: int = 3000) -> str:
+        """The last bytes of every runner's log, for failure messages."""
+        return "\n".join(
+            p.read_text(errors="replace")[-tail:] for p in sorted(self.tmp.glob("runner-*.log"))
+        )
+
+    def stop_all(self) -> list[int]:
+        """SIGTERM the live ones (graceful: flush, checkpoint), wait; return every exit code."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        codes = []
+        for proc in self.procs:
+            try:
+                codes.append(proc.wait(timeout=60))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(proc.wait())
+        return codes
