@@ -36,7 +36,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self
 
 import boto3
@@ -45,6 +44,7 @@ import pyarrow.parquet as pq
 import pytest
 from changelake import ddb_json, layout
 from changelake.events import ChangeEvent, Position, decode_record
+from changelake.lifecycle import StartStop
 from changelake.settings import ChangelakeSettings
 from changelake_emulator.emulator import Emulator
 from changelake_emulator.fault_proxy import FaultProxy
@@ -376,7 +376,7 @@ def wait_reconciled(
 # -- the pipeline ------------------------------------------------------------------------
 
 
-class Pipeline:
+class Pipeline(StartStop):
     """The emulator + catalog (+ in-process local runner) with an optional fault proxy.
 
     ``proxied`` names the services whose clients go through the proxy (``s3``, ``glue``,
@@ -411,7 +411,14 @@ class Pipeline:
         return self.emulator.endpoint
 
     def start(self) -> Self:
-        """Emulator, proxy, environment, then catalog and consumer."""
+        """Emulator, proxy, environment, then catalog and consumer (undone on failure)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Self:
         for name, value in FAST_ENV.items():
             self._mp.setenv(name, os.environ.get(name, value))
         self.emulator.start()
@@ -447,6 +454,7 @@ class Pipeline:
             self.catalog = None
         if self.proxy is not None:
             self.proxy.stop()
+            self.proxy = None
         self.emulator.stop()
 
     def put_raw(self, records: list[bytes], key_prefix: str = "raw") -> None:
@@ -456,21 +464,6 @@ class Pipeline:
             kinesis.put_record(
                 StreamName=SETTINGS.stream_name, Data=data, PartitionKey=f"{key_prefix}-{i}"
             )
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def lease_owners() -> dict[str, str]:

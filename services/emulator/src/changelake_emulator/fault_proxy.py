@@ -42,11 +42,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+from changelake.lifecycle import StartStop
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def error_response(service: str, json_protocol: bool, status: int, code: str) ->
     return ('<?xml version="1.0" encoding="UTF-8"?>' + body).encode(), "application/xml"
 
 
-class FaultProxy:
+class FaultProxy(StartStop):
     """Forwards every request to ``upstream``, counts it, injects faults; a context manager."""
 
     def __init__(self, upstream: str, *, seed: int = 0, name: str = "fault-proxy") -> None:
@@ -346,14 +346,3 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
