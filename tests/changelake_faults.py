@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -464,6 +465,37 @@ class Pipeline(StartStop):
             kinesis.put_record(
                 StreamName=SETTINGS.stream_name, Data=data, PartitionKey=f"{key_prefix}-{i}"
             )
+
+
+class ProduceLoop(StartStop):
+    """A produce run that lasts until stopped: chunks of ``chunk`` changes at ``rate``/s."""
+
+    def __init__(self, chunk: int = 20, rate: float = 20) -> None:
+        self.chunk, self.rate = chunk, rate
+        self.produced = 0
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="produce-loop", daemon=True)
+
+    def _run(self) -> None:
+        from changelake_producer.bootstrap import produce
+
+        seed = 0
+        while self._running.is_set():
+            seed += 1
+            summary = produce(count=self.chunk, rate=self.rate, seed=seed, settings=SETTINGS)
+            self.produced += summary.total
+
+    def start(self) -> Self:
+        """Start writing in a background thread."""
+        self._running.set()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Finish the chunk in flight and stop (idempotent)."""
+        self._running.clear()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
 
 
 def lease_owners() -> dict[str, str]:

@@ -27,6 +27,7 @@ from changelake.settings import ChangelakeSettings
 from changelake_cli.local_stack import LocalStack, free_port
 from changelake_consumer.kcl_daemon import KclDaemon
 from changelake_consumer.settings import ConsumerSettings
+from changelake_kcl import leader, lease_table, owners, worker_id
 from changelake_lake.layout import changes_table_name
 from changelake_lake.query.current_check import compare
 from changelake_lake.query.local_engine import LocalEngine
@@ -199,16 +200,6 @@ def assert_lake_matches(engine: LocalEngine, work: Workload) -> list[dict[str, A
     return rows
 
 
-def scan(table: str) -> list[dict[str, Any]]:
-    """Every item of a table the KCL creates, attribute values unwrapped ([] until it exists)."""
-    ddb = boto3.client("dynamodb")
-    try:
-        items = ddb.scan(TableName=table, ConsistentRead=True)["Items"]
-    except ddb.exceptions.ResourceNotFoundException:
-        return []
-    return [{k: next(iter(v.values())) for k, v in item.items()} for item in items]
-
-
 def wait_for_lake(work: Workload, timeout: float) -> list[dict[str, Any]]:
     """Wait until every change is in ``<table>_changes``, then check the lake (see above)."""
     engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
@@ -219,23 +210,6 @@ def wait_for_lake(work: Workload, timeout: float) -> list[dict[str, Any]]:
     )
     time.sleep(2)  # anything written twice would show up now
     return assert_lake_matches(engine, work)
-
-
-def lease_table() -> list[dict[str, Any]]:
-    return scan(ConsumerSettings().application_name)
-
-
-def owners() -> dict[str, str | None]:
-    return {lease["leaseKey"]: lease.get("leaseOwner") for lease in lease_table()}
-
-
-def worker_id(lines: list[dict[str, Any]]) -> str | None:
-    """The KCL worker id the daemon logged at start (None until it did)."""
-    for line in lines:
-        message = str(line.get("message", ""))
-        if message.startswith("Using workerId: "):
-            return message.removeprefix("Using workerId: ").strip()
-    return None
 
 
 @pytest.fixture
@@ -291,14 +265,6 @@ def test_daemon_lands_every_change_once_then_sigterm_flushes_and_checkpoints(
     assert {line["level"] for line in lines} <= {"INFO", "WARN", "WARNING", "ERROR"}
     assert not any("Received error line from subprocess" in m for m in messages)
     assert not [line for line in lines if line["level"] == "ERROR"]
-
-
-def leader() -> str | None:
-    """The worker holding the KCL 3 leader lock (DynamoDB lock client, CoordinatorState)."""
-    for item in scan(f"{ConsumerSettings().application_name}-CoordinatorState"):
-        if item.get("key") == "Leader":
-            return str(item["ownerName"]) if item.get("ownerName") else None
-    return None
 
 
 @pytest.mark.usefixtures("kcl_env")

@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-import boto3
 import orjson
 import pytest
 from changelake_consumer.kcl_daemon import KclDaemon
 from changelake_consumer.settings import ConsumerSettings
-from changelake_faults import SETTINGS, Pipeline, lake_rows, wait_reconciled, wait_until
-from changelake_producer.bootstrap import produce
+from changelake_faults import Pipeline, ProduceLoop, lake_rows, wait_reconciled, wait_until
+from changelake_kcl import leader, owners, worker_id
 
 pytestmark = [pytest.mark.faults, pytest.mark.kcl, pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -61,36 +58,12 @@ class Workers:
     def worker_id(self, daemon: KclDaemon) -> str | None:
         """The KCL worker id the daemon logged at start (None until it did)."""
         log = self.folder / f"daemon-{self.daemons.index(daemon)}.log"
-        for raw in log.read_bytes().splitlines():
-            line = orjson.loads(raw) if raw.startswith(b"{") else {}
-            message = str(line.get("message", ""))
-            if message.startswith("Using workerId: "):
-                return message.removeprefix("Using workerId: ").strip()
-        return None
-
-
-def _scan(table: str) -> list[dict[str, Any]]:
-    ddb = boto3.client("dynamodb")
-    try:
-        items = ddb.scan(TableName=table, ConsistentRead=True)["Items"]
-    except ddb.exceptions.ResourceNotFoundException:
-        return []
-    return [{k: next(iter(v.values())) for k, v in item.items()} for item in items]
+        lines = (orjson.loads(raw) for raw in log.read_bytes().splitlines() if raw[:1] == b"{")
+        return worker_id(lines)
 
 
 def _owners() -> set[str]:
-    return {
-        str(lease["leaseOwner"])
-        for lease in _scan(ConsumerSettings().application_name)
-        if lease.get("leaseOwner")
-    }
-
-
-def _leader() -> str | None:
-    for item in _scan(f"{ConsumerSettings().application_name}-CoordinatorState"):
-        if item.get("key") == "Leader" and item.get("ownerName"):
-            return str(item["ownerName"])
-    return None
+    return {owner for owner in owners().values() if owner}
 
 
 def _owned_by(ids: list[str]) -> bool:
@@ -98,7 +71,7 @@ def _owned_by(ids: list[str]) -> bool:
 
 
 def _leader_in(ids: list[str]) -> bool:
-    return _leader() in ids
+    return leader() in ids
 
 
 def _grew(before: int) -> bool:
@@ -123,18 +96,7 @@ def test_kill_9_of_the_kcl_daemon_at_random_points_during_a_produce_run(
     rng = random.Random(3800)
     with Pipeline(monkeypatch, consumer=False, shards=4):
         live = [workers.start(), workers.start()]
-        writing = threading.Event()
-        produced: list[int] = []
-
-        def write() -> None:  # a produce run that lasts as long as the kills do
-            chunk = 0
-            while writing.is_set():
-                chunk += 1
-                produced.append(produce(count=20, rate=20, seed=chunk, settings=SETTINGS).total)
-
-        writer = threading.Thread(target=write, daemon=True)
-        writing.set()
-        writer.start()
+        writer = ProduceLoop(chunk=20, rate=20).start()  # lasts as long as the kills do
         cycle_s: list[float] = []
         try:
             for _ in range(KILLS):
@@ -145,23 +107,22 @@ def test_kill_9_of_the_kcl_daemon_at_random_points_during_a_produce_run(
                 wait_until(partial(_grew, len(lake_rows())), 120, "the lake to grow")
                 wait_until(partial(_leader_in, ids), 60, "a leader among the live workers")
                 time.sleep(rng.uniform(0.0, 3.0))  # a random point while both process
-                victim = live[1 - ids.index(str(_leader()))]
+                victim = live[1 - ids.index(str(leader()))]
                 victim.kill()  # SIGKILL of the JVM and its record processors
                 live.remove(victim)
                 live.append(workers.start())
                 cycle_s.append(round(time.monotonic() - began, 1))
             last_restart = time.monotonic()
-            writing.clear()
-            writer.join(timeout=60)
+            writer.stop()
             joined = time.monotonic()
             verdict, took = wait_reconciled(180)
             took += joined - last_restart
         finally:
-            writing.clear()
+            writer.stop()
             for daemon in live:
                 daemon.stop()
     codes = [d.poll() for d in workers.daemons]
-    assert verdict.distinct_events == sum(produced)
+    assert verdict.distinct_events == writer.produced
     assert codes.count(-9) == KILLS, codes  # the killed ones; the others stopped by us
     print(
         f"{KILLS} kills of the KCL daemon: {verdict.summary()}; cycle seconds {cycle_s}; "

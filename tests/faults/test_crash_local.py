@@ -22,6 +22,7 @@ from changelake_emulator.fault_proxy import FaultRule
 from changelake_faults import (
     SETTINGS,
     Pipeline,
+    ProduceLoop,
     lake_rows,
     lease_owners,
     reconcile,
@@ -88,20 +89,9 @@ def test_kill_9_of_the_local_runner_at_random_points_during_a_produce_run(
     monkeypatch.setenv("CHANGELAKE_LEASE_TIMEOUT_S", "0.8")  # restarts take the lease sooner
     with Pipeline(monkeypatch, consumer=False):
         runners = RunnerProcesses(tmp_path)
-        writing = threading.Event()
-        produced: list[int] = []
-
-        def write() -> None:  # a produce run that lasts as long as the kills do
-            chunk = 0
-            while writing.is_set():
-                chunk += 1
-                produced.append(produce(count=20, rate=40, seed=chunk, settings=SETTINGS).total)
-
-        writer = threading.Thread(target=write, daemon=True)
         proc = runners.start()
         runners.wait_started(proc)
-        writing.set()
-        writer.start()
+        writer = ProduceLoop(chunk=20, rate=40).start()  # lasts as long as the kills do
         rows_at_kill: list[int] = []
         cycle_s: list[float] = []
         try:
@@ -116,15 +106,14 @@ def test_kill_9_of_the_local_runner_at_random_points_during_a_produce_run(
                 proc = runners.start()
                 cycle_s.append(round(time.monotonic() - began, 1))
             last_restart = time.monotonic()
-            writing.clear()
-            writer.join(timeout=60)
+            writer.stop()
             joined = time.monotonic()
             verdict, took = wait_reconciled(120)
             took += joined - last_restart  # from the last restart until clean
         finally:
-            writing.clear()
+            writer.stop()
             codes = runners.stop_all()
-    assert verdict.distinct_events == sum(produced)
+    assert verdict.distinct_events == writer.produced
     assert codes == [-9] * KILLS + [0]
     assert rows_at_kill == sorted(rows_at_kill)
     assert rows_at_kill[0] > 0
