@@ -43,13 +43,14 @@ import boto3
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from changelake import ddb_json, layout
+from changelake import ddb_json
 from changelake.events import ChangeEvent, Position, decode_record
 from changelake.lifecycle import StartStop
 from changelake.settings import ChangelakeSettings
 from changelake_emulator.emulator import Emulator
 from changelake_emulator.fault_proxy import FaultProxy
 from changelake_emulator.faults import FaultConfig
+from changelake_lake import layout
 
 SETTINGS = ChangelakeSettings()
 TABLE = SETTINGS.table_name  # multitable: the one line that becomes a loop over the tables
@@ -221,8 +222,8 @@ def expected_current(records: list[StreamRecord], table: str = TABLE) -> dict[st
 
 
 def _view_problems(records: list[StreamRecord], table: str) -> tuple[int | None, list[str]]:
-    from changelake_cli.query.current_check import view_images
-    from changelake_cli.query.local_engine import LocalEngine
+    from changelake_lake.query.current_check import view_images
+    from changelake_lake.query.local_engine import LocalEngine
 
     engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
     try:

@@ -16,9 +16,9 @@ from typing import Any
 
 import boto3
 import pytest
-from changelake import layout
 from changelake_emulator.faults import FaultConfig
 from changelake_faults import SETTINGS, Pipeline, objects, stream_records, wait_reconciled
+from changelake_lake import layout
 from changelake_producer.bootstrap import produce
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 
@@ -148,7 +148,7 @@ def test_n_s_type_drift_and_new_attributes_mid_stream(pipeline: Pipeline) -> Non
     )
     table.put_item(Item={"pk": "newcomer", "fresh_attribute": True, "tags": {"a", "b"}})
     verdict, took = wait_reconciled(60)
-    from changelake_cli.query.local_engine import LocalEngine
+    from changelake_lake.query.local_engine import LocalEngine
 
     engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
     changes = layout.changes_table_name(SETTINGS.table_name)
