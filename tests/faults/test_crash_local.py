@@ -151,7 +151,9 @@ def test_a_second_runner_takes_over_after_kill_9(
             wait_until(lambda: len(set(lease_owners().values())) == 1, 60, "the take-over")
             takeover = time.monotonic() - killed_at
             writer.join()
-            verdict, _ = wait_reconciled(90)
+            # two live runners: while a lease moves, both may write the shard (ADR 0017's
+            # at-least-once window); rows written twice are counted, the views must hide them
+            verdict, _ = wait_reconciled(90, rows_twice_ok=True)
         finally:
             codes = runners.stop_all()
     assert len(owners_before) == 2
