@@ -129,8 +129,9 @@ class Reconciliation:
             f"{self.distinct_events} events, {self.bad_records} bad); lake {self.lake_rows} rows "
             f"({self.lake_events} events); lost {len(self.lost)}, duplicated "
             f"{len(self.duplicated)} (rows written twice {self.rows_twice}); quarantined "
-            f"{self.quarantined} (missing {len(self.quarantine_missing)}, extra {len(self.quarantine_extra)}, no reason "
-            f"{len(self.quarantine_without_reason)}); view items {self.view_items}, problems "
+            f"{self.quarantined} (missing {len(self.quarantine_missing)}, extra "
+            f"{len(self.quarantine_extra)}, no reason {len(self.quarantine_without_reason)}); "
+            f"view items {self.view_items}, problems "
             f"{self.view_problems[:3]}; changelake reconcile gaps {self.reconcile_gaps[:3]}; "
             f"first lost {self.lost[:3]}, first duplicated {self.duplicated[:3]}"
         )
