@@ -57,7 +57,7 @@ from changelake_emulator.faults import FaultConfig
 from changelake_lake import layout
 
 SETTINGS = ChangelakeSettings()
-TABLE = SETTINGS.table_name  # multitable: the one line that becomes a loop over the tables
+TABLE = SETTINGS.single_table()  # the fault tests run on one table (the default: persons)
 
 # Fast timings for tests: small flush age, short lease timeout, quick shard sync.
 FAST_ENV = {

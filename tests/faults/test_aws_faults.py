@@ -16,7 +16,7 @@ import boto3
 import pytest
 from changelake_consumer.settings import ConsumerSettings
 from changelake_emulator.fault_proxy import FaultProxy, FaultRule
-from changelake_faults import SETTINGS, Pipeline, reconcile, wait_reconciled, wait_until
+from changelake_faults import SETTINGS, TABLE, Pipeline, reconcile, wait_reconciled, wait_until
 from changelake_producer.bootstrap import produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -154,7 +154,7 @@ def test_glue_throttling_and_sqs_errors_are_retried_then_everything_is_catalogue
         proxy.clear()
         outage = proxy.add(FaultRule("error", "glue", status=500, code="InternalServiceException"))
         # a new attribute: the catalog must add a column (a Glue call it cannot skip)
-        boto3.resource("dynamodb").Table(SETTINGS.table_name).put_item(
+        boto3.resource("dynamodb").Table(TABLE).put_item(
             Item={"pk": "outage", "added_during_the_outage": "yes"}
         )
         produce(count=50, seed=35, settings=SETTINGS)
@@ -164,7 +164,7 @@ def test_glue_throttling_and_sqs_errors_are_retried_then_everything_is_catalogue
         verdict, _ = wait_reconciled(120)
         recovered = time.monotonic() - restored
         columns = boto3.client("glue").get_table(
-            DatabaseName=SETTINGS.database, Name=f"{SETTINGS.table_name}_changes"
+            DatabaseName=SETTINGS.database, Name=f"{TABLE}_changes"
         )["Table"]["StorageDescriptor"]["Columns"]
         assert "added_during_the_outage" in {c["Name"] for c in columns}
         injected = {f"{r.service} {r.operation or ''} {r.code}".strip(): r.injected for r in rules}

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from changelake_emulator.faults import FaultConfig
-from changelake_faults import SETTINGS, Pipeline, objects, stream_records, wait_reconciled
+from changelake_faults import SETTINGS, TABLE, Pipeline, objects, stream_records, wait_reconciled
 from changelake_lake import layout
 from changelake_producer.bootstrap import produce
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
@@ -34,7 +34,7 @@ def pipeline() -> Iterator[Pipeline]:
 
 
 def _table() -> Any:
-    return boto3.resource("dynamodb").Table(SETTINGS.table_name)
+    return boto3.resource("dynamodb").Table(TABLE)
 
 
 def test_duplicates_and_reordering_are_stored_once_per_record(pipeline: Pipeline) -> None:
@@ -104,7 +104,7 @@ def test_records_crossing_midnight_utc_land_in_both_days(pipeline: Pipeline) -> 
                 event_time_us=t,
                 precision=precision,
                 event_id=f"00000000-0000-0000-0000-00000000000{i}",
-                table=SETTINGS.table_name,
+                table=TABLE,
             )
         )
         for i, (name, t, precision, old, new) in enumerate(cases)
@@ -116,12 +116,9 @@ def test_records_crossing_midnight_utc_land_in_both_days(pipeline: Pipeline) -> 
     before = layout.partition_for_us(at - 1)
     after = layout.partition_for_us(at)
     assert before.values != after.values
-    folders = {
-        key.rsplit("/", 1)[0] + "/"
-        for key, _ in objects(layout.changes_prefix(SETTINGS.table_name))
-    }
+    folders = {key.rsplit("/", 1)[0] + "/" for key, _ in objects(layout.changes_prefix(TABLE))}
     for partition in (before, after):
-        assert layout.changes_partition_prefix(SETTINGS.table_name, partition) in folders
+        assert layout.changes_partition_prefix(TABLE, partition) in folders
     print(f"midnight: {verdict.summary()}; clean after {took:.1f} s")
 
 
@@ -151,7 +148,7 @@ def test_n_s_type_drift_and_new_attributes_mid_stream(pipeline: Pipeline) -> Non
     from changelake_lake.query.local_engine import LocalEngine
 
     engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
-    changes = layout.changes_table_name(SETTINGS.table_name)
+    changes = layout.changes_table_name(TABLE)
     result = engine.run(
         f"SELECT age__n, age, nickname, address__zip, fresh_attribute__bool FROM {changes} "
         "WHERE item_key LIKE '%drift%' OR item_key LIKE '%newcomer%'"
@@ -170,7 +167,7 @@ def _rows_with_times() -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     rows: list[dict[str, Any]] = []
-    for _key, data in objects(layout.changes_prefix(SETTINGS.table_name)):
+    for _key, data in objects(layout.changes_prefix(TABLE)):
         rows.extend(
             pq.read_table(
                 io.BytesIO(data), columns=["shard_id", "sequence_number", "event_time"]
