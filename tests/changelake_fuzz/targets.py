@@ -24,8 +24,9 @@ from changelake.privacy import PrivacyPolicy, sample_policy
 from changelake.table_name import check_table_name
 from changelake_catalog.exceptions import InvalidNotificationError
 from changelake_catalog.notifications import parse_notification
-from changelake_consumer.rows import PreparedRow, prepare, prepare_event
+from changelake_consumer.rows import prepare, prepare_event
 from changelake_lake import layout
+from changelake_lake.column_policy import PreparedRow
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from changelake_transform.handler import handler
 from changelake_transform.service import DROPPED, OK, PROCESSING_FAILED, transform_records

@@ -13,6 +13,7 @@ import pytest
 from changelake import ddb_json
 from changelake.events import ChangeEvent, Position, decode_record
 from changelake_consumer.parquet import records_to_parquet
+from changelake_consumer.rows import prepare_event
 from changelake_lake import glue_schema, schema
 from changelake_lake.column_policy import ChangeColumns, image_json, number_fits
 from changelake_testsupport import golden
@@ -121,7 +122,7 @@ def test_columns_number_too_large_goes_to_text_column_and_is_counted() -> None:
     tiny = Decimal("1E-12")
     cols = ChangeColumns()
     raw, pos = change(1, item=person(1, big=big, tiny=tiny, ok=Decimal("123.456789012")))
-    cols.append(_event(raw, pos))
+    cols.add(prepare_event(_event(raw, pos)))
     row = cols.to_table().to_pylist()[0]
     assert row["big__n_text"] == str(big)
     assert "big__n" not in row
@@ -149,7 +150,7 @@ def test_columns_every_attribute_path_has_its_own_typed_column() -> None:
     )
     cols = ChangeColumns()
     raw, pos = change(1, item=item)
-    cols.append(_event(raw, pos))
+    cols.add(prepare_event(_event(raw, pos)))
     table = cols.to_table()
     row = table.to_pylist()[0]
     values = {

@@ -20,6 +20,7 @@ import pytest
 from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
 from changelake.privacy import PrivacyPolicy
 from changelake_consumer.parquet import decode_into, gc_paused, records_to_parquet, table_to_parquet
+from changelake_consumer.rows import prepare_event
 from changelake_lake.column_policy import ChangeColumns
 from changelake_testsupport import golden
 from changelake_testsupport.records import kinesis_dynamodb_record
@@ -64,7 +65,7 @@ def _reference(
             else decode_record(raw, position, expected_table=table)
         )
         if isinstance(decoded, ChangeEvent):
-            columns.append(decoded)
+            columns.add(prepare_event(decoded))
         else:
             failures.append(decoded)
     return columns, failures

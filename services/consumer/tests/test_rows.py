@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 from changelake.events import ChangeEvent, DecodeFailure, Position, decode_record
-from changelake_consumer.rows import PreparedRow, prepare, prepare_event
+from changelake_consumer.rows import prepare, prepare_event
+from changelake_lake.column_policy import PreparedRow
 from changelake_testsupport import golden
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from hypothesis import HealthCheck, given, settings

@@ -274,8 +274,8 @@ def write_snapshot(
 ) -> BackfillSummary:
     """Every item of ``snapshot`` as a SNAPSHOT row, in objects of ``rows_per_object`` rows."""
     from changelake_consumer.parquet import table_to_parquet
-    from changelake_consumer.rows import PreparedRow, prepare
-    from changelake_lake.column_policy import ChangeColumns
+    from changelake_consumer.rows import prepare
+    from changelake_lake.column_policy import ChangeColumns, PreparedRow
 
     started = time.monotonic()
     summary = BackfillSummary(

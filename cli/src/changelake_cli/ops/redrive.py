@@ -110,8 +110,8 @@ def redrive_consumer_errors(
 ) -> RedriveSummary:
     """Decode ``errors/consumer/`` again; land what decodes, keep what fails (new reason)."""
     from changelake_consumer.parquet import table_to_parquet
-    from changelake_consumer.rows import PreparedRow, prepare
-    from changelake_lake.column_policy import ChangeColumns
+    from changelake_consumer.rows import prepare
+    from changelake_lake.column_policy import ChangeColumns, PreparedRow
 
     summary = RedriveSummary("consumer-errors", dry_run)
     prefixes = [layout.errors_prefix(lake.CONSUMER_ERRORS, t) for t in tables]

@@ -7,24 +7,34 @@ from __future__ import annotations
 import base64
 import decimal
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from changelake.events import ChangeEvent
 
 from changelake_lake import schema
-
-if TYPE_CHECKING:
-    from changelake_consumer.rows import PreparedRow
 
 _Q9 = Decimal(1).scaleb(-schema.NUMBER_SCALE)
 _FIT_CONTEXT = decimal.Context(prec=schema.NUMBER_PRECISION, traps=[decimal.InvalidOperation])
 _MAX_INT_DIGITS = schema.NUMBER_PRECISION - schema.NUMBER_SCALE
 
 SYSTEM_NAMES = tuple(name for name, _ in schema.SYSTEM_COLUMNS)
+
+Cell = tuple[str, Any]
+
+
+@dataclass(slots=True)
+class PreparedRow:
+    """One row: its table, event time, system values (schema order) and attribute cells."""
+
+    table: str
+    event_time_us: int
+    system: tuple[Any, ...]
+    cells: list[Cell]
+    number_text_values: int
 
 
 def number_fits(value: Decimal) -> bool:
@@ -82,12 +92,6 @@ class ChangeColumns:
         self.number_text_values = 0
         self.collisions = 0
         self._system_rows: list[tuple[Any, ...]] = []
-
-    def append(self, event: ChangeEvent) -> None:
-        """Add one decoded event as a row (the codec's path)."""
-        from changelake_consumer.rows import prepare_event
-
-        self.add(prepare_event(event))
 
     def add(self, row: PreparedRow) -> None:
         """Add one prepared row."""

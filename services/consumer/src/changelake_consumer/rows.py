@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +33,14 @@ from changelake.table_name import check_table_name
 from changelake.timeutil import normalize_epoch_us
 from changelake.wire import MAX_EVENT_ID_LENGTH, TTL_PRINCIPAL
 from changelake_lake import schema
-from changelake_lake.column_policy import image_json, number_fits, plain, value_json
+from changelake_lake.column_policy import (
+    Cell,
+    PreparedRow,
+    image_json,
+    number_fits,
+    plain,
+    value_json,
+)
 
 # Numbers whose text is already canonical (str(Decimal(t)) == t), within DynamoDB's limits and
 # exactly representable as decimal(38, 9): at most 29 integer and 9 fraction digits, no
@@ -46,19 +52,6 @@ _fast_number = _FAST_NUMBER.match
 _fragment = orjson.Fragment
 _EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
 _PRECISIONS = frozenset({None, "MILLISECOND", "MICROSECOND"})
-
-Cell = tuple[str, Any]
-
-
-@dataclass(slots=True)
-class PreparedRow:
-    """One row: its table, event time, system values (schema order) and attribute cells."""
-
-    table: str
-    event_time_us: int
-    system: tuple[Any, ...]
-    cells: list[Cell]
-    number_text_values: int
 
 
 class _SlowPathError(Exception):

@@ -39,11 +39,11 @@ from changelake.privacy import PrivacyPolicy
 from changelake.table_name import check_table_name
 from changelake.timeutil import now_us, us_to_datetime
 from changelake_lake import layout, schema
-from changelake_lake.column_policy import ChangeColumns
+from changelake_lake.column_policy import ChangeColumns, PreparedRow
 from changelake_lake.layout import Partition
 
 from changelake_consumer.parquet import table_to_parquet
-from changelake_consumer.rows import PreparedRow, prepare
+from changelake_consumer.rows import prepare
 
 log = logging.getLogger(__name__)
 
