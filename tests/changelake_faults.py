@@ -451,7 +451,7 @@ class Pipeline(StartStop):
             for service in self._proxied:
                 self._mp.setenv(f"AWS_ENDPOINT_URL_{service.upper()}", self.proxy.url)
         if self._want_catalog:
-            from changelake_catalog.service import local_service
+            from changelake_catalog.bootstrap import local_service
 
             self.catalog = local_service()
             self.catalog.start()
