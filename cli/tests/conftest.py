@@ -6,7 +6,7 @@ import boto3
 import pytest
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake_catalog.adapters.glue_registry import GlueRegistry
-from changelake_cli.snapshot import Lake
+from changelake_catalog.snapshot import Lake
 from changelake_lake.query.glue_catalog import GlueCatalog
 from changelake_lake.query.s3_objects import S3Objects
 

@@ -19,9 +19,9 @@ from changelake.privacy import PrivacyPolicy
 from changelake.settings import ChangelakeSettings
 from changelake_bench import history_lake
 from changelake_bench.history_lake import HistorySpec, hour_of
+from changelake_catalog.snapshot import Lake, take_snapshot
 from changelake_cli.erase import EraseError, erase, key_schema, lake_item_key, line_item
 from changelake_cli.main import app
-from changelake_cli.snapshot import Lake, take_snapshot
 from changelake_lake.layout import error_object_key
 from changelake_lake.query.local_engine import LocalEngine
 from typer.testing import CliRunner

@@ -18,8 +18,8 @@ from changelake_bench.history_lake import HistorySpec, hour_of, put_change_objec
 from changelake_catalog.ports import QueueMessage
 from changelake_catalog.repair import Repairer
 from changelake_catalog.service import CatalogService
+from changelake_catalog.snapshot import Lake, take_snapshot
 from changelake_cli.main import app
-from changelake_cli.snapshot import Lake, take_snapshot
 from changelake_lake.query.local_engine import LocalEngine
 from changelake_lake.snapshot_view import state_of
 from changelake_lake.views import current_view_sql

@@ -220,7 +220,7 @@ def _snapshot_then_more_changes(
 ) -> tuple[Any, int]:
     """Take a snapshot covering every partition so far, then 20 more changes: 10 updates, 5
     deletes and 5 new items; wait until the lake has them; the view's snapshot state."""
-    from changelake_cli.snapshot import take_snapshot
+    from changelake_catalog.snapshot import take_snapshot
     from changelake_cli.snapshot_cmd import lake_from_settings
     from changelake_lake.layout import partition_for
     from changelake_testsupport.waiting import wait_until

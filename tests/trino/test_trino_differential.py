@@ -335,7 +335,7 @@ def test_current_view_with_a_snapshot_same_rows_on_trino(lake: Lake) -> None:
     """Last in the module: it switches ``persons_current`` to a snapshot (ADR 0035). The
     snapshot form (UNION ALL, ORs of partition literals) gives the full history's rows on Trino
     and locally, and Trino pushes the partition predicates down to the Hive connector."""
-    from changelake_cli.snapshot import take_snapshot
+    from changelake_catalog.snapshot import take_snapshot
     from changelake_cli.snapshot_cmd import lake_from_settings
     from changelake_lake.layout import Partition
 

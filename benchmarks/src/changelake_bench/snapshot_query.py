@@ -41,7 +41,7 @@ def _measure(endpoint: str, hours: int, items: int, per_hour: int, recent: int) 
     import boto3
     from changelake.adapters.s3_store import S3ObjectStore
     from changelake_catalog.adapters.glue_registry import GlueRegistry
-    from changelake_cli.snapshot import Lake, take_snapshot
+    from changelake_catalog.snapshot import Lake, take_snapshot
     from changelake_lake.query.glue_catalog import GlueCatalog
     from changelake_lake.query.local_engine import LocalEngine
     from changelake_lake.query.s3_objects import S3Objects

@@ -61,6 +61,7 @@ def compact(  # noqa: PLR0917 - typer maps each option to a parameter
         dry_run=dry_run,
         expire=expire,
         expire_after=parse_duration(expire_after) if expire_after is not None else None,
+        take_snapshot=False,  # `changelake snapshot` is its own command; the schedule does both
     )
     if as_json:
         typer.echo(json.dumps(summaries))

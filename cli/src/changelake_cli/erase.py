@@ -42,6 +42,13 @@ import pyarrow.parquet as pq
 from changelake import ddb_json
 from changelake.events import item_key
 from changelake.privacy import PrivacyPolicy
+from changelake_catalog.snapshot import (
+    SNAPSHOT_OBJECT,
+    Lake,
+    drop_snapshots,
+    snapshot_id,
+    to_parquet,
+)
 from changelake_lake import rewrite
 from changelake_lake.adapters.glue_partitions import GluePartitions
 from changelake_lake.layout import (
@@ -51,14 +58,6 @@ from changelake_lake.layout import (
     raw_prefix,
 )
 from changelake_lake.snapshot_view import snapshot_prefix
-
-from changelake_cli.snapshot import (
-    SNAPSHOT_OBJECT,
-    Lake,
-    drop_snapshots,
-    snapshot_id,
-    to_parquet,
-)
 
 log = logging.getLogger(__name__)
 

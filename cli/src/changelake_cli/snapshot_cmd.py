@@ -1,4 +1,8 @@
-"""`changelake snapshot`: the current-state snapshot behind `<table>_current` (ADR 0035)."""
+"""`changelake snapshot`: the current-state snapshot behind `<table>_current` (ADR 0035).
+
+Wiring only: the snapshot is :mod:`changelake_catalog.snapshot`, which the scheduled
+maintenance task also runs after each compaction.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from changelake_cli.snapshot import Lake
+    from changelake_catalog.snapshot import Lake
 
 
 def lake_from_settings() -> Lake:
     """Glue and S3 of the configured lake (``AWS_ENDPOINT_URL``, ``CHANGELAKE_*``)."""
-    from changelake.adapters.s3_store import S3ObjectStore
-    from changelake_catalog.bootstrap import build_registry
+    from changelake_catalog.maintenance import snapshot_lake
     from changelake_catalog.settings import CatalogSettings
-    from changelake_lake.query.glue_catalog import GlueCatalog
-    from changelake_lake.query.s3_objects import S3Objects
 
-    from changelake_cli.snapshot import Lake
-
-    settings = CatalogSettings()
-    return Lake(
-        registry=build_registry(settings),
-        catalog=GlueCatalog(),
-        objects=S3Objects(),
-        store=S3ObjectStore(settings.lake_bucket),
-        database=settings.database,
-    )
+    return snapshot_lake(CatalogSettings())
 
 
 def tables_of(table: str | None) -> list[str]:
@@ -74,8 +66,7 @@ def snapshot(
     plus only the newer partitions (same answer, flat cost as history grows)."""
     from changelake.logs import configure_logging
     from changelake.settings import ChangelakeSettings
-
-    from changelake_cli.snapshot import take_snapshot
+    from changelake_catalog.snapshot import take_snapshot
 
     configure_logging(ChangelakeSettings().log_level)
     lake = lake_from_settings()

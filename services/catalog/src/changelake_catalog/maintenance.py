@@ -1,15 +1,18 @@
-"""Lake maintenance wired from settings: the scheduled compaction task and ``changelake compact``.
+"""Lake maintenance wired from settings: the scheduled maintenance task and ``changelake compact``.
 
 ``python -m changelake_catalog.maintenance`` is the ECS task the stack's EventBridge schedule
-runs (the catalog image: it holds the Glue and S3 adapters already): it compacts every
-configured table with the ``CHANGELAKE_COMPACT_*`` settings and, when
-``CHANGELAKE_COMPACT_EXPIRE`` is true, expires what a snapshot covers. Its summary is one JSON
-log line; any failure exits non-zero (the next scheduled run resumes: every step is idempotent).
+runs (the catalog image: it holds the Glue and S3 adapters already). Per configured table it
+compacts with the ``CHANGELAKE_COMPACT_*`` settings, then takes a current-state snapshot
+(``CHANGELAKE_SNAPSHOT_SCHEDULED``, ADR 0035), then, when ``CHANGELAKE_COMPACT_EXPIRE`` is true,
+expires what that snapshot covers. Its summary is one JSON log line per table; any failure exits
+non-zero (the next scheduled run resumes: every step is idempotent).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,8 +23,11 @@ from changelake.timeutil import parse_duration
 from changelake_lake.adapters.glue_partitions import GluePartitions
 from changelake_lake.compaction import compact_table, expire_table
 from changelake_lake.layout import Partition
+from changelake_lake.query.glue_catalog import GlueCatalog
+from changelake_lake.query.s3_objects import S3Objects
 from changelake_lake.rewrite import Lake, collect_trash
 
+from changelake_catalog import snapshot
 from changelake_catalog.bootstrap import build_registry
 from changelake_catalog.settings import CatalogSettings
 
@@ -40,6 +46,17 @@ def build_lake(settings: CatalogSettings) -> Lake:
     )
 
 
+def snapshot_lake(settings: CatalogSettings) -> snapshot.Lake:
+    """What a snapshot run talks to: Glue (registry and reader) and S3 (objects and store)."""
+    return snapshot.Lake(
+        registry=build_registry(settings),
+        catalog=GlueCatalog(),
+        objects=S3Objects(),
+        store=S3ObjectStore(settings.lake_bucket),
+        database=settings.database,
+    )
+
+
 def snapshot_coverage(settings: CatalogSettings, table: str) -> Callable[[Partition], bool] | None:
     """Which partitions the current-state snapshot holds, or ``None`` when there is none."""
     state = build_registry(settings).snapshot_state(table)
@@ -55,10 +72,18 @@ def run(
     dry_run: bool = False,
     expire: bool | None = None,
     expire_after: timedelta | None = None,
+    take_snapshot: bool | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[dict[str, Any]]:
-    """Compact (then, if asked, expire) each table; one summary per table."""
+    """Compact, then snapshot (``take_snapshot``, default ``CHANGELAKE_SNAPSHOT_SCHEDULED``;
+    never on a dry run), then, if asked, expire below the snapshot: each table in turn, one
+    summary per table."""
     lake = build_lake(settings)
+    snapshotting = not dry_run and (
+        take_snapshot if take_snapshot is not None else settings.snapshot_scheduled
+    )
+    snapshots = snapshot_lake(settings) if snapshotting else None
     grace = grace if grace is not None else parse_duration(settings.compact_grace)
     summaries = []
     for table in tables or configured_tables(settings):
@@ -76,6 +101,9 @@ def run(
             now=now,
         )
         summary: dict[str, Any] = report.summary()
+        if snapshots is not None:
+            taken = snapshot.take_snapshot(snapshots, table, now=now(), sleep=sleep)
+            summary["snapshot"] = dataclasses.asdict(taken)
         if expire if expire is not None else settings.compact_expire:
             expired = expire_table(
                 lake,
@@ -100,7 +128,7 @@ def run(
 
 
 def main() -> None:
-    """The scheduled task: compact every configured table with the settings' values."""
+    """The scheduled task: compact, snapshot and expire every configured table per settings."""
     settings = CatalogSettings()
     configure_logging(settings.log_level)
     run(settings)

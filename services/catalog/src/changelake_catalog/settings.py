@@ -80,6 +80,11 @@ class CatalogSettings(ChangelakeSettings):
     compact_expire_after: str = Field(
         "365d", description="Age of the partitions --expire drops (a duration)"
     )
+    snapshot_scheduled: bool = Field(
+        True,
+        description="The scheduled maintenance task also takes a current-state snapshot of each "
+        "table between compaction and expiry (ADR 0035); false leaves it to `changelake snapshot`",
+    )
 
     @field_validator("compact_older_than", "compact_grace", "compact_expire_after")
     @classmethod

@@ -1,6 +1,7 @@
-"""`changelake snapshot`: fold the history into a current-state snapshot (ADR 0035).
+"""The current-state snapshot behind ``<table>_current`` (ADR 0035): fold the history.
 
-One run, for one table:
+Run by the scheduled maintenance task (:mod:`changelake_catalog.maintenance`, after compaction)
+and by ``changelake snapshot``. One run, for one table:
 
 1. read the view's snapshot state (the late partitions it lists now are folded by this run);
 2. read the previous snapshot's rows and every object of the partitions it does not hold —
@@ -30,12 +31,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from changelake.ports import ObjectStore
-from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_lake.columns import Column
 from changelake_lake.layout import DATABASE, Partition, changes_table_name, partition_for
 from changelake_lake.query.glue_catalog import GlueCatalog
@@ -44,6 +43,8 @@ from changelake_lake.query.model import QueryError, TableDef
 from changelake_lake.query.s3_objects import S3Object, S3Objects
 from changelake_lake.schema import TIMESTAMP
 from changelake_lake.snapshot_view import SnapshotState, snapshot_prefix, snapshots_prefix
+
+from changelake_catalog.adapters.glue_registry import GlueRegistry
 
 log = logging.getLogger(__name__)
 
@@ -133,29 +134,24 @@ def latest_rows(rows: pa.Table) -> tuple[pa.Table, tuple[str, str]]:
     """
     if rows.num_rows == 0:
         return rows, ("", "")
+    sequence = rows.column("sequence_number")
     keys = pa.table(
         {
             "item_key": rows.column("item_key"),
             "t": hive_millis(rows.column("event_time").combine_chunks()),
-            "s": rows.column("sequence_number"),
+            "l": pc.utf8_length(sequence),  # longer first, then greater: the number's order
+            "s": sequence,
             "e": rows.column("event_id"),
-            "i": pa.array(range(rows.num_rows), pa.int64()),
         }
     )
-    order = "t DESC, length(s) DESC, s DESC, e DESC"
-    con = duckdb.connect(config={"threads": 2})
-    try:
-        con.register("k", keys)
-        picked = con.execute(
-            "SELECT i FROM (SELECT i, item_key, row_number() OVER "
-            f"(PARTITION BY item_key ORDER BY {order}) AS r FROM k) WHERE r = 1 ORDER BY item_key"
-        ).fetchall()
-        last = con.execute(f"SELECT i FROM k ORDER BY {order} LIMIT 1").fetchone()
-    finally:
-        con.close()
-    assert last is not None
-    latest = rows.take(pa.array([i for (i,) in picked], pa.int64()))
-    index = int(last[0])
+    newest_first = [(c, "descending") for c in ("t", "l", "s", "e")]
+    ordered = pc.sort_indices(keys, sort_keys=[("item_key", "ascending"), *newest_first])
+    items = keys.column("item_key").take(ordered)
+    # The first row of each item in that order is its last change (items come out sorted).
+    starts = pc.fill_null(pc.not_equal(items.slice(1), items.slice(0, len(items) - 1)), True)
+    picked = ordered.filter(pa.concat_arrays([pa.array([True]), starts.combine_chunks()]))
+    index = pc.sort_indices(keys, sort_keys=newest_first)[0].as_py()
+    latest = rows.take(picked)
     when = rows.column("event_time")[index].as_py()
     return latest, (when.isoformat() if when else "", str(rows.column("sequence_number")[index]))
 
