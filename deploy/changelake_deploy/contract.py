@@ -74,6 +74,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
         "CHANGELAKE_COMPACT_GRACE",
         "CHANGELAKE_COMPACT_EXPIRE",
         "CHANGELAKE_COMPACT_EXPIRE_AFTER",
+        "CHANGELAKE_SNAPSHOT_SCHEDULED",
     ),
 }
 
@@ -151,6 +152,7 @@ KCL_LAG_METRIC = "MillisBehindLatest"
 
 # Lake layout (copies of changelake_lake.layout; the root test-suite asserts they are equal).
 CHANGES_PREFIX = "changes/"
+SNAPSHOTS_PREFIX = "snapshots/"
 RAW_PREFIX = "raw/"
 ERRORS_PREFIX = "errors/"
 FIREHOSE_RAW_PREFIX = (

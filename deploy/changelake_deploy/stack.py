@@ -114,6 +114,8 @@ class ChangelakeConfig:
     compact_grace: str = "1h"
     compact_expire: bool = False
     compact_expire_after: str = "365d"
+    # The same task takes the current-state snapshot between compaction and expiry (ADR 0035).
+    snapshot_scheduled: bool = True
 
     @classmethod
     def from_context(cls, scope: Construct) -> ChangelakeConfig:
@@ -154,6 +156,8 @@ class ChangelakeConfig:
             compact_expire=str(get("compact_expire", cls.compact_expire)).lower()
             in ("1", "true", "yes"),
             compact_expire_after=str(get("compact_expire_after", cls.compact_expire_after)),
+            snapshot_scheduled=str(get("snapshot_scheduled", cls.snapshot_scheduled)).lower()
+            in ("1", "true", "yes"),
         )
 
 
@@ -1100,7 +1104,8 @@ class ChangelakeStack(cdk.Stack):
         return self._service("catalog", task, 1)
 
     def _compact_task(self) -> tuple[ecs.FargateTaskDefinition, events.Rule | None]:
-        """The catalog image running `python -m changelake_catalog.maintenance` on a schedule."""
+        """The catalog image running `python -m changelake_catalog.maintenance` on a schedule:
+        compaction, the current-state snapshot, expiry (ADR 0033, 0035)."""
         cfg = self.config
         env = self._environment(
             "catalog-compact",
@@ -1114,6 +1119,7 @@ class ChangelakeStack(cdk.Stack):
                 "CHANGELAKE_COMPACT_GRACE": cfg.compact_grace,
                 "CHANGELAKE_COMPACT_EXPIRE": str(cfg.compact_expire).lower(),
                 "CHANGELAKE_COMPACT_EXPIRE_AFTER": cfg.compact_expire_after,
+                "CHANGELAKE_SNAPSHOT_SCHEDULED": str(cfg.snapshot_scheduled).lower(),
             },
         )
         # A partition-hour is read into memory whole (ADR 0033): 2 vCPU, 8 GiB.
@@ -1126,7 +1132,22 @@ class ChangelakeStack(cdk.Stack):
                 sid="ListTheChanges",
                 actions=["s3:ListBucket"],
                 resources=[self.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{contract.CHANGES_PREFIX}*"]}},
+                conditions={
+                    "StringLike": {
+                        "s3:prefix": [
+                            f"{contract.CHANGES_PREFIX}*",
+                            f"{contract.SNAPSHOTS_PREFIX}*",
+                        ]
+                    }
+                },
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                # The snapshot reads the previous one, writes the new one, deletes older ones.
+                sid="WriteTheSnapshots",
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=[self.bucket.arn_for_objects(f"{contract.SNAPSHOTS_PREFIX}*")],
             )
         )
         role.add_to_principal_policy(
@@ -1155,6 +1176,29 @@ class ChangelakeStack(cdk.Stack):
                     f"{glue_arn}:catalog",
                     f"{glue_arn}:database/{self.database_name}",
                     f"{glue_arn}:table/{self.database_name}/*",
+                ],
+            )
+        )
+        # The snapshot: create/update `<t>_snapshot` and its partitions, switch `<t>_current`
+        # (reads and partition updates are granted above, on every table of the database).
+        glue_names = [contract.glue_table_base(t) for t in self.table_names]
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PublishTheSnapshot",
+                actions=[
+                    "glue:CreateTable",
+                    "glue:UpdateTable",
+                    "glue:CreatePartition",
+                    "glue:DeletePartition",
+                ],
+                resources=[
+                    f"{glue_arn}:catalog",
+                    f"{glue_arn}:database/{self.database_name}",
+                    *(
+                        f"{glue_arn}:table/{self.database_name}/{name}_{kind}"
+                        for name in glue_names
+                        for kind in ("snapshot", "current")
+                    ),
                 ],
             )
         )

@@ -521,7 +521,7 @@ def test_kms_use_is_bound_to_the_calling_service(synth: Synth) -> None:
 @pytest.fixture(scope="module")
 def variant(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any) -> Synth:
     """A second synth: an existing VPC, two other tables, no producer; other retention days,
-    no compaction schedule, --expire switched on (lake maintenance context)."""
+    no compaction schedule, --expire switched on, no scheduled snapshot (lake maintenance)."""
     monkeypatch_module.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
     monkeypatch_module.setenv("CDK_DEFAULT_REGION", "eu-west-1")
     return synthesize(
@@ -535,6 +535,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any) -
             "compact_schedule": "",
             "compact_expire": "true",
             "compact_expire_after": "400d",
+            "snapshot_scheduled": "false",
             # Offline, the VPC lookup yields CDK's dummy subnets ("p-12345"), which CDK's own
             # template validation rejects; `cdk synth` does the real lookup instead.
             "@aws-cdk/core:validateAgainstDefaultRules": False,
@@ -705,6 +706,7 @@ def test_compaction_runs_the_catalog_image_on_an_eventbridge_schedule(synth: Syn
     assert sorted(env) == sorted(contract.ENVIRONMENT["catalog-compact"])
     assert env["CHANGELAKE_COMPACT_EXPIRE"] == "false"  # history is kept unless asked
     assert env["CHANGELAKE_COMPACT_OLDER_THAN"] == "2h"
+    assert env["CHANGELAKE_SNAPSHOT_SCHEDULED"] == "true"  # compact, snapshot, (expire)
     [rule] = synth.resources("AWS::Events::Rule").values()
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     [target] = rule["Properties"]["Targets"]
@@ -720,17 +722,42 @@ def test_compaction_runs_the_catalog_image_on_an_eventbridge_schedule(synth: Syn
     assert not any(t.startswith("CatalogCompact") for t in task_ids)  # no service: a schedule
 
 
-def test_compaction_role_rewrites_changes_and_swaps_partitions_only(synth: Synth) -> None:
-    """The task reads, writes and deletes under changes/ only; Glue: swap and drop partitions."""
+def _table_arns(resources: list[Any]) -> list[str]:
+    """The ``table/<db>/<name>`` parts of Glue table ARNs (built as Join(arn:…:glue:…, part))."""
+    found = []
+    for res in resources:
+        text = (
+            res
+            if isinstance(res, str)
+            else "".join(p for p in res["Fn::Join"][1] if isinstance(p, str))
+        )
+        if ":table/" in text:
+            found.append(text[text.index(":table/") + 1 :])
+    return sorted(found)
+
+
+def test_compaction_role_rewrites_changes_and_the_snapshot_only(synth: Synth) -> None:
+    """The task reads, writes and deletes under changes/ and snapshots/ only; Glue: swap and
+    drop partitions of every table, create/update only `<t>_snapshot` and `<t>_current`."""
     role = task_role(synth, "CatalogCompactTask")
     bucket_id, _ = lake_bucket(synth)
     table = allowed(synth, role)
     for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
-        assert object_suffixes(table[action], bucket_id) == ["/changes/*"]
+        assert sorted(object_suffixes(table[action], bucket_id)) == ["/changes/*", "/snapshots/*"]
+    [listing] = [s for s in statements(synth, role) if "s3:ListBucket" in actions_of(s)]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["changes/*", "snapshots/*"]}}
     assert {"glue:UpdatePartition", "glue:BatchDeletePartition", "glue:GetPartitions"} <= set(table)
-    assert not any(a.startswith("glue:Create") or a == "glue:DeleteTable" for a in table)
     assert ":table/changelake/*" in json.dumps(table["glue:UpdatePartition"])
-    assert not any(a.startswith(("kinesis:", "dynamodb:", "sqs:")) for a in table)
+    [name] = [
+        contract.glue_table_base(t["Properties"]["TableName"])
+        for t in synth.resources("AWS::DynamoDB::Table").values()
+    ]
+    snapshot_tables = [f"table/changelake/{name}_current", f"table/changelake/{name}_snapshot"]
+    for action in ("glue:CreateTable", "glue:UpdateTable", "glue:CreatePartition"):
+        assert _table_arns(table[action]) == snapshot_tables, action
+    assert _table_arns(table["glue:DeletePartition"]) == snapshot_tables
+    assert not any(a in table for a in ("glue:DeleteTable", "glue:CreateDatabase"))
+    assert not any(a.startswith(("kinesis:", "dynamodb:", "sqs:", "athena:")) for a in table)
 
 
 def test_retention_and_schedule_come_from_context(variant: Synth) -> None:
@@ -750,3 +777,12 @@ def test_retention_and_schedule_come_from_context(variant: Synth) -> None:
     env = {e["Name"]: e["Value"] for e in container(variant, "CatalogCompactTask")["Environment"]}
     assert env["CHANGELAKE_COMPACT_EXPIRE"] == "true"
     assert env["CHANGELAKE_COMPACT_EXPIRE_AFTER"] == "400d"
+    assert env["CHANGELAKE_SNAPSHOT_SCHEDULED"] == "false"
+    # the role still allows `changelake snapshot`'s tables of every configured table
+    grants = allowed(variant, task_role(variant, "CatalogCompactTask"))
+    assert [a.rsplit("/", 1)[1] for a in _table_arns(grants["glue:CreateTable"])] == [
+        "line_items_v2_current",
+        "line_items_v2_snapshot",
+        "orders_current",
+        "orders_snapshot",
+    ]
