@@ -64,7 +64,8 @@ def test_scheduled_run_snapshots_between_compaction_and_expiry(
     assert summary["expire"]["partitions_expired"] == [p.path for p in HOURS]
     assert written.catalog.locations(TABLE) == {}
     state = written.registry.snapshot_state(TABLE)
-    assert state is not None and state.at == snapshot["snapshot_at"]
+    assert state is not None
+    assert state.at == snapshot["snapshot_at"]
     # AND <table>_current, now read from the snapshot alone, is the full-history answer
     assert _current() == expected
 
