@@ -7,9 +7,10 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 import sqlglot
+from changelake_lake.columns import Column
 from changelake_lake.query import pruning, transpile
 from changelake_lake.query.hive_types import json_value, to_arrow
-from changelake_lake.query.model import Column, QueryError, TableDef
+from changelake_lake.query.model import QueryError, TableDef
 from changelake_lake.query.named import load_all, parse_named, sql_literal
 from changelake_lake.query.projection import projection_of
 from sqlglot import exp

@@ -25,7 +25,8 @@ from changelake.privacy import PrivacyPolicy
 from changelake.timeutil import datetime_to_us
 from changelake_catalog.ports import CatalogRegistry
 from changelake_consumer.parquet import records_to_parquet
-from changelake_lake.columns import Column, columns_of
+from changelake_lake.columns import Column
+from changelake_lake.glue_schema import columns_of
 from changelake_lake.layout import (
     Partition,
     change_object_key,

@@ -14,7 +14,7 @@ from changelake.events import Position
 from changelake_catalog.footer import read_parquet_schema
 from changelake_consumer.parquet import records_to_parquet
 from changelake_lake import glue_schema
-from changelake_lake.columns import columns_of
+from changelake_lake.glue_schema import columns_of
 from changelake_lake.glue_tables import columns_from_glue, glue_columns
 from changelake_lake.layout import change_object_key, partition_for_us
 from changelake_lake.views import current_view_sql

@@ -13,8 +13,8 @@ from changelake_catalog.exceptions import InvalidNotificationError, InvalidParqu
 from changelake_catalog.footer import read_parquet_schema
 from changelake_catalog.notifications import ObjectRef, parse_notification
 from changelake_lake.athena_view import decode_presto_view
-from changelake_lake.columns import Column, columns_of, merge_columns
-from changelake_lake.glue_schema import glue_type, presto_type
+from changelake_lake.columns import Column, merge_columns
+from changelake_lake.glue_schema import columns_of, glue_type, presto_type
 from changelake_lake.glue_tables import (
     partition_input,
     raw_table_input,

@@ -7,26 +7,24 @@ When an object brings a column whose type differs from the table's, the table ke
 (never narrowed, never flipped) and the conflict is reported, not raised: drift must not stop
 the pipeline, and the consumer's type policy already routes drifted values to companion
 columns (``<name>__s``).
+
+:class:`Column` is the one column type of the lake: the catalog's Glue definitions, the merge
+rule and the query engines' table definitions (:mod:`changelake_lake.query.model`) all use it.
+Pure (no pyarrow): the Arrow → Glue mapping is :func:`changelake_lake.glue_schema.columns_of`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-
-import pyarrow as pa
-
-from changelake_lake.glue_schema import glue_type
-from changelake_lake.layout import PARTITION_KEYS
-from changelake_lake.schema import PATH_METADATA
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A Glue column: name, Glue/Hive type name and, for attributes, the DynamoDB path.
+    """A Glue column: name, Glue/Hive type text and, for attributes, the DynamoDB path.
+
+    Names are as written (the catalog keeps the first spelling); the query engines' Glue
+    reader lower-cases them as Athena does.
 
     ``attribute_path`` (JSON list of the top-level name and map keys) is what the consumer
     recorded in the Parquet field metadata; Glue keeps it as the column's comment and
@@ -46,25 +44,6 @@ class MergeResult:
     columns: tuple[Column, ...]
     added: tuple[Column, ...]
     conflicts: tuple[tuple[Column, Column], ...]
-
-
-def columns_of(schema: pa.Schema) -> tuple[Column, ...]:
-    """Glue columns of a Parquet file's Arrow schema (uncatalogable types are left out)."""
-    out: list[Column] = []
-    for arrow_field in schema:
-        if arrow_field.name.lower() in PARTITION_KEYS:
-            continue
-        hive = glue_type(arrow_field.type)
-        if hive is None:
-            log.debug(
-                "column not cataloged",
-                extra={"column": arrow_field.name, "arrow": str(arrow_field.type)},
-            )
-            continue
-        meta = arrow_field.metadata or {}
-        path = meta.get(PATH_METADATA)
-        out.append(Column(arrow_field.name, hive, path.decode() if path else None))
-    return tuple(out)
 
 
 def merge_columns(existing: Sequence[Column], incoming: Iterable[Column]) -> MergeResult:

@@ -15,10 +15,17 @@ carries no data and gets its real type from a later object).
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pyarrow as pa
 import pyarrow.types as pat
+
+from changelake_lake.columns import Column
+from changelake_lake.layout import PARTITION_KEYS
+from changelake_lake.schema import PATH_METADATA
+
+log = logging.getLogger(__name__)
 
 _SIMPLE_ARROW: tuple[tuple[object, str], ...] = (
     (pat.is_boolean, "boolean"),
@@ -116,3 +123,22 @@ def _split_top(text: str) -> list[str]:
             start = index + 1
     parts.append(text[start:])
     return [p.strip() for p in parts if p.strip()]
+
+
+def columns_of(schema: pa.Schema) -> tuple[Column, ...]:
+    """Glue columns of a Parquet file's Arrow schema (uncatalogable types are left out)."""
+    out: list[Column] = []
+    for arrow_field in schema:
+        if arrow_field.name.lower() in PARTITION_KEYS:
+            continue
+        hive = glue_type(arrow_field.type)
+        if hive is None:
+            log.debug(
+                "column not cataloged",
+                extra={"column": arrow_field.name, "arrow": str(arrow_field.type)},
+            )
+            continue
+        meta = arrow_field.metadata or {}
+        path = meta.get(PATH_METADATA)
+        out.append(Column(arrow_field.name, hive, path.decode() if path else None))
+    return tuple(out)

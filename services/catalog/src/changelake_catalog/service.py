@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from changelake import privacy
 from changelake.ports import Metrics, ObjectStore
-from changelake_lake.columns import Column, columns_of
+from changelake_lake.columns import Column
+from changelake_lake.glue_schema import columns_of
 from changelake_lake.layout import Partition
 from changelake_lake.rewrite import Lake, PartitionCatalog, make_visible
 from changelake_lake.snapshot_view import SnapshotState

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from changelake.adapters import aws
 
-from changelake_lake.query.model import Column, PartitionDef, QueryError, TableDef
+from changelake_lake.columns import Column
+from changelake_lake.query.model import PartitionDef, QueryError, TableDef
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient

@@ -23,11 +23,11 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from changelake_lake.athena_view import decode_presto_view
+from changelake_lake.columns import Column
 from changelake_lake.query import pruning, transpile
 from changelake_lake.query.glue_catalog import GlueCatalog
 from changelake_lake.query.hive_types import hive_millis, json_value, to_arrow
 from changelake_lake.query.model import (
-    Column,
     PartitionDef,
     QueryError,
     QueryResult,

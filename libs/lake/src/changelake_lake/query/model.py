@@ -6,17 +6,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from changelake_lake.columns import Column
+
 
 class QueryError(Exception):
     """A query that cannot run: bad SQL, a missing table, or the engine's own failure reason."""
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """A catalog column: lower-case name and Hive type text (as Glue stores it)."""
-
-    name: str
-    type: str
 
 
 @dataclass(frozen=True, slots=True)
