@@ -85,17 +85,6 @@ def test_deploy_consumer_error_source_is_the_consumers() -> None:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("table", ["persons", "Orders", "my-table.v2", "a_b-C.d"])
-def test_deploy_glue_names_follow_the_layout(table: str) -> None:
-    """Named queries use the same Glue base name as the catalog's tables and views."""
-    base = contract.glue_table_base(table)
-    assert layout.glue_name(table) == base
-    assert layout.changes_table_name(table) == f"{base}_changes"
-    assert layout.current_view_name(table) == f"{base}_current"
-    assert layout.raw_table_name(table) == f"{base}_raw"
-
-
-@pytest.mark.unit
 def test_deploy_commands_and_handlers_are_the_images_own() -> None:
     """ECS commands equal the images' CMDs; Lambda handlers are callables and the images' CMDs."""
     assert (
@@ -115,17 +104,6 @@ def test_deploy_commands_and_handlers_are_the_images_own() -> None:
     for dockerfile, target in contract.IMAGES.values():
         parsed = ds.parse_dockerfile(ROOT / dockerfile)
         assert target is None or target in [s.name for s in parsed.stages]
-
-
-@pytest.mark.unit
-def test_deploy_named_queries_dir_is_the_query_commands() -> None:
-    """The stack registers the SQL files the query command ships."""
-    files = sorted((ROOT / contract.NAMED_QUERIES_DIR).glob("*.sql"))
-    assert files
-    for path in files:
-        description, sql = contract.render_named_query(path.read_text(), "persons")
-        assert description
-        assert "${table}" not in sql
 
 
 @pytest.mark.aws

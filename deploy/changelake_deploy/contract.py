@@ -168,27 +168,7 @@ FIREHOSE_ERROR_SOURCE = "firehose"
 # DynamoDB key of the demo table (the emulator's bootstrap creates the same).
 TABLE_PARTITION_KEY = "pk"
 
-# Named-query files the query command ships (header: "-- description: ..."; ${table} = Glue name).
-NAMED_QUERIES_DIR = "libs/lake/src/changelake_lake/query/named"
-
-
-def glue_table_base(table: str) -> str:
-    """A copy of ``changelake_lake.layout.glue_name`` (CDK has no workspace; the root suite
-    asserts the two agree)."""
-    return re.sub(r"[^a-z0-9_]", "_", table.lower())
-
 
 def construct_name(table: str) -> str:
     """A table's name as a CDK construct-id part: ``orders.v2-eu`` → ``OrdersV2Eu``."""
     return "".join(part.title() for part in re.split(r"[^A-Za-z0-9]+", table))
-
-
-def render_named_query(sql: str, table: str) -> tuple[str, str]:
-    """(description, SQL with ``${table}`` replaced) of one named-query file."""
-    description = ""
-    for line in sql.splitlines():
-        match = re.match(r"--\s*description:\s*(.*?)\s*\Z", line)
-        if match:
-            description = match.group(1)
-            break
-    return description, sql.replace("${table}", glue_table_base(table))

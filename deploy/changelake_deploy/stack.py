@@ -32,6 +32,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces import aws_s3 as s3_refs
+from changelake_lake.layout import glue_name
+from changelake_lake.query import named
 from constructs import Construct, IConstruct
 
 from changelake_deploy import contract
@@ -78,7 +80,7 @@ def _tables_context(value: object) -> tuple[str, ...] | None:
 
 def default_database(stack_name: str) -> str:
     """The Glue database's name when context gives none: the stack's name, Glue-safe."""
-    return contract.glue_table_base(stack_name)
+    return glue_name(stack_name)
 
 
 @dataclass(frozen=True)
@@ -568,22 +570,20 @@ class ChangelakeStack(cdk.Stack):
                 ),
             ),
         )
-        named_dir = REPO_ROOT / contract.NAMED_QUERIES_DIR
+        # The query command's own files, read as package data of changelake_lake.
+        queries = named.load_all()
         several = len(self.table_names) > 1
         for table in self.table_names:
             # The first table's queries keep the ids (and, alone, the names) they always had.
             suffix = table_construct_id(self.table_names, table).removeprefix("Table")
-            for path in sorted(named_dir.glob("*.sql")):
-                description, sql = contract.render_named_query(
-                    path.read_text(encoding="utf-8"), table
-                )
+            for stem, query_file in queries.items():
                 query = athena.CfnNamedQuery(
                     self,
-                    f"Query{path.stem.title().replace('_', '')}{suffix}",
-                    name=f"{contract.glue_table_base(table)}.{path.stem}" if several else path.stem,
-                    description=description[:1024] or path.stem,
+                    f"Query{stem.title().replace('_', '')}{suffix}",
+                    name=f"{glue_name(table)}.{stem}" if several else stem,
+                    description=query_file.description[:1024] or stem,
                     database=self.database_name,
-                    query_string=sql,
+                    query_string=query_file.sql(table),
                     work_group=workgroup.ref,
                 )
                 del query
@@ -1181,7 +1181,7 @@ class ChangelakeStack(cdk.Stack):
         )
         # The snapshot: create/update `<t>_snapshot` and its partitions, switch `<t>_current`
         # (reads and partition updates are granted above, on every table of the database).
-        glue_names = [contract.glue_table_base(t) for t in self.table_names]
+        glue_names = [glue_name(t) for t in self.table_names]
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="PublishTheSnapshot",

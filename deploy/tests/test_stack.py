@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 from changelake_deploy import contract
+from changelake_lake.layout import glue_name
 
 from conftest import REPO_ROOT, Synth, synthesize
+
+# The SQL files in the source tree; the stack reads them as changelake_lake's package data.
+NAMED_QUERY_FILES = REPO_ROOT / "libs" / "lake" / "src" / "changelake_lake" / "query" / "named"
 
 pytestmark = pytest.mark.unit
 
@@ -249,7 +253,7 @@ def test_glue_database_and_athena_workgroup_enforce_encrypted_results(synth: Syn
 
 def test_named_queries_one_per_shipped_sql_file_with_table_substituted(synth: Synth) -> None:
     """Every SQL file of the query command is an Athena named query over ``persons_*``."""
-    files = sorted((REPO_ROOT / contract.NAMED_QUERIES_DIR).glob("*.sql"))
+    files = sorted(NAMED_QUERY_FILES.glob("*.sql"))
     assert files, "the query command ships named queries"
     queries = {
         q["Properties"]["Name"]: q["Properties"]
@@ -266,16 +270,6 @@ def test_named_queries_one_per_shipped_sql_file_with_table_substituted(synth: Sy
         assert query["QueryString"] == path.read_text(encoding="utf-8").replace(
             "${table}", "changelake_persons"
         )
-
-
-def test_render_named_query_description_and_glue_name() -> None:
-    """The header's description is extracted; ``${table}`` becomes the Glue name."""
-    description, sql = contract.render_named_query(
-        "-- description: Every change\n-- param: x string\nSELECT 1 FROM ${table}_changes\n",
-        "My-Table.v2",
-    )
-    assert description == "Every change"
-    assert sql.endswith("SELECT 1 FROM my_table_v2_changes\n")
 
 
 # ---- compute: ECS and Lambda ---------------------------------------------------------------------
@@ -582,7 +576,7 @@ def test_every_table_streams_to_the_one_stream_with_its_own_queries_and_alarms(
     stream_id, _ = only(variant.resources("AWS::Kinesis::Stream"))
     for table in variant.resources("AWS::DynamoDB::Table").values():
         assert table["Properties"]["KinesisStreamSpecification"]["StreamArn"] == getatt(stream_id)
-    files = sorted(p.stem for p in (REPO_ROOT / contract.NAMED_QUERIES_DIR).glob("*.sql"))
+    files = sorted(p.stem for p in NAMED_QUERY_FILES.glob("*.sql"))
     names = sorted(
         q["Properties"]["Name"] for q in variant.resources("AWS::Athena::NamedQuery").values()
     )
@@ -749,7 +743,7 @@ def test_compaction_role_rewrites_changes_and_the_snapshot_only(synth: Synth) ->
     assert {"glue:UpdatePartition", "glue:BatchDeletePartition", "glue:GetPartitions"} <= set(table)
     assert ":table/changelake/*" in json.dumps(table["glue:UpdatePartition"])
     [name] = [
-        contract.glue_table_base(t["Properties"]["TableName"])
+        glue_name(t["Properties"]["TableName"])
         for t in synth.resources("AWS::DynamoDB::Table").values()
     ]
     snapshot_tables = [f"table/changelake/{name}_current", f"table/changelake/{name}_snapshot"]
