@@ -232,3 +232,11 @@ def lake(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Lake:
     )
     glue.create_database(DatabaseInput={"Name": database})
     return Lake(aws_endpoint, bucket, database, queue_url, dlq_url, s3, sqs, glue)
+
+
+@pytest.fixture
+def glue(aws_endpoint: str) -> Any:
+    """A real boto3 Glue client on moto with the ``changelake`` database created."""
+    client = boto3.client("glue")
+    client.create_database(DatabaseInput={"Name": "changelake"})
+    return client

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from changelake_catalog.adapters.glue_registry import GlueRegistry
@@ -22,14 +21,6 @@ BASE = [Column("event_id", "string"), Column("item_key", "string"), Column("name
 
 def _no_sleep(_: float) -> None:
     return None
-
-
-@pytest.fixture
-def glue(aws_endpoint: str) -> Any:
-    """A real boto3 Glue client on moto with the database created."""
-    client = boto3.client("glue")
-    client.create_database(DatabaseInput={"Name": DB})
-    return client
 
 
 def _calls(client: Any, operation: str) -> list[int]:

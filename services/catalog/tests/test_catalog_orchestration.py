@@ -10,8 +10,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from changelake_catalog.exceptions import CatalogError
-from changelake_catalog.ports import PartitionResult, QueueMessage, TableState
+from changelake_catalog.ports import QueueMessage
 from changelake_catalog.service import CatalogService
+from changelake_lake.catalog import PartitionResult, TableState
 from changelake_lake.columns import Column, merge_columns
 from changelake_lake.layout import Partition
 from changelake_lake.snapshot_view import SnapshotState

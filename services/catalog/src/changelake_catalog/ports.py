@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from changelake_lake.columns import Column
+from changelake_lake.catalog import TableCatalog
 from changelake_lake.layout import Partition
 from changelake_lake.snapshot_view import SnapshotState
 
@@ -50,26 +50,7 @@ class ObjectListing(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class TableState:
-    """The ``<table>_changes`` columns after a merge: created? which columns were added?"""
-
-    columns: tuple[Column, ...]
-    created: bool
-    added: tuple[Column, ...] = ()
-    conflicts: tuple[tuple[Column, Column], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionResult:
-    """Partitions registered by a call, and those that already existed (both success)."""
-
-    added: int
-    existing: int
-    calls: int
-
-
-class CatalogRegistry(Protocol):
+class CatalogRegistry(TableCatalog, Protocol):
     """The lake's catalog (Glue): tables, columns, partitions and the current-state view.
 
     Every method is idempotent and safe against concurrent workers: table changes use
@@ -79,10 +60,6 @@ class CatalogRegistry(Protocol):
 
     def ensure_database(self) -> None:
         """Create the database if it is missing."""
-        ...
-
-    def merge_changes_table(self, table: str, incoming: Sequence[Column]) -> TableState:
-        """Create ``<table>_changes`` with ``incoming`` columns, or add the missing ones."""
         ...
 
     def ensure_raw_table(self, table: str) -> bool:
@@ -100,10 +77,6 @@ class CatalogRegistry(Protocol):
 
     def record_privacy(self, table: str, version: str, rules: str | None) -> bool:
         """Set the privacy policy parameters of ``<table>_changes``; whether written."""
-        ...
-
-    def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
-        """Register partitions with exactly the table's current columns (existing = success)."""
         ...
 
     def snapshot_state(self, table: str) -> SnapshotState | None:

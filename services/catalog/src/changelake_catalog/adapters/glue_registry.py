@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from changelake import privacy
 from changelake.adapters import aws
+from changelake_lake.adapters.glue_partitions import GluePartitions
 from changelake_lake.athena_view import decode_presto_view
+from changelake_lake.catalog import PartitionResult, TableState
 from changelake_lake.columns import Column, merge_columns
 from changelake_lake.glue_tables import (
     changes_table_input,
@@ -48,7 +50,6 @@ from changelake_lake.layout import (
 from changelake_lake.snapshot_view import SnapshotState, snapshot_table_name, state_of
 
 from changelake_catalog.exceptions import CatalogError, ConcurrentUpdateError, ThrottledError
-from changelake_catalog.ports import PartitionResult, TableState
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -84,7 +85,11 @@ _MAX_DELAY_S = 5.0
 
 
 class GlueRegistry:
-    """The lake's Glue database: tables, partitions and views of each DynamoDB table."""
+    """The lake's Glue database: tables, partitions and views of each DynamoDB table.
+
+    It is the Glue :class:`changelake_lake.catalog.Catalog`: partition locations, the
+    one-write switch and drops are :class:`GluePartitions`' on the same client.
+    """
 
     def __init__(
         self,
@@ -102,6 +107,7 @@ class GlueRegistry:
         self._attempts = attempts
         self._backoff = backoff_seconds
         self._sleep = sleep
+        self._partitions = GluePartitions(database, self._glue)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -482,6 +488,20 @@ class GlueRegistry:
             token = page.get("NextToken")
             if not token:
                 return found
+
+    def locations(
+        self, table: str, partitions: Sequence[Partition] | None = None
+    ) -> dict[Partition, str]:
+        """Registered partitions (all, or those of ``partitions`` that exist) → location."""
+        return self._partitions.locations(table, partitions)
+
+    def set_location(self, table: str, partition: Partition, location: str) -> None:
+        """One UpdatePartition: the partition reads ``location`` with the table's columns."""
+        self._partitions.set_location(table, partition, location)
+
+    def drop(self, table: str, partitions: Sequence[Partition]) -> None:
+        """Deregister partitions (missing ones are no error)."""
+        self._partitions.drop(table, partitions)
 
     def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
         """Register partitions in chunks of ≤100 with the table's exact current columns."""
