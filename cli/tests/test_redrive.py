@@ -119,6 +119,9 @@ def test_consumer_errors_of_a_broken_privacy_policy_land_exactly_once_after_the_
 ) -> None:
     monkeypatch.setenv("CHANGELAKE_LOG_LEVEL", "WARNING")
     monkeypatch.setenv("CHANGELAKE_PRIVACY_KEY", "redrive-test-key-0123456789abcdef-0123")
+    # Set through monkeypatch first, so its teardown leaves the policy as it found it (the stack
+    # sets it, the fix below changes it: else the broken policy outlives the test, keyless).
+    monkeypatch.setenv("CHANGELAKE_PRIVACY_POLICY", BROKEN_POLICY)
     with LocalStack(0, firehose_buffer_seconds=0.5, privacy_policy=BROKEN_POLICY) as stack:
         ddb = boto3.client("dynamodb")
         for i in range(12):
@@ -139,6 +142,12 @@ def test_consumer_errors_of_a_broken_privacy_policy_land_exactly_once_after_the_
         assert not lake.partitioned_keys(store, layout.changes_prefix(TABLE))
         (reason,) = _report().tables[0].quarantine.by_reason
         assert "privacy policy would mask key attribute 'pk'" in reason
+        # The Firehose path must have seen them under the broken policy too before the fix
+        # (else, on a slow machine, the transform would read the fixed policy and keep them).
+        firehose = stack.emulator.firehose
+        assert firehose is not None
+        wait_until("the transform dropped the 13 records", lambda: firehose.records_dropped >= 13)
+        assert firehose.records_dropped == 13
 
         # The fix: a policy that hashes the key. The quarantine holds only redacted bytes,
         # so the re-drive reads each record back from the stream by shard and sequence number.
