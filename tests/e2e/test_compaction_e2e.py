@@ -45,8 +45,8 @@ def _distinct(engine: LocalEngine, table: str) -> int:
         return 0
 
 
-def _named_answers(engine: LocalEngine, table: str, item_key: str) -> dict[str, Any]:
-    params = {"item_key": item_key, "attribute": "phone", "limit": "1000"}
+def _named_answers(engine: LocalEngine, table: str, item_key: str, as_of: str) -> dict[str, Any]:
+    params = {"item_key": item_key, "attribute": "phone", "limit": "1000", "as_of": as_of}
     answers: dict[str, Any] = {}
     for name, query in sorted(load_all().items()):
         wanted = {p: params[p] for p in query.parameter_names() if p in params}
@@ -109,7 +109,20 @@ def test_compaction_and_late_data_on_a_pipeline_written_lake(
         )
         rows_before = engine.run(f"SELECT count(*) FROM {changes_table_name(table)}").rows[0][0]
         assert rows_before > produced.total  # the stream's duplicates are stored
-        before = _named_answers(engine, table, busiest)
+        # The "as of" queries at the middle version of the busiest item's history.
+        times = sorted(
+            r[0]
+            for r in engine.run(
+                f"SELECT DISTINCT event_time FROM {changes_table_name(table)} "
+                f"WHERE item_key = '{busiest}'"
+            ).rows
+        )
+        middle = times[len(times) // 2]
+        middle = middle.astimezone(UTC) if middle.tzinfo else middle.replace(tzinfo=UTC)
+        as_of = middle.isoformat().replace("+00:00", "Z")
+        before = _named_answers(engine, table, busiest, as_of)
+        assert before["item_as_of"]  # the moment has data
+        assert before["table_as_of"]
         assert compare(engine, table).equal
 
         # The scheduled task, 3 hours on: every hour written so far is sealed.
@@ -123,7 +136,7 @@ def test_compaction_and_late_data_on_a_pipeline_written_lake(
         assert all(generation_of(table, _p(k), k) for k in files), files
         total = f"SELECT count(*), count(DISTINCT event_id) FROM {changes_table_name(table)}"
         assert engine.run(total).rows[0] == (produced.total, produced.total)
-        assert _named_answers(engine, table, busiest) == before
+        assert _named_answers(engine, table, busiest, as_of) == before
         assert compare(engine, table).equal
 
         # Late data: a change now lands in the hour just compacted, through the real path.
