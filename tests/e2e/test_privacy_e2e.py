@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -285,9 +286,12 @@ def test_no_clear_value_reaches_the_lake_through_either_path(
         check = compare(engine, TABLE, privacy=policy)
         assert check.equal, check
         assert check.view_items == 1
+        now = datetime.now(UTC).isoformat()  # "as of" now: after every change above
         params = {
             "item_history": {"item_key": alice_key},
             "attribute_changes": {"attribute": "phone"},
+            "item_as_of": {"item_key": alice_key, "as_of": now},
+            "table_as_of": {"as_of": now},
         }
         for name, query in load_all().items():
             result = engine.run(query.sql(TABLE), query.execution_parameters(params.get(name, {})))
