@@ -1,6 +1,9 @@
-"""Fixtures of the lake-maintenance tests (snapshot, erase): an empty lake at the moto endpoint."""
+"""Fixtures of the CLI tests: an empty lake for snapshot and erase, the product-written lake
+for the query tests."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -22,3 +25,20 @@ def lake(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Lake:
     registry = GlueRegistry(LAKE_BUCKET, "changelake", attempts=2, backoff_seconds=0)
     registry.ensure_database()
     return Lake(registry, GlueCatalog(), S3Objects(), S3ObjectStore(LAKE_BUCKET))
+
+
+@pytest.fixture(scope="session")
+def product_lake_endpoint() -> Iterator[str]:
+    """The query tests' lake, written once per session by the product's own code
+    (tests/changelake_product_lake.py) into a moto server of its own."""
+    import changelake_product_lake
+
+    with changelake_product_lake.served() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def product_lake(product_lake_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point every boto3 client of the test at the product-written lake (read only)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", product_lake_endpoint)
+    return product_lake_endpoint

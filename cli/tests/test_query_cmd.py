@@ -1,4 +1,5 @@
-"""`changelake query` end to end through the CLI, on the fixture lake and on moto's Athena."""
+"""`changelake query` end to end through the CLI, on the product-written lake and on moto's
+Athena."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import csv
 import io
 import json
 
-import changelake_fixture_lake as fixture_lake
 import pytest
 from changelake_cli.main import app
 from typer.testing import CliRunner
@@ -14,44 +14,39 @@ from typer.testing import CliRunner
 pytestmark = pytest.mark.aws
 
 
-@pytest.fixture
-def lake(aws_endpoint: str) -> str:
-    """The fixture lake in moto."""
-    fixture_lake.build()
-    return aws_endpoint
-
-
-def test_query_cmd_json_prints_only_a_json_array(lake: str) -> None:
-    result = CliRunner().invoke(
-        app,
-        ["query", "--sql", "SELECT pk, age FROM persons_current ORDER BY pk", "--format", "json"],
-    )
+def test_query_cmd_json_prints_only_a_json_array(product_lake: str) -> None:
+    sql = "SELECT id, age__n FROM persons_current ORDER BY id"
+    result = CliRunner().invoke(app, ["query", "--sql", sql, "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [{"pk": "p1", "age": 30}, {"pk": "p4", "age": 51}]
+    # decimal(38,9) stays exact: a JSON string, never a float
+    assert json.loads(result.stdout) == [
+        {"id": "p1", "age__n": "30.000000000"},
+        {"id": "p4", "age__n": "51.000000000"},
+    ]
 
 
-def test_query_cmd_named_with_param_as_csv(lake: str) -> None:
+def test_query_cmd_named_with_param_as_csv(product_lake: str) -> None:
     result = CliRunner().invoke(
         app,
-        ["query", "--named", "item_history", "--param", 'item_key={"pk":"p1"}', "--format", "csv"],
+        ["query", "--named", "item_history", "--param", 'item_key={"id":"p1"}', "--format", "csv"],
     )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["event_id"], r["event_name"], r["changed_attributes"]) for r in rows] == [
-        ("e01", "INSERT", '["age","email","name","pk"]'),
+        ("e01", "INSERT", '["age","email","id","name"]'),
         ("e03", "MODIFY", '["email"]'),
-        ("e08", "MODIFY", '["city","email","name"]'),
+        ("e08", "MODIFY", '["address","email","name"]'),
     ]
     assert rows[0]["old_image"] == ""
 
 
-def test_query_cmd_positional_params_with_sql(lake: str) -> None:
+def test_query_cmd_positional_params_with_sql(product_lake: str) -> None:
     result = CliRunner().invoke(
         app,
         [
             "query",
             "--sql",
-            "SELECT event_id FROM persons_changes WHERE pk = ? AND hour = ?",
+            "SELECT event_id FROM persons_changes WHERE id = ? AND hour = ?",
             "--param",
             "1='p3'",
             "--param",
@@ -64,14 +59,14 @@ def test_query_cmd_positional_params_with_sql(lake: str) -> None:
     assert json.loads(result.stdout) == [{"event_id": "e07"}]
 
 
-def test_query_cmd_table_format_shows_rows(lake: str) -> None:
+def test_query_cmd_table_format_shows_rows(product_lake: str) -> None:
     result = CliRunner().invoke(app, ["query", "--named", "duplicates_seen"])
     assert result.exit_code == 0, result.output
     assert "rows_stored" in result.stdout
     assert "│ 11 " in result.stdout
 
 
-def test_query_cmd_error_exits_1_with_reason(lake: str) -> None:
+def test_query_cmd_error_exits_1_with_reason(product_lake: str) -> None:
     result = CliRunner().invoke(
         app, ["query", "--sql", "SELECT * FROM missing", "--format", "json"]
     )

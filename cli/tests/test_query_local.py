@@ -1,31 +1,36 @@
-"""The local engine over the fixed fixture lake in moto (S3 + Glue over real HTTP)."""
+"""The local engine over a lake the product wrote (tests/changelake_product_lake.py) in moto."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-import changelake_fixture_lake as fixture_lake
 import pytest
-from changelake_fixture_lake import moment
 from changelake_lake.query.local_engine import LocalEngine
 from changelake_lake.query.model import QueryError
+from changelake_product_lake import SHARD, moment, seq
 
 pytestmark = pytest.mark.aws
 
 
 @pytest.fixture
-def engine(aws_endpoint: str) -> LocalEngine:
-    """A local engine over a freshly built fixture lake."""
-    del aws_endpoint
-    fixture_lake.build()
+def engine(product_lake: str) -> LocalEngine:
+    """A local engine over the product-written lake."""
+    del product_lake
     return LocalEngine()
 
 
 def test_local_engine_current_view_equals_hand_computed_state(engine: LocalEngine) -> None:
     # p2 deleted by the user, p3 by TTL, p5 only in an unregistered partition; p4's two events
     # share one µs timestamp and the sequence number decides; e03 is stored twice.
-    result = engine.run("SELECT pk, name, email, age, city FROM persons_current ORDER BY pk")
-    assert result.rows == [("p1", "Anna", "anna@x", 30, "Oslo"), ("p4", "Dee", "dee@d", 51, None)]
+    result = engine.run(
+        "SELECT id, name, email, age__n, address__city FROM persons_current ORDER BY id"
+    )
+    assert result.rows == [
+        ("p1", "Anna", "anna@x", Decimal("30.000000000"), "Oslo"),
+        ("p4", "Dee", "dee@d", Decimal("51.000000000"), None),
+    ]
+    assert result.types[3] == "DECIMAL(38,9)"
 
 
 def test_local_engine_view_runs_the_sql_stored_in_glue(engine: LocalEngine) -> None:
@@ -67,22 +72,24 @@ def test_local_engine_event_time_predicate_prunes_partitions(engine: LocalEngine
 
 def test_local_engine_or_predicate_does_not_prune(engine: LocalEngine) -> None:
     result = engine.run(
-        "SELECT count(DISTINCT event_id) FROM persons_changes WHERE hour = '10' OR pk = 'p4'"
+        "SELECT count(DISTINCT event_id) FROM persons_changes WHERE hour = '10' OR id = 'p4'"
     )
     assert result.rows == [(5,)]
     assert result.stats.partitions == 3
 
 
 def test_local_engine_raw_table_honours_partition_projection(engine: LocalEngine) -> None:
-    # Raw is projected: hour 13 is read although never registered; dt=2023-12-31 is outside
-    # the projection range and the non-Hive path outside the template: both are ignored.
+    # Raw is projected (from 2020-01-01): hour 13 is read although never registered;
+    # dt=2019-12-31 is outside the projection range and the non-Hive path outside the
+    # template: both are ignored. Firehose stored e03 twice, as the stream delivered it.
     result = engine.run(
         "SELECT eventid, useridentity.type AS who, dynamodb.approximatecreationdatetime AS t, hour "
         "FROM persons_raw ORDER BY eventid"
     )
     ids = [r[0] for r in result.rows]
-    assert ids == [f"e{i:02d}" for i in range(1, 12)]
-    assert result.rows[6] == ("e07", "Service", 1714564800000, "12")
+    assert ids == ["e01", "e02", "e03", "e03"] + [f"e{i:02d}" for i in range(4, 12)]
+    assert result.rows[7] == ("e07", "Service", 1714564800000000, "12")  # µs precision
+    assert {r[1] for r in result.rows if r[0] != "e07"} == {None}
     pruned = engine.run("SELECT count(*) FROM persons_raw WHERE hour >= '12'")
     assert pruned.rows == [(5,)]
     assert (pruned.stats.partitions, pruned.stats.partitions_pruned) == (2, 2)
@@ -92,12 +99,13 @@ def test_local_engine_raw_nested_object_declared_string_reads_json_text(
     engine: LocalEngine,
 ) -> None:
     result = engine.run("SELECT dynamodb.keys FROM persons_raw WHERE eventid = 'e01'")
-    assert result.rows == [('{"pk":{"S":"p1"}}',)]
+    assert result.rows == [('{"id":{"S":"p1"}}',)]
 
 
 def test_local_engine_column_missing_from_old_files_reads_null(engine: LocalEngine) -> None:
+    # address.city first appears in e08: the hour-10 objects have no address__city column.
     result = engine.run(
-        "SELECT event_id, city FROM persons_changes WHERE pk = 'p1' ORDER BY event_id"
+        "SELECT event_id, address__city FROM persons_changes WHERE id = 'p1' ORDER BY event_id"
     )
     assert result.rows == [("e01", None), ("e03", None), ("e03", None), ("e08", "Oslo")]
 
@@ -106,9 +114,11 @@ def test_local_engine_path_column_names_the_object(engine: LocalEngine) -> None:
     result = engine.run(
         "SELECT DISTINCT \"$path\" FROM persons_changes WHERE event_id = 'e03' ORDER BY 1"
     )
+    # The consumer names an object after its shard and the sequence range it holds.
+    hour_10 = "s3://product-lake/changes/persons/dt=2024-05-01/hour=10"
     assert result.rows == [
-        ("s3://fixture-lake/changes/persons/dt=2024-05-01/hour=10/shardId-000-0003-0003.parquet",),
-        ("s3://fixture-lake/changes/persons/dt=2024-05-01/hour=10/shardId-001-0003-0003.parquet",),
+        (f"{hour_10}/{SHARD}-{seq(3)}-{seq(3)}.parquet",),
+        (f"{hour_10}/{SHARD}-{seq(7)}-{seq(7)}.parquet",),
     ]
 
 
@@ -124,15 +134,17 @@ def test_local_engine_timestamps_are_utc_milliseconds_as_athena_reads_them(
 
 def test_local_engine_parameters_bind_as_sql_literals(engine: LocalEngine) -> None:
     result = engine.run(
-        "SELECT event_id FROM persons_changes WHERE pk = ? AND event_name = ? ORDER BY 1",
+        "SELECT event_id FROM persons_changes WHERE id = ? AND event_name = ? ORDER BY 1",
         ["'p3'", "'MODIFY'"],
     )
     assert result.rows == [("e06",)]
 
 
 def test_local_engine_unnamed_columns_get_athena_names(engine: LocalEngine) -> None:
-    result = engine.run("SELECT count(*), max(age) AS oldest, pk FROM persons_changes GROUP BY pk")
-    assert result.columns == ["_col0", "oldest", "pk"]
+    result = engine.run(
+        "SELECT count(*), max(age__n) AS oldest, id FROM persons_changes GROUP BY id"
+    )
+    assert result.columns == ["_col0", "oldest", "id"]
 
 
 def test_local_engine_cte_names_are_not_catalog_tables(engine: LocalEngine) -> None:
@@ -152,4 +164,4 @@ def test_local_engine_ddl_is_refused(engine: LocalEngine) -> None:
 
 def test_local_engine_wrong_parameter_count_raises(engine: LocalEngine) -> None:
     with pytest.raises(QueryError, match="1 parameter"):
-        engine.run("SELECT * FROM persons_changes WHERE pk = ?")
+        engine.run("SELECT * FROM persons_changes WHERE id = ?")

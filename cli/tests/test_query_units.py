@@ -7,7 +7,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 import sqlglot
-from changelake_lake.columns import Column
+from changelake_lake.glue_tables import columns_from_glue, raw_table_input
 from changelake_lake.query import pruning, transpile
 from changelake_lake.query.hive_types import json_value, to_arrow
 from changelake_lake.query.model import QueryError, TableDef
@@ -147,30 +147,24 @@ def test_pruning_ignores_other_tables_in_a_join() -> None:
 
 
 def test_projection_matches_template_within_domain() -> None:
+    # The raw table exactly as the catalog defines it (projection from 2020-01-01 to NOW).
+    table_input = raw_table_input("persons", "lake")
     table = TableDef(
         database="db",
-        name="raw",
-        table_type="EXTERNAL_TABLE",
-        columns=(Column("a", "string"),),
-        partition_keys=(Column("dt", "string"), Column("hour", "string")),
-        parameters={
-            "projection.enabled": "true",
-            "projection.dt.type": "date",
-            "projection.dt.format": "yyyy-MM-dd",
-            "projection.dt.range": "2024-01-01,NOW",
-            "projection.hour.type": "integer",
-            "projection.hour.range": "0,23",
-            "projection.hour.digits": "2",
-            "storage.location.template": "s3://b/raw/t/dt=${dt}/hour=${hour}/",
-        },
+        name=table_input["Name"],
+        table_type=table_input["TableType"],
+        columns=columns_from_glue(table_input["StorageDescriptor"]["Columns"]),
+        partition_keys=columns_from_glue(table_input["PartitionKeys"]),
+        parameters=table_input["Parameters"],
     )
     proj = projection_of(table)
-    assert proj.list_prefix == "s3://b/raw/t/dt="
-    assert proj.match("s3://b/raw/t/dt=2024-05-01/hour=07/f.json") == ("2024-05-01", "07")
-    assert proj.match("s3://b/raw/t/dt=2024-05-01/hour=7/f.json") is None
-    assert proj.match("s3://b/raw/t/dt=2024-05-01/hour=24/f.json") is None
-    assert proj.match("s3://b/raw/t/dt=2023-12-31/hour=07/f.json") is None
-    assert proj.match("s3://b/raw/t/other/f.json") is None
+    assert proj.list_prefix == "s3://lake/raw/persons/dt="
+    assert proj.match("s3://lake/raw/persons/dt=2024-05-01/hour=07/f.json") == ("2024-05-01", "07")
+    assert proj.match("s3://lake/raw/persons/dt=2020-01-01/hour=00/f.json") == ("2020-01-01", "00")
+    assert proj.match("s3://lake/raw/persons/dt=2024-05-01/hour=7/f.json") is None
+    assert proj.match("s3://lake/raw/persons/dt=2024-05-01/hour=24/f.json") is None
+    assert proj.match("s3://lake/raw/persons/dt=2019-12-31/hour=07/f.json") is None
+    assert proj.match("s3://lake/raw/persons/other/f.json") is None
 
 
 def test_render_json_keeps_decimals_exact_and_timestamps_iso() -> None:
