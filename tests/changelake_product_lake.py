@@ -1,7 +1,8 @@
 """A small lake written by the product's own code, for the query-engine tests (ADR 0040).
 
 Nothing here writes a lake object or a Glue definition by hand. Stream records of table
-``persons`` (key ``id``) are built as the DynamoDB streaming destination emits them, then:
+``persons`` (key ``pk``, as the demo table) are built as the DynamoDB streaming destination
+emits them, then:
 
 * the **consumer** (:class:`~changelake_consumer.service.ShardProcessor`) decodes them and
   writes the change objects (Parquet, its own columns, names and partitions) into S3;
@@ -111,13 +112,13 @@ class Event:
     def item_id(self) -> str:
         image = self.new if self.new is not None else self.old
         assert image is not None
-        return str(image["id"])
+        return str(image["pk"])
 
     def record(self) -> dict[str, Any]:
         """The record exactly as the DynamoDB streaming destination emits it."""
         return kinesis_dynamodb_record(
             event_name=self.kind,
-            keys={"id": self.item_id},
+            keys={"pk": self.item_id},
             new_image=self.new,
             old_image=self.old,
             event_time_us=_us(self.at),
@@ -130,7 +131,7 @@ class Event:
 
 
 def _person(pk: str, name: str, email: str, age: int, **extra: Any) -> dict[str, Any]:
-    return {"id": pk, "name": name, "email": email, "age": Decimal(age), **extra}
+    return {"pk": pk, "name": name, "email": email, "age": Decimal(age), **extra}
 
 
 P1 = _person("p1", "Ann", "ann@a", 30)
@@ -179,7 +180,7 @@ def _write_raw(s3: Any, records: Sequence[tuple[bytes, Position]]) -> None:
     by_hour: dict[str, list[SourceRecord]] = {}
     for i, ((data, position), change) in enumerate(zip(records, STREAM, strict=True)):
         by_hour.setdefault(change.at[:2], []).append(
-            SourceRecord(f"r{i}", data, ARRIVAL_MS, SHARD, position.sequence_number, "id")
+            SourceRecord(f"r{i}", data, ARRIVAL_MS, SHARD, position.sequence_number, "pk")
         )
     for hour, batch in sorted(by_hour.items()):
         event = firehose_event(

@@ -15,25 +15,25 @@ pytestmark = pytest.mark.aws
 
 
 def test_query_cmd_json_prints_only_a_json_array(product_lake: str) -> None:
-    sql = "SELECT id, age__n FROM persons_current ORDER BY id"
+    sql = "SELECT pk, age__n FROM persons_current ORDER BY pk"
     result = CliRunner().invoke(app, ["query", "--sql", sql, "--format", "json"])
     assert result.exit_code == 0, result.output
     # decimal(38,9) stays exact: a JSON string, never a float
     assert json.loads(result.stdout) == [
-        {"id": "p1", "age__n": "30.000000000"},
-        {"id": "p4", "age__n": "51.000000000"},
+        {"pk": "p1", "age__n": "30.000000000"},
+        {"pk": "p4", "age__n": "51.000000000"},
     ]
 
 
 def test_query_cmd_named_with_param_as_csv(product_lake: str) -> None:
     result = CliRunner().invoke(
         app,
-        ["query", "--named", "item_history", "--param", 'item_key={"id":"p1"}', "--format", "csv"],
+        ["query", "--named", "item_history", "--param", 'item_key={"pk":"p1"}', "--format", "csv"],
     )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["event_id"], r["event_name"], r["changed_attributes"]) for r in rows] == [
-        ("e01", "INSERT", '["age","email","id","name"]'),
+        ("e01", "INSERT", '["age","email","name","pk"]'),
         ("e03", "MODIFY", '["email"]'),
         ("e08", "MODIFY", '["address","email","name"]'),
     ]
@@ -46,7 +46,7 @@ def test_query_cmd_positional_params_with_sql(product_lake: str) -> None:
         [
             "query",
             "--sql",
-            "SELECT event_id FROM persons_changes WHERE id = ? AND hour = ?",
+            "SELECT event_id FROM persons_changes WHERE pk = ? AND hour = ?",
             "--param",
             "1='p3'",
             "--param",

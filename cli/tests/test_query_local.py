@@ -24,7 +24,7 @@ def test_local_engine_current_view_equals_hand_computed_state(engine: LocalEngin
     # p2 deleted by the user, p3 by TTL, p5 only in an unregistered partition; p4's two events
     # share one µs timestamp and the sequence number decides; e03 is stored twice.
     result = engine.run(
-        "SELECT id, name, email, age__n, address__city FROM persons_current ORDER BY id"
+        "SELECT pk, name, email, age__n, address__city FROM persons_current ORDER BY pk"
     )
     assert result.rows == [
         ("p1", "Anna", "anna@x", Decimal("30.000000000"), "Oslo"),
@@ -72,7 +72,7 @@ def test_local_engine_event_time_predicate_prunes_partitions(engine: LocalEngine
 
 def test_local_engine_or_predicate_does_not_prune(engine: LocalEngine) -> None:
     result = engine.run(
-        "SELECT count(DISTINCT event_id) FROM persons_changes WHERE hour = '10' OR id = 'p4'"
+        "SELECT count(DISTINCT event_id) FROM persons_changes WHERE hour = '10' OR pk = 'p4'"
     )
     assert result.rows == [(5,)]
     assert result.stats.partitions == 3
@@ -99,13 +99,13 @@ def test_local_engine_raw_nested_object_declared_string_reads_json_text(
     engine: LocalEngine,
 ) -> None:
     result = engine.run("SELECT dynamodb.keys FROM persons_raw WHERE eventid = 'e01'")
-    assert result.rows == [('{"id":{"S":"p1"}}',)]
+    assert result.rows == [('{"pk":{"S":"p1"}}',)]
 
 
 def test_local_engine_column_missing_from_old_files_reads_null(engine: LocalEngine) -> None:
     # address.city first appears in e08: the hour-10 objects have no address__city column.
     result = engine.run(
-        "SELECT event_id, address__city FROM persons_changes WHERE id = 'p1' ORDER BY event_id"
+        "SELECT event_id, address__city FROM persons_changes WHERE pk = 'p1' ORDER BY event_id"
     )
     assert result.rows == [("e01", None), ("e03", None), ("e03", None), ("e08", "Oslo")]
 
@@ -134,7 +134,7 @@ def test_local_engine_timestamps_are_utc_milliseconds_as_athena_reads_them(
 
 def test_local_engine_parameters_bind_as_sql_literals(engine: LocalEngine) -> None:
     result = engine.run(
-        "SELECT event_id FROM persons_changes WHERE id = ? AND event_name = ? ORDER BY 1",
+        "SELECT event_id FROM persons_changes WHERE pk = ? AND event_name = ? ORDER BY 1",
         ["'p3'", "'MODIFY'"],
     )
     assert result.rows == [("e06",)]
@@ -142,9 +142,9 @@ def test_local_engine_parameters_bind_as_sql_literals(engine: LocalEngine) -> No
 
 def test_local_engine_unnamed_columns_get_athena_names(engine: LocalEngine) -> None:
     result = engine.run(
-        "SELECT count(*), max(age__n) AS oldest, id FROM persons_changes GROUP BY id"
+        "SELECT count(*), max(age__n) AS oldest, pk FROM persons_changes GROUP BY pk"
     )
-    assert result.columns == ["_col0", "oldest", "id"]
+    assert result.columns == ["_col0", "oldest", "pk"]
 
 
 def test_local_engine_cte_names_are_not_catalog_tables(engine: LocalEngine) -> None:
@@ -164,4 +164,4 @@ def test_local_engine_ddl_is_refused(engine: LocalEngine) -> None:
 
 def test_local_engine_wrong_parameter_count_raises(engine: LocalEngine) -> None:
     with pytest.raises(QueryError, match="1 parameter"):
-        engine.run("SELECT * FROM persons_changes WHERE id = ?")
+        engine.run("SELECT * FROM persons_changes WHERE pk = ?")

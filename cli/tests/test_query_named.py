@@ -44,7 +44,7 @@ def test_named_queries_are_the_eight_promised() -> None:
 def test_named_current_state_lists_live_items_once(engine: LocalEngine) -> None:
     result = run_named(engine, "current_state")
     rows = result.records()
-    assert [(r["id"], r["name"], r["email"], r["age__n"], r["address__city"]) for r in rows] == [
+    assert [(r["pk"], r["name"], r["email"], r["age__n"], r["address__city"]) for r in rows] == [
         ("p1", "Anna", "anna@x", Decimal(30), "Oslo"),
         ("p4", "Dee", "dee@d", Decimal(51), None),
     ]
@@ -56,13 +56,13 @@ def test_named_current_state_limit_parameter(engine: LocalEngine) -> None:
 
 
 def test_named_item_history_dedupes_and_orders(engine: LocalEngine) -> None:
-    result = run_named(engine, "item_history", item_key='{"id":"p1"}')
+    result = run_named(engine, "item_history", item_key='{"pk":"p1"}')
     got = [
         (r["event_time"], r["event_name"], r["event_id"], r["changed_attributes"])
         for r in result.records()
     ]
     assert got == [
-        (moment("10:00:00"), "INSERT", "e01", ["age", "email", "id", "name"]),
+        (moment("10:00:00"), "INSERT", "e01", ["age", "email", "name", "pk"]),
         (moment("10:30:00"), "MODIFY", "e03", ["email"]),
         (moment("12:30:00"), "MODIFY", "e08", ["address", "email", "name"]),
     ]
@@ -89,7 +89,7 @@ def test_history_view_one_row_per_event_with_validity(engine: LocalEngine) -> No
 
 
 @pytest.mark.parametrize(
-    ("item_id", "as_of", "expected"),
+    ("pk", "as_of", "expected"),
     [
         ("p1", "2024-05-01T09:59:59", None),  # before it existed: no row
         ("p1", "2024-05-01T10:00:00", ("e01", "ann@a", False)),  # from valid_from on
@@ -101,9 +101,9 @@ def test_history_view_one_row_per_event_with_validity(engine: LocalEngine) -> No
     ],
 )
 def test_named_item_as_of_gives_the_image_then(
-    engine: LocalEngine, item_id: str, as_of: str, expected: tuple[str, str | None, bool] | None
+    engine: LocalEngine, pk: str, as_of: str, expected: tuple[str, str | None, bool] | None
 ) -> None:
-    rows = run_named(engine, "item_as_of", item_key=f'{{"id":"{item_id}"}}', as_of=as_of).records()
+    rows = run_named(engine, "item_as_of", item_key=f'{{"pk":"{pk}"}}', as_of=as_of).records()
     got = [
         (
             r["event_id"],
@@ -129,7 +129,7 @@ def test_named_table_as_of_lists_the_items_that_existed(
     engine: LocalEngine, as_of: str, expected: dict[str, str]
 ) -> None:
     rows = run_named(engine, "table_as_of", as_of=as_of).records()
-    assert {_image(r)["id"]: r["event_id"] for r in rows} == expected
+    assert {_image(r)["pk"]: r["event_id"] for r in rows} == expected
     assert [r["item_key"] for r in rows] == sorted(r["item_key"] for r in rows)
 
 
@@ -178,14 +178,14 @@ def test_named_attribute_changes_who_and_when(engine: LocalEngine) -> None:
         for r in result.records()
     ]
     assert got == [
-        ("e01", '{"id":"p1"}', "INSERT", "application", None, "ann@a"),
-        ("e02", '{"id":"p2"}', "INSERT", "application", None, "bob@b"),
-        ("e03", '{"id":"p1"}', "MODIFY", "application", "ann@a", "ann@new"),
-        ("e04", '{"id":"p3"}', "INSERT", "application", None, "cy@c"),
-        ("e05", '{"id":"p2"}', "REMOVE", "application", "bob@b", None),
-        ("e07", '{"id":"p3"}', "REMOVE", "dynamodb-ttl", "cy@c", None),
-        ("e08", '{"id":"p1"}', "MODIFY", "application", "ann@new", "anna@x"),
-        ("e09", '{"id":"p4"}', "INSERT", "application", None, "dee@d"),
+        ("e01", '{"pk":"p1"}', "INSERT", "application", None, "ann@a"),
+        ("e02", '{"pk":"p2"}', "INSERT", "application", None, "bob@b"),
+        ("e03", '{"pk":"p1"}', "MODIFY", "application", "ann@a", "ann@new"),
+        ("e04", '{"pk":"p3"}', "INSERT", "application", None, "cy@c"),
+        ("e05", '{"pk":"p2"}', "REMOVE", "application", "bob@b", None),
+        ("e07", '{"pk":"p3"}', "REMOVE", "dynamodb-ttl", "cy@c", None),
+        ("e08", '{"pk":"p1"}', "MODIFY", "application", "ann@new", "anna@x"),
+        ("e09", '{"pk":"p4"}', "INSERT", "application", None, "dee@d"),
     ]
 
 
