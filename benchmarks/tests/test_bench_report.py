@@ -24,7 +24,7 @@ def _result(name: str) -> BenchResult:
 
 
 def test_emit_one_object_when_single_bench(capsys: pytest.CaptureFixture[str]) -> None:
-    _emit([_result("consumer")], OutputFormat.json, as_array=False)
+    _emit(_result("consumer"), OutputFormat.json)
     doc = json.loads(capsys.readouterr().out)
     assert doc["bench"] == "consumer"
     assert doc["ratio"] == {"ours_vs_naive": 10.0}
@@ -33,7 +33,7 @@ def test_emit_one_object_when_single_bench(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_emit_array_when_all(capsys: pytest.CaptureFixture[str]) -> None:
-    _emit([_result("consumer"), _result("query")], OutputFormat.json, as_array=True)
+    _emit([_result("consumer"), _result("query")], OutputFormat.json)
     docs = json.loads(capsys.readouterr().out)
     assert [d["bench"] for d in docs] == ["consumer", "query"]
 

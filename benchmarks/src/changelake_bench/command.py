@@ -67,11 +67,13 @@ def _quiet_logs(quiet: bool) -> Iterator[None]:
 
 
 def _emit(
-    results: list[BenchResult], fmt: OutputFormat, as_array: bool, json_out: Path | None = None
+    found: BenchResult | list[BenchResult], fmt: OutputFormat, json_out: Path | None = None
 ) -> None:
+    """Print one bench's result (a JSON object) or several (``all``: a JSON array)."""
     machine = machine_info()
+    results = found if isinstance(found, list) else [found]
     docs = [r.to_json(machine) for r in results]
-    text = json.dumps(docs if as_array else docs[0], default=str)
+    text = json.dumps(docs if isinstance(found, list) else docs[0], default=str)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text + "\n", encoding="utf-8")
@@ -188,22 +190,16 @@ def consumer_cmd(
     json_out: JsonOutOpt = None,
 ) -> None:
     """Records → Parquet bytes, single core: ours vs naive vs awswrangler (and via amazon_kclpy)."""
-    _emit(
-        [
-            _consumer(
-                records=records,
-                batch=batch,
-                reps=reps,
-                seed=seed,
-                profile_dir=profile_dir,
-                quiet=quiet,
-                daemon=daemon,
-            )
-        ],
-        fmt,
-        as_array=False,
-        json_out=json_out,
+    result = _consumer(
+        records=records,
+        batch=batch,
+        reps=reps,
+        seed=seed,
+        profile_dir=profile_dir,
+        quiet=quiet,
+        daemon=daemon,
     )
+    _emit(result, fmt, json_out)
 
 
 @bench_app.command("query")
@@ -229,23 +225,17 @@ def query_cmd(
 ) -> None:
     """Our Parquet lake vs Firehose JSON lines on DuckDB: bytes read and seconds; the
     current-state query with a snapshot at 1x and 10x history (bytes must stay flat)."""
-    _emit(
-        [
-            _query(
-                changes=changes,
-                days=days,
-                file_minutes=file_minutes,
-                reps=reps,
-                seed=seed,
-                cache_dir=cache_dir,
-                quiet=quiet,
-                snapshot=snapshot,
-            )
-        ],
-        fmt,
-        as_array=False,
-        json_out=json_out,
+    result = _query(
+        changes=changes,
+        days=days,
+        file_minutes=file_minutes,
+        reps=reps,
+        seed=seed,
+        cache_dir=cache_dir,
+        quiet=quiet,
+        snapshot=snapshot,
     )
+    _emit(result, fmt, json_out)
 
 
 @bench_app.command("freshness")
@@ -259,12 +249,7 @@ def freshness_cmd(
     json_out: JsonOutOpt = None,
 ) -> None:
     """Embedded pipeline: DynamoDB write → visible in <table>_current, p50/p95/max."""
-    _emit(
-        [_freshness(rate=rate, seconds=seconds, writers=writers, quiet=quiet)],
-        fmt,
-        as_array=False,
-        json_out=json_out,
-    )
+    _emit(_freshness(rate=rate, seconds=seconds, writers=writers, quiet=quiet), fmt, json_out)
 
 
 @bench_app.command("catalog")
@@ -277,12 +262,7 @@ def catalog_cmd(
     json_out: JsonOutOpt = None,
 ) -> None:
     """Catalog service: object written → partition visible in Glue, and Glue calls per partition."""
-    _emit(
-        [_catalog(partitions=partitions, objects=objects, quiet=quiet)],
-        fmt,
-        as_array=False,
-        json_out=json_out,
-    )
+    _emit(_catalog(partitions=partitions, objects=objects, quiet=quiet), fmt, json_out)
 
 
 @bench_app.command("load")
@@ -320,7 +300,7 @@ def load_cmd(
             progress=_progress(quiet),
         )
     result.machine = machine
-    _emit([result], fmt, as_array=False, json_out=json_out)
+    _emit(result, fmt, json_out)
 
 
 @bench_app.command("all")
@@ -357,7 +337,7 @@ def all_cmd(
         _freshness(rate=rate, seconds=seconds, writers=4, quiet=quiet),
         _catalog(partitions=partitions, objects=4, quiet=quiet),
     ]
-    _emit(results, fmt, as_array=True, json_out=json_out)
+    _emit(results, fmt, json_out)
 
 
 def register(app: typer.Typer) -> None:

@@ -109,6 +109,16 @@ class Measured:
     bytes_files: int
     rows: list[tuple[Any, ...]]
 
+    def summary(self) -> dict[str, Any]:
+        """The figures of the JSON result (the rows counted, not listed)."""
+        return {
+            "seconds": self.seconds,
+            "seconds_all": self.seconds_all,
+            "files": self.files,
+            "bytes_read": self.bytes_files,
+            "rows": len(self.rows),
+        }
+
 
 def _sql_list(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
@@ -324,41 +334,16 @@ def run(
     rows: list[Row] = []
     for q in ("current", "per_hour"):
         o, b = results[q]["ours"], results[q]["firehose"]
-        ours[q] = {
-            "seconds": o.seconds,
-            "seconds_all": o.seconds_all,
-            "files": o.files,
-            "bytes_read": o.bytes_files,
-            "bytes_columns": col_bytes[q],
-            "rows": len(o.rows),
-        }
+        ours[q] = {**o.summary(), "bytes_columns": col_bytes[q]}
         pr = results[q]["firehose_pruned"]
-        baseline[q] = {
-            "seconds": b.seconds,
-            "seconds_all": b.seconds_all,
-            "files": b.files,
-            "bytes_read": b.bytes_files,
-            "rows": len(b.rows),
-            "prefix_pruned": {
-                "seconds": pr.seconds,
-                "files": pr.files,
-                "bytes_read": pr.bytes_files,
-                "rows": len(pr.rows),
-            },
-        }
+        baseline[q] = {**b.summary(), "prefix_pruned": pr.summary()}
         ratios[f"{q}_fewer_bytes_vs_prefix_pruned"] = ratio(pr.bytes_files, o.bytes_files)
         ratios[f"{q}_faster_vs_prefix_pruned"] = ratio(pr.seconds, o.seconds)
         ratios[f"{q}_fewer_bytes"] = ratio(b.bytes_files, o.bytes_files)
         ratios[f"{q}_fewer_bytes_columns"] = ratio(b.bytes_files, col_bytes[q])
         ratios[f"{q}_faster"] = ratio(b.seconds, o.seconds)
         c = results[q]["compacted"]
-        ours[q]["after_compaction"] = {
-            "seconds": c.seconds,
-            "seconds_all": c.seconds_all,
-            "files": c.files,
-            "bytes_read": c.bytes_files,
-            "rows": len(c.rows),
-        }
+        ours[q]["after_compaction"] = c.summary()
         ratios[f"{q}_fewer_files_after_compaction"] = ratio(o.files, c.files)
         ratios[f"{q}_faster_after_compaction"] = ratio(o.seconds, c.seconds)
         rows += [
