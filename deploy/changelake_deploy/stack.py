@@ -1075,7 +1075,6 @@ class ChangelakeStack(cdk.Stack):
             )
         )
         role.add_to_principal_policy(self._kms_via("s3", decrypt=True, encrypt=True))
-        glue_arn = f"arn:{self.partition}:glue:{self.region}:{self.account}"
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="MaintainTheGlueTables",
@@ -1093,11 +1092,7 @@ class ChangelakeStack(cdk.Stack):
                     "glue:UpdatePartition",
                     "glue:BatchUpdatePartition",
                 ],
-                resources=[
-                    f"{glue_arn}:catalog",
-                    f"{glue_arn}:database/{self.database_name}",
-                    f"{glue_arn}:table/{self.database_name}/*",
-                ],
+                resources=self._glue_table_arns("*"),
             )
         )
         # No PutMetricData: the catalog's metrics are EMF log lines (CHANGELAKE_METRICS=emf).
@@ -1160,7 +1155,6 @@ class ChangelakeStack(cdk.Stack):
             )
         )
         role.add_to_principal_policy(self._kms_via("s3", decrypt=True, encrypt=True))
-        glue_arn = f"arn:{self.partition}:glue:{self.region}:{self.account}"
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="SwapAndDropPartitions",
@@ -1172,11 +1166,7 @@ class ChangelakeStack(cdk.Stack):
                     "glue:UpdatePartition",
                     "glue:BatchDeletePartition",
                 ],
-                resources=[
-                    f"{glue_arn}:catalog",
-                    f"{glue_arn}:database/{self.database_name}",
-                    f"{glue_arn}:table/{self.database_name}/*",
-                ],
+                resources=self._glue_table_arns("*"),
             )
         )
         # The snapshot: create/update `<t>_snapshot` and its partitions, switch `<t>_current`
@@ -1191,15 +1181,9 @@ class ChangelakeStack(cdk.Stack):
                     "glue:CreatePartition",
                     "glue:DeletePartition",
                 ],
-                resources=[
-                    f"{glue_arn}:catalog",
-                    f"{glue_arn}:database/{self.database_name}",
-                    *(
-                        f"{glue_arn}:table/{self.database_name}/{name}_{kind}"
-                        for name in glue_names
-                        for kind in ("snapshot", "current")
-                    ),
-                ],
+                resources=self._glue_table_arns(
+                    *(f"{name}_{kind}" for name in glue_names for kind in ("snapshot", "current"))
+                ),
             )
         )
         cdk.CfnOutput(self, "CompactTaskDefinitionArn", value=task.task_definition_arn)
@@ -1249,6 +1233,15 @@ class ChangelakeStack(cdk.Stack):
             if self.config.privacy_key_secret:
                 env["CHANGELAKE_PRIVACY_KEY_SECRET"] = self.config.privacy_key_secret
         return env
+
+    def _glue_table_arns(self, *tables: str) -> list[str]:
+        """What a Glue table call is authorised on: the catalog, the database, the tables."""
+        glue_arn = f"arn:{self.partition}:glue:{self.region}:{self.account}"
+        return [
+            f"{glue_arn}:catalog",
+            f"{glue_arn}:database/{self.database_name}",
+            *(f"{glue_arn}:table/{self.database_name}/{table}" for table in tables),
+        ]
 
     def _grant_privacy_key(self, role: iam.IRole) -> None:
         """Read access to the privacy key's secret (only when the context names one)."""
