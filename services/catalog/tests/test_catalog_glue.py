@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -168,19 +169,9 @@ def test_merge_changes_table_keeps_both_columns_when_two_workers_race_glue_versi
     workers = [GlueRegistry(BUCKET, DB, c, sleep=_no_sleep) for c in clients]
     new = [Column("email", "string"), Column("phone", "string")]
 
-    threads = [
-        threading.Thread(target=w.merge_changes_table, args=("persons", [*BASE, col]))
-        for w, col in zip(workers, new, strict=True)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _merge_concurrently(zip(workers, new, strict=True))
 
-    columns = glue.get_table(DatabaseName=DB, Name="persons_changes")["Table"]["StorageDescriptor"][
-        "Columns"
-    ]
-    assert [c["Name"] for c in columns][3:] in (["email", "phone"], ["phone", "email"])
+    assert _column_names(glue)[3:] in (["email", "phone"], ["phone", "email"])
     assert sum(c.conflicts for c in clients) == 1  # one lost the race and retried
 
 
@@ -224,23 +215,26 @@ def test_merge_changes_table_keeps_both_columns_when_emulator_ignores_version_id
     second = GlueRegistry(
         BUCKET, DB, _InterleavedGlue(glue, read, written, second=True), sleep=_no_sleep
     )
+    _merge_concurrently([(first, Column("email", "string")), (second, Column("phone", "string"))])
+
+    assert _column_names(glue)[3:] == ["email", "phone"]
+
+
+def _merge_concurrently(merges: Iterable[tuple[GlueRegistry, Column]]) -> None:
+    """Each registry adds its column to BASE at the same time, in its own thread."""
     threads = [
-        threading.Thread(
-            target=first.merge_changes_table, args=("persons", [*BASE, Column("email", "string")])
-        ),
-        threading.Thread(
-            target=second.merge_changes_table, args=("persons", [*BASE, Column("phone", "string")])
-        ),
+        threading.Thread(target=registry.merge_changes_table, args=("persons", [*BASE, column]))
+        for registry, column in merges
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
 
-    columns = glue.get_table(DatabaseName=DB, Name="persons_changes")["Table"]["StorageDescriptor"][
-        "Columns"
-    ]
-    assert [c["Name"] for c in columns][3:] == ["email", "phone"]
+
+def _column_names(glue: Any) -> list[str]:
+    table = glue.get_table(DatabaseName=DB, Name="persons_changes")["Table"]
+    return [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
 
 
 class _FlakyGlue(_Delegate):
