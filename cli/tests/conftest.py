@@ -11,6 +11,7 @@ from changelake.adapters.s3_store import S3ObjectStore
 from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_catalog.snapshot import Lake
 from changelake_lake.query.glue_catalog import GlueCatalog
+from changelake_lake.query.local_engine import LocalEngine
 from changelake_lake.query.s3_objects import S3Objects
 
 LAKE_BUCKET = "maintenance-lake"
@@ -42,3 +43,10 @@ def product_lake(product_lake_endpoint: str, monkeypatch: pytest.MonkeyPatch) ->
     """Point every boto3 client of the test at the product-written lake (read only)."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", product_lake_endpoint)
     return product_lake_endpoint
+
+
+@pytest.fixture
+def engine(product_lake: str) -> LocalEngine:
+    """A local engine over the product-written lake."""
+    del product_lake
+    return LocalEngine()

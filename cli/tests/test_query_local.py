@@ -13,13 +13,6 @@ from changelake_product_lake import SHARD, moment, seq
 pytestmark = pytest.mark.aws
 
 
-@pytest.fixture
-def engine(product_lake: str) -> LocalEngine:
-    """A local engine over the product-written lake."""
-    del product_lake
-    return LocalEngine()
-
-
 def test_local_engine_current_view_equals_hand_computed_state(engine: LocalEngine) -> None:
     # p2 deleted by the user, p3 by TTL, p5 only in an unregistered partition; p4's two events
     # share one µs timestamp and the sequence number decides; e03 is stored twice.

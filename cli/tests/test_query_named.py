@@ -15,13 +15,6 @@ from changelake_product_lake import moment
 pytestmark = pytest.mark.aws
 
 
-@pytest.fixture
-def engine(product_lake: str) -> LocalEngine:
-    """A local engine over the product-written lake."""
-    del product_lake
-    return LocalEngine()
-
-
 def run_named(engine: LocalEngine, name: str, **params: str) -> QueryResult:
     """Render the packaged SQL for table persons and run it with Athena-style parameters."""
     query = load(name)
