@@ -71,6 +71,7 @@ from changelake_emulator.firehose_bridge import (
     object_name,
 )
 from changelake_lake.layout import firehose_raw_prefix_expression
+from changelake_testsupport.person_changes import SHARD
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from changelake_transform.service import transform_records
 
@@ -78,7 +79,6 @@ BUCKET = "product-lake"
 DATABASE = "changelake"
 TABLE = "persons"
 DAY = "2024-05-01"
-SHARD = "shardId-000000000000"
 REGION = "us-east-1"
 DELIVERY_STREAM = "changelake-raw"
 

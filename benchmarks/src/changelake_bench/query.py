@@ -32,6 +32,13 @@ from changelake_bench.report import BenchResult, Progress, Row, Target, ratio
 
 _US_PER_HOUR = 3_600_000_000
 
+# A raw record's event time in the Firehose layout: ms, or µs where the precision says so.
+_RAW_EVENT_TIME = """make_timestamp(
+           CASE WHEN dynamodb->>'$.ApproximateCreationDateTimePrecision' = 'MICROSECOND'
+                THEN CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT)
+                ELSE CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT) * 1000
+           END) AS event_time"""
+
 CURRENT_OURS = """
 WITH c AS (
   SELECT pk, item_key, event_name, new_image, event_time, sequence_number, event_id
@@ -57,11 +64,7 @@ WITH raw AS (
   SELECT eventID AS event_id, eventName AS event_name,
          dynamodb->'$.Keys'->'$.pk'->>'$.S' AS pk,
          dynamodb->'$.NewImage' AS new_image,
-         make_timestamp(
-           CASE WHEN dynamodb->>'$.ApproximateCreationDateTimePrecision' = 'MICROSECOND'
-                THEN CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT)
-                ELSE CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT) * 1000
-           END) AS event_time
+         <event_time>
   FROM raw
 ), d AS (
   SELECT * FROM c WHERE event_time >= TIMESTAMP '{cutoff_naive}'
@@ -70,7 +73,7 @@ WITH raw AS (
   SELECT *, row_number() OVER (PARTITION BY pk ORDER BY event_time DESC) AS rn FROM d
 )
 SELECT pk, new_image FROM l WHERE rn = 1 AND event_name <> 'REMOVE'
-"""
+""".replace("<event_time>", _RAW_EVENT_TIME)
 
 PER_HOUR_OURS = """
 SELECT hour(event_time AT TIME ZONE 'UTC') AS h, count(DISTINCT event_id) AS changes
@@ -86,17 +89,13 @@ WITH raw AS (
                  columns = {{eventID: 'VARCHAR', dynamodb: 'JSON'}})
 ), c AS (
   SELECT eventID,
-         make_timestamp(
-           CASE WHEN dynamodb->>'$.ApproximateCreationDateTimePrecision' = 'MICROSECOND'
-                THEN CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT)
-                ELSE CAST(dynamodb->>'$.ApproximateCreationDateTime' AS BIGINT) * 1000
-           END) AS event_time
+         <event_time>
   FROM raw
 )
 SELECT hour(event_time) AS h, count(DISTINCT eventID) AS changes FROM c
 WHERE event_time >= TIMESTAMP '{day_start_naive}' AND event_time < TIMESTAMP '{day_end_naive}'
 GROUP BY 1 ORDER BY 1
-"""
+""".replace("<event_time>", _RAW_EVENT_TIME)
 
 
 @dataclass(frozen=True, slots=True)
