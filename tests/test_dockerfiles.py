@@ -319,7 +319,7 @@ def test_kcl_entrypoint_renders_properties_and_execs_the_daemon(tmp_path: Path) 
     bin_dir.mkdir()
     record = tmp_path / "java-args"
     java = bin_dir / "java"
-    java.write_text(f'#!/bin/sh\nprintf "%s\\n" "$$" "$@" > {record}\n')
+    java.write_text(f'#!/bin/sh\nprintf "%s\\n" "$CHANGELAKE_KCL_WORKER_ID" "$$" "$@" > {record}\n')
     java.chmod(0o755)
     jars = tmp_path / "jars"
     jars.mkdir()
@@ -340,7 +340,7 @@ def test_kcl_entrypoint_renders_properties_and_execs_the_daemon(tmp_path: Path) 
     proc = subprocess.Popen(["sh", str(script)], env=env, cwd=tmp_path)
     assert proc.wait(timeout=60) == 0
     # THEN java replaced the entrypoint process and got the daemon and the properties file
-    pid, *argv = record.read_text().splitlines()
+    worker, pid, *argv = record.read_text().splitlines()
     assert int(pid) == proc.pid
     assert argv == [
         "-cp",
@@ -361,6 +361,10 @@ def test_kcl_entrypoint_renders_properties_and_execs_the_daemon(tmp_path: Path) 
     assert rendered["applicationName"] == "orders-consumer"
     assert rendered["regionName"] == "eu-west-1"
     assert rendered["callProcessRecordsEvenForEmptyRecordList"] == "true"
+    # One worker id, fixed before the JVM starts: in the properties and in the environment its
+    # record processors inherit (they fence their writes with its leases, ADR 0043).
+    assert worker
+    assert rendered["workerId"] == worker
     # The image points the properties at /tmp, the writable scratch volume on ECS.
     runtime_env = ds.dockerfile("consumer").stage(None).last("ENV").value
     assert "CHANGELAKE_KCL_PROPERTIES_PATH=/tmp/" in runtime_env

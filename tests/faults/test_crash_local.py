@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 from functools import partial
@@ -26,6 +27,7 @@ from changelake_faults import (
     lake_rows,
     lease_owners,
     reconcile,
+    stream_records,
     wait_reconciled,
     wait_until,
 )
@@ -162,3 +164,81 @@ def test_a_second_runner_takes_over_after_kill_9(
         f"take-over after kill -9: {verdict.summary()}; survivor owned every shard after "
         f"{takeover:.1f} s"
     )
+
+
+def _lake_high() -> dict[str, int]:
+    """Shard → the highest sequence number with a row in the lake."""
+    high: dict[str, int] = {}
+    for row in lake_rows():
+        shard, seq = row["shard_id"], int(row["sequence_number"])
+        high[shard] = max(high.get(shard, 0), seq)
+    return high
+
+
+def _stream_high() -> dict[str, int]:
+    """Shard → the highest sequence number on the stream."""
+    high: dict[str, int] = {}
+    for rec in stream_records():
+        high[rec.shard_id] = max(high.get(rec.shard_id, 0), int(rec.sequence_number))
+    return high
+
+
+def _covered(target: dict[str, int]) -> bool:
+    lake = _lake_high()
+    return all(lake.get(shard, 0) >= seq for shard, seq in target.items())
+
+
+def test_a_stalled_lease_owner_that_wakes_up_writes_nothing_twice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Write fencing (ADR 0043): the old owner is frozen past the lease timeout, then resumed.
+
+    Runner A owns both shards and holds rows in its buffers (flush age 3 s); it is frozen
+    with SIGSTOP inside a GetRecords call (the proxy's callback), so on SIGCONT it goes straight
+    on to process that page, and its aged buffers are due. Meanwhile runner B takes the expired
+    leases over and writes every row A was holding. Without the fence A's flush would put those
+    rows a second time (what the take-over test saw under load); with it A renews its lease
+    right before the PUT, finds B there, and drops its buffers.
+    """
+    monkeypatch.setenv("CHANGELAKE_FLUSH_AGE_S", "3")
+    with Pipeline(monkeypatch, consumer=False, proxied=("kinesis",)) as pipeline:
+        proxy = pipeline.proxy
+        assert proxy is not None
+        runners = RunnerProcesses(tmp_path)
+        old = runners.start()
+        writer = ProduceLoop(chunk=20, rate=40).start()
+        try:
+            wait_until(lambda: len(lease_owners()) == 2, 60, "the first runner to hold leases")
+            wait_until(lambda: len(lake_rows()) > 0, 60, "its first rows")
+            freeze = proxy.add(
+                FaultRule(
+                    "pass",
+                    "kinesis",
+                    "GetRecords",
+                    times=1,
+                    callback=lambda: os.kill(old.pid, signal.SIGSTOP),
+                )
+            )
+            wait_until(lambda: freeze.injected == 1, 30, "the old owner to be frozen")
+            held = _stream_high()  # everything the frozen runner may have read
+            new = runners.start()
+            wait_until(
+                lambda: (
+                    set(lease_owners().values()) == {runners.owner_of(new, lease_owners().values())}
+                ),
+                60,
+                "the new runner to take both leases",
+            )
+            wait_until(partial(_covered, held), 60, "the new owner to write the frozen rows")
+            os.kill(old.pid, signal.SIGCONT)
+            log = runners.log_path(old)
+            wait_until(lambda: b"write fenced: lease lost" in log.read_bytes(), 60, "the fence")
+            writer.stop()
+            verdict, took = wait_reconciled(90)  # strict: not one row written twice
+        finally:
+            os.kill(old.pid, signal.SIGCONT)  # a frozen process cannot be stopped gracefully
+            writer.stop()
+            codes = runners.stop_all()
+    assert verdict.rows_twice == 0
+    assert codes == [0, 0], codes
+    print(f"stalled owner resumed after the take-over: {verdict.summary()}; clean in {took:.1f} s")

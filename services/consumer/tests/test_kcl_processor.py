@@ -292,3 +292,38 @@ def test_kcl_resumes_after_checkpoint_given_by_initialize(daemon_env: dict[str, 
     finally:
         second.close()
     assert _event_ids() == {event_id_of(i) for i in range(6)}
+
+
+@pytest.mark.parametrize("owner", ["worker-a", "worker-b"])
+def test_kcl_writes_are_fenced_by_the_kcl_lease(
+    daemon_env: dict[str, str], kcl_lease_table: Any, owner: str
+) -> None:
+    # the processor runs as worker-a (the daemon exports CHANGELAKE_KCL_WORKER_ID); the KCL's
+    # lease table says who owns the shard: worker-b means this worker stalled and lost it
+    kcl_lease_table.put(SHARD, leaseOwner=owner)
+    env = {
+        **daemon_env,
+        "CHANGELAKE_KCL_WORKER_ID": "worker-a",
+        "CHANGELAKE_APPLICATION_NAME": kcl_lease_table.name,
+    }
+    d = Daemon(env)
+    try:
+        d.initialize()
+        records = [change(i) for i in range(4)]
+        d.process(records[:3])  # 3 rows: a flush is due
+        if owner == "worker-a":
+            assert d.expect_checkpoint() == records[2][1].sequence_number
+            d.reply_checkpoint(records[2][1].sequence_number)
+            d.expect_status("processRecords")
+            assert _event_ids() == {event_id_of(i) for i in range(3)}
+        else:
+            d.expect_status("processRecords")  # no write, no checkpoint, the process lives on
+            d.process(records[3:])
+            d.expect_status("processRecords")
+            d.send({"action": "shutdownRequested"})
+            d.expect_status("shutdownRequested")  # nothing to flush, nothing to checkpoint
+            assert _event_ids() == set()
+            assert any("lease lost: writes fenced" in line for line in d.stderr), d.stderr
+        assert d.close() == 0
+    finally:
+        d.close()

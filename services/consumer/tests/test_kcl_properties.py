@@ -118,3 +118,26 @@ def test_cli_stack_with_kcl_runner_without_java_fails_before_starting(
     assert result.output.count("error:") == 1
     assert "the KCL runner needs Java" in result.output
     assert "ready" not in result.output  # nothing was started
+
+
+def test_the_worker_id_is_fixed_before_the_daemon_starts_and_kept_by_a_restart() -> None:
+    from changelake_consumer.kcl_daemon import KclDaemon
+
+    assert "workerId" not in _props(kcl_properties.render(ConsumerSettings(), env={}))
+    pinned = kcl_properties.with_worker_id(ConsumerSettings())
+    assert pinned.kcl_worker_id  # a random id, known before the JVM starts
+    assert kcl_properties.with_worker_id(pinned) is pinned
+    given = ConsumerSettings(kcl_worker_id="consumer-1")
+    assert _props(kcl_properties.render(given, env={}))["workerId"] == "consumer-1"
+    # the daemon runs as that worker and tells its record processors (write fence, ADR 0043)
+    daemon = KclDaemon(given, env={})
+    assert daemon.worker_id == "consumer-1"
+    assert daemon._env["CHANGELAKE_KCL_WORKER_ID"] == "consumer-1"
+    assert KclDaemon(ConsumerSettings(), env={}).worker_id != KclDaemon(env={}).worker_id
+    with pytest.raises(RuntimeError, match="two live workers, one id"):
+        daemon.restarted()  # never started: nothing is known to be dead
+
+
+def test_a_worker_id_that_cannot_be_a_property_value_is_refused() -> None:
+    with pytest.raises(ValueError, match="kcl_worker_id"):
+        ConsumerSettings(kcl_worker_id="a b\nfailoverTimeMillis = 1")

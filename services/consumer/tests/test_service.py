@@ -9,6 +9,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from changelake.events import Position
+from changelake_consumer.ports import LeaseLostError
 from changelake_consumer.service import BatchPolicy, ShardProcessor, WriteError
 from changelake_lake import layout
 from changelake_testsupport import golden
@@ -277,3 +278,85 @@ def test_processor_partitions_by_event_time() -> None:
     proc.flush_all()
     hours = sorted(layout.parse_change_object_key(k).partition.hour for k in store.objects)  # type: ignore[union-attr]
     assert hours == ["10", "11"]
+
+
+class Fence:
+    """A write fence whose lease can be lost before the n-th check (ADR 0043)."""
+
+    def __init__(self, lost_at: int | None = None) -> None:
+        self.lost_at = lost_at
+        self.checks = 0
+
+    def __call__(self) -> None:
+        self.checks += 1
+        if self.lost_at is not None and self.checks >= self.lost_at:
+            raise LeaseLostError("another worker owns the shard")
+
+
+def _fenced(store: InMemoryObjectStore, fence: Fence, metrics: RecordingMetrics) -> ShardProcessor:
+    return ShardProcessor(
+        SHARD,
+        store,
+        metrics,
+        BatchPolicy(write_backoff_s=0.01),
+        clock=Clock(),
+        sleep=lambda _s: None,
+        fence=fence,
+    )
+
+
+def test_a_fenced_processor_checks_the_lease_before_and_after_every_put() -> None:
+    store, fence, metrics = InMemoryObjectStore(), Fence(), RecordingMetrics()
+    proc = _fenced(store, fence, metrics)
+    proc.process(changes(0, 4))
+    assert proc.flush_all() == seq(3)
+    assert len(_rows(store)) == 4
+    assert fence.checks == 2
+    assert "writes_fenced" not in metrics.counters
+
+
+def test_a_processor_that_lost_its_lease_writes_nothing_and_keeps_its_checkpoint() -> None:
+    # the stalled owner woke up after another worker took the shard over: no PUT at all
+    store, fence, metrics = InMemoryObjectStore(), Fence(lost_at=1), RecordingMetrics()
+    proc = _fenced(store, fence, metrics)
+    proc.process(changes(0, 4))
+    with pytest.raises(LeaseLostError):
+        proc.flush_all()
+    assert store.objects == {}
+    assert proc.safe_checkpoint() is None
+    assert metrics.counters["writes_fenced"] == 1
+
+
+def test_a_lease_lost_during_the_put_is_counted_as_a_possible_duplicate() -> None:
+    store, fence, metrics = InMemoryObjectStore(), Fence(lost_at=2), RecordingMetrics()
+    proc = _fenced(store, fence, metrics)
+    proc.process(changes(0, 4))
+    with pytest.raises(LeaseLostError):
+        proc.flush_all()
+    assert len(_rows(store)) == 4  # written: the new owner may have listed before it landed
+    assert metrics.counters["writes_after_lease_lost"] == 1
+
+
+def test_a_failing_fence_is_retried_like_a_failing_put() -> None:
+    # the lease table throttled: one more attempt within the write budget, then the PUT
+    store, metrics = InMemoryObjectStore(), RecordingMetrics()
+    calls = 0
+
+    def throttled_once() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("ProvisionedThroughputExceededException")
+
+    proc = ShardProcessor(
+        SHARD,
+        store,
+        metrics,
+        BatchPolicy(write_backoff_s=0.01),
+        sleep=lambda _s: None,
+        fence=throttled_once,
+    )
+    proc.process(changes(0, 2))
+    assert proc.flush_all() == seq(1)
+    assert len(_rows(store)) == 2
+    assert metrics.counters["write_retries"] == 1

@@ -29,6 +29,7 @@ from changelake.logs import configure_logging
 from changelake.metrics import PeriodicFlush, make_metrics
 
 from changelake_consumer.adapters.dynamodb_checkpoints import DynamoDBCheckpointStore
+from changelake_consumer.adapters.kcl_lease import KclLeaseFence
 from changelake_consumer.adapters.kinesis_shards import KinesisShardReader
 from changelake_consumer.kcl_daemon import KclDaemon
 from changelake_consumer.local_runner import LocalConsumer
@@ -143,9 +144,15 @@ def run_record_processor() -> None:
     privacy = aws.privacy_policy(settings)
 
     def factory(shard_id: str, start_after: str | None) -> ShardProcessor:
+        # Write fencing (ADR 0043): the daemon names its worker (CHANGELAKE_KCL_WORKER_ID).
+        worker = settings.kcl_worker_id
+        fence = KclLeaseFence(settings.application_name, shard_id, worker) if worker else None
         return ShardProcessor(
-            shard_id, store, metrics, policy, privacy=privacy, start_after=start_after
+            shard_id, store, metrics, policy, privacy=privacy, start_after=start_after, fence=fence
         )
+
+    if not settings.kcl_worker_id:
+        log.warning("no CHANGELAKE_KCL_WORKER_ID: S3 writes are not fenced by the KCL lease")
 
     flusher = PeriodicFlush(metrics, settings.metrics_flush_s).start()
     try:

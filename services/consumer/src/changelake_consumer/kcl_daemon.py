@@ -8,6 +8,13 @@ The daemon runs in its own session, so a terminal's Ctrl-C reaches only us: we p
 one SIGTERM to the JVM, whose shutdown hook asks every record processor to flush and
 checkpoint (``shutdownGraceMillis``). A SIGINT reaching the record-processor children directly
 would kill them mid-protocol instead.
+
+Each daemon has one KCL worker id for its lifetime (``CHANGELAKE_KCL_WORKER_ID``, else a random
+one chosen here), handed to its record processors in the same variable. A daemon started again
+under the id of a worker that is certainly dead (``restarted()``, after ``kill()``) is that
+worker again: its leases are still assigned to it, and if it held the KCL 3 leader lock it holds
+it again at once, instead of every survivor waiting out the lock's hard-coded 2 minutes
+(ADR 0042).
 """
 
 from __future__ import annotations
@@ -44,12 +51,28 @@ class KclDaemon:
     ) -> None:
         # The record processors the JVM starts read their settings from this environment; the
         # properties (endpoints included) come from ``settings`` and ``os.environ``.
-        self.settings = settings or ConsumerSettings()
+        self.settings = kcl_properties.with_worker_id(settings or ConsumerSettings())
         self._env = dict(os.environ if env is None else env)
+        self._env["CHANGELAKE_KCL_WORKER_ID"] = self.worker_id
         self._stderr = stderr
         self._proc: subprocess.Popen[bytes] | None = None
         self.command: list[str] = []
         self.terminated = False
+
+    @property
+    def worker_id(self) -> str:
+        """The KCL worker id (lease owner, leader lock owner) this daemon runs as."""
+        return str(self.settings.kcl_worker_id)
+
+    def restarted(self, *, stderr: IO[Any] | None = None) -> KclDaemon:
+        """A new, not yet started daemon that is this worker again (same id, settings, env).
+
+        Only for a worker that is dead: this one must have exited (``kill()`` waits for it).
+        Two live workers under one id would both process the same leases.
+        """
+        if self._proc is None or self._proc.poll() is None:
+            raise RuntimeError("restart only a daemon that has exited: two live workers, one id")
+        return KclDaemon(self.settings, env=self._env, stderr=stderr)
 
     @property
     def pid(self) -> int:

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -73,6 +74,10 @@ def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> 
         f"parentShardPollIntervalMillis = {round(settings.shard_sync_s * 1000)}",
         f"shutdownGraceMillis = {SHUTDOWN_GRACE_MS}",
     ]
+    if settings.kcl_worker_id is not None:
+        # The multilang property `workerId` (MultiLangDaemonConfiguration.setWorkerId) is the
+        # KCL's workerIdentifier: the lease owner and the leader lock's owner name (ADR 0042).
+        lines.append(f"workerId = {settings.kcl_worker_id}")
     if settings.kcl_max_leases_for_worker is not None:
         lines.append(f"maxLeasesForWorker = {settings.kcl_max_leases_for_worker}")
     kinesis = _endpoint(env, "KINESIS")
@@ -85,6 +90,18 @@ def render(settings: ConsumerSettings, env: Mapping[str, str] | None = None) -> 
         # A local emulator has no CloudWatch for the KCL's own metrics.
         lines.append("metricsLevel = NONE")
     return "\n".join(lines) + "\n"
+
+
+def with_worker_id(settings: ConsumerSettings) -> ConsumerSettings:
+    """``settings`` with a KCL worker id: the configured one, else a new random one (ADR 0042).
+
+    The id is fixed before the daemon starts so its record processors can be told it
+    (``CHANGELAKE_KCL_WORKER_ID``: they fence their S3 writes with the lease, ADR 0043) and so
+    a worker that died can be started again as itself.
+    """
+    if settings.kcl_worker_id is not None:
+        return settings
+    return settings.model_copy(update={"kcl_worker_id": str(uuid.uuid4())})
 
 
 def jars_dir(settings: ConsumerSettings) -> Path:

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from changelake.ports import CheckpointStore, Metrics, ObjectStore
 from changelake.privacy import PrivacyPolicy
@@ -315,6 +316,9 @@ class LocalConsumer:
                 self._policy,
                 privacy=self._privacy,
                 start_after=saved,
+                # Write fencing (ADR 0043): renewing the lease right before a PUT proves this
+                # runner still owns the shard and gives the PUT a whole lease timeout.
+                fence=None if self._leases is None else partial(self._leases.renew, sid),
                 clock=self._clock,
             )
             iterator: str | None = self._reader.iterator(sid, saved, initial)

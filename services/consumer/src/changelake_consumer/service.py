@@ -16,6 +16,13 @@ Ordering rules (docs/architecture.md "Guarantees", docs/aws-behaviour.md "KCL an
   row is already durable. A replay of an already-written range therefore writes nothing, and a
   replay that overlaps partly writes only the missing rows; where cut points coincide the key is
   the same and the PUT overwrites.
+* **Write fencing** (ADR 0043): a runner that shares shards with others passes a ``fence``, run
+  right before every PUT attempt; it raises :class:`~changelake_consumer.ports.LeaseLostError`
+  once another worker owns the shard, and the processor then writes nothing more (the caller
+  drops its buffers; the new owner reads again from the last checkpoint). After the PUT the fence
+  runs again: an owner that lost the lease while its PUT was in flight (the only window left)
+  is counted (``writes_after_lease_lost``) and logged with the key, as its rows may be twice at
+  rest (the views dedupe by ``event_id``).
 * **Failed writes** are retried with exponential backoff within one time budget
   (``write_timeout_s``; the S3 client's own retries are off, so every attempt is counted here)
   and then raise :class:`WriteError`; the buffer is kept and no checkpoint moves, so the caller
@@ -43,6 +50,7 @@ from changelake_lake.column_policy import ChangeColumns, PreparedRow
 from changelake_lake.layout import Partition
 
 from changelake_consumer.parquet import table_to_parquet
+from changelake_consumer.ports import LeaseLostError
 from changelake_consumer.rows import prepare
 
 log = logging.getLogger(__name__)
@@ -126,10 +134,12 @@ class ShardProcessor:
         expected_table: str | None = None,
         privacy: PrivacyPolicy | None = None,
         start_after: str | None = None,
+        fence: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.shard_id = shard_id
+        self._fence = fence
         self._store = store
         self._metrics = metrics
         self._policy = policy or BatchPolicy()
@@ -325,8 +335,13 @@ class ShardProcessor:
         while True:
             attempt += 1
             try:
+                if self._fence is not None:
+                    self._fence()  # still the owner? (LeaseLostError: write nothing)
                 self._store.put(key, data, content_type)
-                return
+            except LeaseLostError:
+                log.warning("write fenced: lease lost", extra={"shard_id": self.shard_id})
+                self._metrics.count("writes_fenced", 1)
+                raise
             except Exception as exc:  # any infrastructure error: bounded retry, then stop
                 delay = min(
                     max(self._policy.write_backoff_s * 2 ** (attempt - 1), _MIN_BACKOFF_S),
@@ -345,6 +360,28 @@ class ShardProcessor:
                 self._metrics.count("write_retries", 1)
                 self._sleep(delay)
                 slept += delay
+            else:
+                self._after_put(key)
+                return
+
+    def _after_put(self, key: str) -> None:
+        """Run the fence again: was the lease lost while the PUT was in flight?"""
+        if self._fence is None:
+            return
+        try:
+            self._fence()
+        except LeaseLostError:
+            log.error(
+                "object written after the lease was lost: its rows may be twice at rest",
+                extra={"shard_id": self.shard_id, "key": key},
+            )
+            self._metrics.count("writes_after_lease_lost", 1)
+            raise
+        except Exception as exc:  # the check itself failed: the write stands, say so
+            log.warning(
+                "could not re-check the lease after a write",
+                extra={"shard_id": self.shard_id, "key": key, "error": str(exc)},
+            )
 
     # -- quarantine ----------------------------------------------------------------------
 

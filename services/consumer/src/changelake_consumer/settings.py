@@ -85,6 +85,15 @@ class ConsumerSettings(ChangelakeSettings):
             "worker's leases move after about 2-3 times this"
         ),
     )
+    kcl_worker_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+        description=(
+            "KCL workerId (unset: a random one per start). A worker restarted under the id it "
+            "died with keeps its leases and the leader lock at once; never give two live "
+            "workers one id (ADR 0042)"
+        ),
+    )
     kcl_max_leases_for_worker: int | None = Field(
         None, ge=1, description="KCL maxLeasesForWorker (unset: KCL default)"
     )

@@ -33,6 +33,7 @@ from amazon_kclpy.v3 import processor
 from changelake.events import Position
 from changelake.ports import Metrics
 
+from changelake_consumer.ports import LeaseLostError
 from changelake_consumer.service import ShardProcessor
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,13 @@ class ChangeRecordProcessor(processor.RecordProcessorBase):  # type: ignore[misc
     def _guard(self, handler: Callable[[Any], None], message: Any) -> None:
         try:
             handler(message)
+        except LeaseLostError:
+            # The write fence found another owner (ADR 0043): write and checkpoint nothing more;
+            # the KCL ends this processor (lease lost) and the owner reads from the checkpoint.
+            if self._core is not None:
+                self._core.drop()
+            self._stopped = True
+            log.warning("lease lost: writes fenced", extra={"shard_id": self._shard_id})
         except SystemExit:
             raise
         except BaseException:
