@@ -32,9 +32,14 @@ from changelake_emulator.fault_proxy import FaultRule
 from changelake_faults import Pipeline, ProduceLoop, lake_rows, wait_reconciled, wait_until
 from changelake_kcl import leader, owners
 
-pytestmark = [pytest.mark.faults, pytest.mark.kcl, pytest.mark.e2e, pytest.mark.timeout(900)]
-
 KILLS = int(os.environ.get("CHANGELAKE_FAULT_KCL_KILLS", "2"))
+# 900 s for the 2 kills of CI; the long run (20 kills) gets 300 s more per kill.
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.kcl,
+    pytest.mark.e2e,
+    pytest.mark.timeout(300 + 300 * max(KILLS, 2)),
+]
 # A restarted leader must have its shards' rows flowing again well before the 2-minute lock
 # would have expired (on a loaded 2-core machine a JVM and a processor start take ~20-40 s).
 RECOVER_S = 100.0
