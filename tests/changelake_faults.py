@@ -52,7 +52,7 @@ from changelake.events import ChangeEvent, Position, decode_record
 from changelake.lifecycle import StartStop
 from changelake.settings import ChangelakeSettings
 from changelake_emulator.emulator import Emulator
-from changelake_emulator.fault_proxy import FaultProxy
+from changelake_emulator.fault_proxy import FaultProxy, FaultRule
 from changelake_emulator.faults import FaultConfig
 from changelake_lake import layout
 
@@ -518,6 +518,27 @@ class ProduceLoop(StartStop):
         self._running.clear()
         if self._thread.is_alive():
             self._thread.join(timeout=60)
+
+
+def lake_high(table: str = TABLE) -> dict[str, int]:
+    """Shard → the highest sequence number with a row in the lake."""
+    high: dict[str, int] = {}
+    for row in lake_rows(table):
+        shard, seq = row["shard_id"], int(row["sequence_number"])
+        high[shard] = max(high.get(shard, 0), seq)
+    return high
+
+
+def throttled(contains: str, probability: float = 0.3) -> FaultRule:
+    """A rule throttling DynamoDB calls that name ``contains`` (a table), as AWS answers it."""
+    return FaultRule(
+        "error",
+        "dynamodb",
+        probability=probability,
+        status=400,
+        code="ProvisionedThroughputExceededException",
+        contains=contains,
+    )
 
 
 def lease_owners() -> dict[str, str]:

@@ -16,7 +16,15 @@ import boto3
 import pytest
 from changelake_consumer.settings import ConsumerSettings
 from changelake_emulator.fault_proxy import FaultProxy, FaultRule
-from changelake_faults import SETTINGS, TABLE, Pipeline, reconcile, wait_reconciled, wait_until
+from changelake_faults import (
+    SETTINGS,
+    TABLE,
+    Pipeline,
+    reconcile,
+    throttled,
+    wait_reconciled,
+    wait_until,
+)
 from changelake_producer.bootstrap import produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -181,16 +189,7 @@ def test_lease_table_throttling_is_retried_without_loss(
     table = ConsumerSettings().checkpoint_table
     with Pipeline(monkeypatch, proxied=SERVICES, seed=4) as pipeline:
         proxy = _proxy(pipeline)
-        rule = proxy.add(
-            FaultRule(
-                "error",
-                "dynamodb",
-                probability=0.3,
-                status=400,
-                code="ProvisionedThroughputExceededException",
-                contains=f'"TableName": "{table}"',
-            )
-        )
+        rule = proxy.add(throttled(f'"TableName": "{table}"'))
         produce(count=300, rate=100, seed=36, settings=SETTINGS)
         verdict, took = wait_reconciled(90)
         assert pipeline.consumer.failure is None

@@ -28,8 +28,15 @@ from typing import IO
 import pytest
 from changelake_consumer.kcl_daemon import KclDaemon
 from changelake_consumer.settings import ConsumerSettings
-from changelake_emulator.fault_proxy import FaultRule
-from changelake_faults import Pipeline, ProduceLoop, lake_rows, wait_reconciled, wait_until
+from changelake_faults import (
+    Pipeline,
+    ProduceLoop,
+    lake_high,
+    lake_rows,
+    throttled,
+    wait_reconciled,
+    wait_until,
+)
 from changelake_kcl import leader, owners
 
 KILLS = int(os.environ.get("CHANGELAKE_FAULT_KCL_KILLS", "2"))
@@ -95,18 +102,9 @@ def _grew(before: int) -> bool:
     return len(lake_rows()) > before
 
 
-def _last_rows() -> dict[str, int]:
-    """Shard → the highest sequence number in the lake."""
-    last: dict[str, int] = {}
-    for row in lake_rows():
-        shard, seq = row["shard_id"], int(row["sequence_number"])
-        last[shard] = max(last.get(shard, 0), seq)
-    return last
-
-
 def _grew_on(shards: set[str], before: dict[str, int]) -> bool:
     """Every one of ``shards`` has rows past ``before`` (processed again after a restart)."""
-    now = _last_rows()
+    now = lake_high()
     return all(now.get(shard, 0) > before.get(shard, 0) for shard in shards)
 
 
@@ -143,7 +141,7 @@ def test_kill_9_of_the_kcl_daemon_at_random_points_during_a_produce_run(
                 held = {shard for shard, owner in owners().items() if owner == victim.worker_id}
                 victim.kill()  # SIGKILL of the JVM and its record processors
                 killed.append("leader" if victim.worker_id == the_leader else "other")
-                before = _last_rows()
+                before = lake_high()
                 restarted = time.monotonic()
                 live[live.index(victim)] = workers.restart(victim)
                 wait_until(partial(_grew_on, held, before), 240, "the victim's shards")
@@ -188,20 +186,9 @@ def test_kcl_lease_table_throttling_is_retried_without_loss(
     with Pipeline(monkeypatch, consumer=False, shards=2, proxied=("dynamodb",), seed=7) as pipe:
         assert pipe.proxy is not None
         daemon = workers.start()
-        rules = [
-            pipe.proxy.add(
-                FaultRule(
-                    "error",
-                    "dynamodb",
-                    probability=0.3,
-                    status=400,
-                    code="ProvisionedThroughputExceededException",
-                    contains=needle,
-                )
-            )
-            # the JVM's JSON has no spaces, boto3's (the record processors') has
-            for needle in (f'"TableName":"{table}"', f'"TableName": "{table}"')
-        ]
+        # the JVM's JSON has no spaces, boto3's (the record processors') has
+        needles = (f'"TableName":"{table}"', f'"TableName": "{table}"')
+        rules = [pipe.proxy.add(throttled(needle)) for needle in needles]
         writer = ProduceLoop(chunk=20, rate=20).start()
         try:
             wait_until(lambda: _owners() == {daemon.worker_id}, 180, "the worker to hold leases")
@@ -209,7 +196,7 @@ def test_kcl_lease_table_throttling_is_retried_without_loss(
             wait_until(lambda: sum(r.injected for r in rules) >= 20, 120, "20 throttled calls")
             pipe.proxy.clear()
             healed = time.monotonic()
-            before = _last_rows()
+            before = lake_high()
             wait_until(partial(_grew_on, set(owners()), before), 120, "rows after the faults")
             writer.stop()
             verdict, _ = wait_reconciled(120)

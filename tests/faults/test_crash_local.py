@@ -24,6 +24,7 @@ from changelake_faults import (
     SETTINGS,
     Pipeline,
     ProduceLoop,
+    lake_high,
     lake_rows,
     lease_owners,
     reconcile,
@@ -166,15 +167,6 @@ def test_a_second_runner_takes_over_after_kill_9(
     )
 
 
-def _lake_high() -> dict[str, int]:
-    """Shard → the highest sequence number with a row in the lake."""
-    high: dict[str, int] = {}
-    for row in lake_rows():
-        shard, seq = row["shard_id"], int(row["sequence_number"])
-        high[shard] = max(high.get(shard, 0), seq)
-    return high
-
-
 def _stream_high() -> dict[str, int]:
     """Shard → the highest sequence number on the stream."""
     high: dict[str, int] = {}
@@ -184,7 +176,7 @@ def _stream_high() -> dict[str, int]:
 
 
 def _covered(target: dict[str, int]) -> bool:
-    lake = _lake_high()
+    lake = lake_high()
     return all(lake.get(shard, 0) >= seq for shard, seq in target.items())
 
 
