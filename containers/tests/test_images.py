@@ -102,6 +102,49 @@ def test_image_runs_as_the_service_user_with_a_read_only_root(engine: str, image
     assert out.split() == ["10001", "10001", "ok"], out
 
 
+# Run inside each image: import every module of its service with the image's packages only,
+# and look for what must not be there (the CLI, the CDK, test tools, DuckDB).
+IMPORTS = """
+import importlib, importlib.util, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+names = [m.name for m in pkgutil.walk_packages(package.__path__, sys.argv[1] + ".")]
+for name in names:
+    if not name.endswith(".__main__"):
+        importlib.import_module(name)
+present = [n for n in sys.argv[2:] if importlib.util.find_spec(n) is not None]
+print(len(names), ",".join(present) or "-")
+"""
+NOT_IN_IMAGES = ("changelake_cli", "aws_cdk", "pytest", "duckdb")
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=[i.tag for i in IMAGES])
+def test_image_imports_every_module_of_its_service_and_no_tool(
+    engine: str, image: ds.Image
+) -> None:
+    """What the image installs holds every import the service's code needs, and no CLI/CDK.
+
+    The workspace venv has every package; an image has only its member's locked closure. A
+    service importing a package it does not declare passes every other test and breaks here.
+    """
+    out = run(
+        engine,
+        "run",
+        "--rm",
+        "--read-only",
+        *[a for p in ds.volumes(image.stage()) for a in ("-v", p)],
+        "--entrypoint",
+        "python3",
+        image.tag,
+        "-c",
+        IMPORTS,
+        f"changelake_{image.service}",
+        *NOT_IN_IMAGES,
+    )
+    count, present = out.split()
+    assert int(count) >= 3, out
+    assert present == "-", f"{image.tag} holds {present}"
+
+
 def test_emulator_image_keeps_its_healthcheck(engine: str) -> None:
     """Docker image format: the HEALTHCHECK survives (podman's OCI default drops it)."""
     (emulator,) = [i for i in IMAGES if i.service == "emulator"]
