@@ -433,6 +433,11 @@ class Pipeline(StartStop):
         """The emulator's endpoint."""
         return self.emulator.endpoint
 
+    def fault_proxy(self) -> FaultProxy:
+        """The running fault proxy (the pipeline was built with ``proxied`` services)."""
+        assert self.proxy is not None, "no fault proxy: pass proxied=(...) services"
+        return self.proxy
+
     def start(self) -> Self:
         """Emulator, proxy, environment, then catalog and consumer (undone on failure)."""
         try:

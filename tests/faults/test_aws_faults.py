@@ -15,7 +15,7 @@ import time
 import boto3
 import pytest
 from changelake_consumer.settings import ConsumerSettings
-from changelake_emulator.fault_proxy import FaultProxy, FaultRule
+from changelake_emulator.fault_proxy import FaultRule
 from changelake_faults import (
     SETTINGS,
     TABLE,
@@ -40,17 +40,11 @@ def _checkpoints() -> dict[str, str]:
     return {i["lease_key"]["S"]: i["checkpoint"]["S"] for i in items if "checkpoint" in i}
 
 
-def _proxy(pipeline: Pipeline) -> FaultProxy:
-    proxy: FaultProxy | None = pipeline.proxy
-    assert proxy is not None
-    return proxy
-
-
 def test_s3_slowdown_500_and_timeouts_are_retried_within_the_write_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with Pipeline(monkeypatch, proxied=SERVICES, seed=1) as pipeline:
-        proxy = _proxy(pipeline)
+        proxy = pipeline.fault_proxy()
         rules = [
             proxy.add(
                 FaultRule(
@@ -96,7 +90,7 @@ def test_s3_outage_beyond_the_write_budget_stops_without_checkpoint_then_recover
 ) -> None:
     monkeypatch.setenv("CHANGELAKE_WRITE_TIMEOUT_S", "1.5")
     with Pipeline(monkeypatch, proxied=SERVICES, seed=2) as pipeline:
-        proxy = _proxy(pipeline)
+        proxy = pipeline.fault_proxy()
         produce(count=100, seed=32, settings=SETTINGS)
         wait_reconciled(60)
         before = _checkpoints()
@@ -129,7 +123,7 @@ def test_glue_throttling_and_sqs_errors_are_retried_then_everything_is_catalogue
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with Pipeline(monkeypatch, proxied=SERVICES, seed=3) as pipeline:
-        proxy = _proxy(pipeline)
+        proxy = pipeline.fault_proxy()
         rules = [
             proxy.add(
                 FaultRule("error", "glue", probability=0.3, status=400, code="ThrottlingException")
@@ -188,7 +182,7 @@ def test_lease_table_throttling_is_retried_without_loss(
 ) -> None:
     table = ConsumerSettings().checkpoint_table
     with Pipeline(monkeypatch, proxied=SERVICES, seed=4) as pipeline:
-        proxy = _proxy(pipeline)
+        proxy = pipeline.fault_proxy()
         rule = proxy.add(throttled(f'"TableName": "{table}"'))
         produce(count=300, rate=100, seed=36, settings=SETTINGS)
         verdict, took = wait_reconciled(90)

@@ -1,8 +1,10 @@
-"""Local runners as real processes, for crash tests: start, SIGKILL, restart, stop.
+"""Services as real processes, for crash tests: start, SIGKILL, restart, stop.
 
-``python -m changelake_consumer local`` with the environment given (endpoint, fast timings);
-each runner's stderr (JSON log lines) goes to its own file in a folder, for assertions and
-failure messages. Used by the lease tests (services/consumer) and the fault tests (tests/faults).
+By default the local runner (``python -m changelake_consumer local``); any other service's
+``python -m`` command with the log line that says it is ready (the catalog service:
+:data:`CATALOG`). The environment is given (endpoint, fast timings); each process's stderr
+(JSON log lines) goes to its own file in a folder, for assertions and failure messages. Used by
+the lease tests (services/consumer) and the fault tests (tests/faults).
 """
 
 from __future__ import annotations
@@ -12,37 +14,57 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
-class RunnerProcesses:
-    """Local runners as real processes (``python -m changelake_consumer local``), logs in tmp."""
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A service's ``python -m`` arguments, its log-file name and the log line that says ready."""
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
+    args: Sequence[str]
+    name: str
+    ready: bytes
+
+
+CONSUMER = Command(("-m", "changelake_consumer", "local"), "runner", b'"consumer started"')
+CATALOG = Command(("-m", "changelake_catalog"), "catalog", b'"catalog service running"')
+
+
+class RunnerProcesses:
+    """Service processes (default: local runners, ``python -m changelake_consumer local``),
+    logs in tmp."""
+
+    def __init__(
+        self, tmp: Path, env: dict[str, str] | None = None, command: Command = CONSUMER
+    ) -> None:
         self.tmp = tmp
         self.env = {**os.environ, **(env or {})}
+        self.command = command
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def log_path(self, proc: subprocess.Popen[bytes]) -> Path:
-        """The stderr file of one runner."""
-        return self.tmp / f"runner-{self.procs.index(proc)}.log"
+        """The stderr file of one process."""
+        return self.tmp / f"{self.command.name}-{self.procs.index(proc)}.log"
 
     def wait_started(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> float:
-        """Seconds until the runner logged that it consumes (imports done, clients built)."""
+        """Seconds until the process logged that it is ready (imports done, clients built)."""
         started = time.monotonic()
         log = self.log_path(proc)
-        while not (log.is_file() and b'"consumer started"' in log.read_bytes()):
+        while not (log.is_file() and self.command.ready in log.read_bytes()):
             if proc.poll() is not None or time.monotonic() - started > timeout:
-                raise AssertionError(f"runner {proc.pid} did not start:\n{self.logs()}")
+                raise AssertionError(
+                    f"{self.command.name} {proc.pid} did not start:\n{self.logs()}"
+                )
             time.sleep(0.1)
         return time.monotonic() - started
 
     def start(self) -> subprocess.Popen[bytes]:
-        """One more runner."""
-        log = (self.tmp / f"runner-{len(self.procs)}.log").open("wb")
+        """One more process."""
+        log = (self.tmp / f"{self.command.name}-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "changelake_consumer", "local"],
+            [sys.executable, *self.command.args],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=log,
@@ -62,7 +84,8 @@ class RunnerProcesses:
     def logs(self, tail: int = 3000) -> str:
         """The last bytes of every runner's log, for failure messages."""
         return "\n".join(
-            p.read_text(errors="replace")[-tail:] for p in sorted(self.tmp.glob("runner-*.log"))
+            p.read_text(errors="replace")[-tail:]
+            for p in sorted(self.tmp.glob(f"{self.command.name}-*.log"))
         )
 
     def stop_all(self) -> list[int]:
