@@ -20,6 +20,7 @@ from changelake_consumer.settings import ConsumerSettings
 from changelake_producer.bootstrap import produce
 from changelake_producer.service import ProduceSummary
 from changelake_testsupport.fakes import RecordingMetrics
+from changelake_testsupport.resharding import merge, open_shards, split_in_half
 
 pytestmark = pytest.mark.e2e
 
@@ -32,14 +33,6 @@ def _rows(bucket: str) -> list[dict[str, Any]]:
             data = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
             rows.extend(pq.read_table(io.BytesIO(data)).to_pylist())
     return rows
-
-
-def _open_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
-    shards = kinesis.list_shards(StreamName=stream)["Shards"]
-    return sorted(
-        (s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]),
-        key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]),
-    )
 
 
 def _wait_forwarded(emulator: Any, count: int) -> None:
@@ -67,25 +60,11 @@ def test_split_and_merge_during_produce_every_change_read_once(emulator: Any) ->
         producer.start()
         # WHEN shard 0 is split once a quarter of the changes are on the stream ...
         _wait_forwarded(emulator, 100)
-        first = _open_shards(kinesis, stream)[0]
-        low = int(first["HashKeyRange"]["StartingHashKey"])
-        high = int(first["HashKeyRange"]["EndingHashKey"])
-        kinesis.split_shard(
-            StreamName=stream,
-            ShardToSplit=first["ShardId"],
-            NewStartingHashKey=str((low + high) // 2),
-        )
+        first = open_shards(kinesis, stream)[0]
+        children = split_in_half(kinesis, stream, first)
         # ... and its two children are merged again at half, while writes go on
         _wait_forwarded(emulator, 200)
-        children = [
-            s for s in _open_shards(kinesis, stream) if s.get("ParentShardId") == first["ShardId"]
-        ]
-        assert len(children) == 2
-        kinesis.merge_shards(
-            StreamName=stream,
-            ShardToMerge=children[0]["ShardId"],
-            AdjacentShardToMerge=children[1]["ShardId"],
-        )
+        merge(kinesis, stream, *children)
         producer.join(timeout=60)
         assert summary, "producer did not finish"
         total = summary[0].total
