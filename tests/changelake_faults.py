@@ -9,7 +9,10 @@ optionally a :class:`~changelake_emulator.fault_proxy.FaultProxy` in front of so
 read from TRIM_HORIZON on every shard (closed parents included) and every record decoded with
 the same strict decoder the services use. Then, per record position (shard, sequence number):
 
-* **lost**: a valid record with no row in ``changes/`` (Parquet read straight from S3);
+* **lost**: a valid record with no row in ``changes/`` (Parquet read straight from S3, as
+  readers see it: a partition a compaction or an erasure rewrote is read at its generation,
+  where one row per event id stands for every copy of the event);
+* **erased but stored**: a row left of an item the test erased (``changelake erase``);
 * **duplicated**: a position with more than one row, or a row at no valid stream position
   (a test where two live runners may both write a shard while its lease moves — the
   at-least-once window ADR 0017 leaves to the views' dedupe — passes ``rows_twice_ok``: rows
@@ -42,6 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import boto3
 import orjson
@@ -99,6 +103,7 @@ class Reconciliation:
     lost: list[tuple[str, str]] = field(default_factory=list)
     duplicated: list[tuple[str, str]] = field(default_factory=list)
     rows_twice: int = 0
+    not_erased: list[tuple[str, str]] = field(default_factory=list)
     bad_records: int = 0
     quarantined: int = 0
     quarantine_missing: list[tuple[str, str]] = field(default_factory=list)
@@ -115,6 +120,7 @@ class Reconciliation:
         return not (
             self.lost
             or self.duplicated
+            or self.not_erased
             or self.quarantine_missing
             or self.quarantine_extra
             or self.quarantine_without_reason
@@ -128,7 +134,8 @@ class Reconciliation:
             f"stream {self.stream_records} records ({self.valid_records} valid, "
             f"{self.distinct_events} events, {self.bad_records} bad); lake {self.lake_rows} rows "
             f"({self.lake_events} events); lost {len(self.lost)}, duplicated "
-            f"{len(self.duplicated)} (rows written twice {self.rows_twice}); quarantined "
+            f"{len(self.duplicated)} (rows written twice {self.rows_twice}); erased but stored "
+            f"{len(self.not_erased)}; quarantined "
             f"{self.quarantined} (missing {len(self.quarantine_missing)}, extra "
             f"{len(self.quarantine_extra)}, no reason {len(self.quarantine_without_reason)}); "
             f"view items {self.view_items}, problems "
@@ -187,11 +194,42 @@ def objects(prefix: str) -> Iterator[tuple[str, bytes]]:
             yield obj["Key"], body
 
 
-def lake_rows(table: str = TABLE) -> list[dict[str, Any]]:
-    """Every row under ``changes/<table>/`` (Parquet read from S3, not through the catalog)."""
+def rewritten_partitions(table: str = TABLE) -> dict[layout.Partition, str]:
+    """Partitions Glue points at a rewrite's generation (compaction, erasure: ADR 0033) instead
+    of their base prefix → that generation's key prefix. ``{}`` before the table exists."""
+    glue = boto3.client("glue")
+    out: dict[layout.Partition, str] = {}
+    try:
+        for page in glue.get_paginator("get_partitions").paginate(
+            DatabaseName=SETTINGS.database, TableName=layout.changes_table_name(table)
+        ):
+            for part in page["Partitions"]:
+                partition = layout.Partition(*part["Values"])
+                prefix = urlsplit(part["StorageDescriptor"]["Location"]).path.lstrip("/")
+                if prefix != layout.changes_partition_prefix(table, partition):
+                    out[partition] = prefix
+    except glue.exceptions.EntityNotFoundException:
+        pass
+    return out
+
+
+def lake_rows(
+    table: str = TABLE, rewritten: dict[layout.Partition, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every row under ``changes/<table>/`` as readers see it (Parquet read from S3, not
+    through the catalog): a partition's base-prefix objects, or, for a partition in
+    ``rewritten`` (see :func:`rewritten_partitions`), the objects of its current generation."""
     rows: list[dict[str, Any]] = []
+    rewritten = rewritten or {}
     columns = ["event_id", "shard_id", "sequence_number", "item_key"]
-    for _key, data in objects(layout.changes_prefix(table)):
+    for key, data in objects(layout.changes_prefix(table)):
+        base = layout.parse_table_object_key(key)
+        if base is not None and base.partition in rewritten:
+            continue  # replaced by its generation (a late object is read once copied in)
+        if base is None and not (
+            key.endswith(".parquet") and any(key.startswith(p) for p in rewritten.values())
+        ):
+            continue  # another generation, a manifest, a trash record
         rows.extend(pq.read_table(io.BytesIO(data), columns=columns).to_pylist())
     return rows
 
@@ -227,7 +265,9 @@ def expected_current(records: list[StreamRecord], table: str = TABLE) -> dict[st
     return out
 
 
-def _view_problems(records: list[StreamRecord], table: str) -> tuple[int | None, list[str]]:
+def _view_problems(
+    records: list[StreamRecord], table: str, erased_items: frozenset[str] = frozenset()
+) -> tuple[int | None, list[str]]:
     from changelake_lake.query.current_check import view_images
     from changelake_lake.query.local_engine import LocalEngine
 
@@ -251,7 +291,11 @@ def _view_problems(records: list[StreamRecord], table: str) -> tuple[int | None,
             f"current view != stream: missing {missing[:3]} extra {extra[:3]} "
             f"different {different[:3]} ({len(missing)}/{len(extra)}/{len(different)})"
         )
-    events = {r.event.event_id for r in records if r.event is not None and r.event.table == table}
+    events = {
+        r.event.event_id
+        for r in records
+        if r.event is not None and r.event.table == table and r.event.item_key not in erased_items
+    }
     if result.rows[0][0] != len(events):
         problems.append(f"changes table has {result.rows[0][0]} distinct events, not {len(events)}")
     return len(view), problems
@@ -307,21 +351,39 @@ def reconcile(
     stream_only_items: frozenset[str] = frozenset(),
     firehose: bool = True,
     rows_twice_ok: bool = False,
+    erased_items: frozenset[str] = frozenset(),
 ) -> Reconciliation:
     """Compare the stream with the lake, the quarantine and (``views``) the catalog's views,
     then (``views``) run ``changelake reconcile``: the one oracle of the fault tests.
+
+    The lake is read as readers see it (:func:`lake_rows`): in a partition a rewrite replaced
+    (compaction keeps one row per event id), a record is stored when its event id is.
+    ``erased_items`` (item keys) were erased (``changelake erase``): their records must have
+    no row left.
     """
     records = stream_records()
-    rows = lake_rows(table)
+    rewritten = rewritten_partitions(table)
+    rows = lake_rows(table, rewritten)
     result = Reconciliation(stream_records=len(records), lake_rows=len(rows))
-    valid = {(r.shard_id, r.sequence_number) for r in records if r.event is not None}
+    events = {(r.shard_id, r.sequence_number): r.event for r in records if r.event is not None}
+    valid = set(events)
     bad = {(r.shard_id, r.sequence_number): r for r in records if r.event is None}
     result.valid_records = len(valid)
     result.distinct_events = len({r.event.event_id for r in records if r.event is not None})
     result.bad_records = len(bad)
     stored = Counter((str(r["shard_id"]), str(r["sequence_number"])) for r in rows)
-    result.lake_events = len({r["event_id"] for r in rows})
-    result.lost = sorted(valid - stored.keys())
+    stored_events = {r["event_id"] for r in rows}
+    result.lake_events = len(stored_events)
+    erased = {p for p, e in events.items() if e.item_key in erased_items}
+    result.not_erased = sorted(erased & stored.keys())
+    result.lost = sorted(
+        p
+        for p in valid - stored.keys() - erased
+        if not (  # another copy of the event kept by a rewrite
+            layout.partition_for_us(events[p].event_time_us) in rewritten
+            and events[p].event_id in stored_events
+        )
+    )
     result.rows_twice = sum(n - 1 for p, n in stored.items() if n > 1 and p in valid)
     result.duplicated = sorted(
         p for p, n in stored.items() if p not in valid or (n > 1 and not rows_twice_ok)
@@ -341,7 +403,7 @@ def reconcile(
     result.quarantine_missing = sorted(bad.keys() - quarantined.keys())
     result.quarantine_extra = sorted(p for p, n in quarantined.items() if n > 1 or p not in bad)
     if views:
-        result.view_items, result.view_problems = _view_problems(records, table)
+        result.view_items, result.view_problems = _view_problems(records, table, erased_items)
         if not result.view_problems:
             result.reconcile_gaps = changelake_reconcile(
                 table,
@@ -361,6 +423,7 @@ def wait_reconciled(
     stream_only_items: frozenset[str] = frozenset(),
     firehose: bool = True,
     rows_twice_ok: bool = False,
+    erased_items: frozenset[str] = frozenset(),
 ) -> tuple[Reconciliation, float]:
     """Poll :func:`reconcile` until clean; then wait ``settle_s`` (a late duplicate would show)
     and reconcile once more. Returns the final verdict and the seconds it took to get clean.
@@ -369,7 +432,9 @@ def wait_reconciled(
     """
     started = time.monotonic()
     while True:
-        verdict = reconcile(table, views=False, rows_twice_ok=rows_twice_ok)  # cheap first
+        verdict = reconcile(  # cheap first
+            table, views=False, rows_twice_ok=rows_twice_ok, erased_items=erased_items
+        )
         if verdict.clean and views:
             verdict = reconcile(
                 table,
@@ -377,6 +442,7 @@ def wait_reconciled(
                 stream_only_items=stream_only_items,
                 firehose=firehose,
                 rows_twice_ok=rows_twice_ok,
+                erased_items=erased_items,
             )
         if verdict.clean:
             break
@@ -391,6 +457,7 @@ def wait_reconciled(
         stream_only_items=stream_only_items,
         firehose=firehose,
         rows_twice_ok=rows_twice_ok,
+        erased_items=erased_items,
     )
     assert final.clean, final.summary()
     return final, took

@@ -14,6 +14,7 @@ leave its partition unregistered), then the items are written to DynamoDB for re
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,13 +35,15 @@ from changelake_faults import (
     Pipeline,
     objects,
     reconcile,
+    rewritten_partitions,
+    stream_records,
     wait_reconciled,
     wait_until,
 )
 from changelake_lake import layout
 from changelake_producer.bootstrap import produce
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
-from changelake_testsupport.runners import CATALOG, RunnerProcesses
+from changelake_testsupport.runners import CATALOG, Command, RunnerProcesses
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -348,4 +351,120 @@ def test_duplicate_s3_events_register_once(pipeline: Pipeline, tmp_path: Path) -
     print(
         f"duplicate S3 events ({len(bodies)} notifications x2 reversed, then x1 to the same and "
         f"x1 to a fresh catalog): {verdict.summary()}; clean after {took:.1f} s"
+    )
+
+
+def _views() -> dict[str, list[tuple[str, ...]]]:
+    """Every row of ``<table>_changes`` and of each view over it, through the catalog."""
+    from changelake_lake.query.local_engine import LocalEngine
+
+    engine = LocalEngine(SETTINGS.database, region=SETTINGS.region)
+    names = [
+        name
+        for name in _tables()
+        if name.startswith(f"{TABLE}_") and name != layout.raw_table_name(TABLE)
+    ]
+    out = {}
+    for name in sorted(names):
+        result = engine.run(f"SELECT * FROM {name}")
+        out[name] = sorted(
+            tuple(f"{column}={value}" for column, value in zip(result.columns, row, strict=True))
+            for row in result.rows
+        )
+    return out
+
+
+def _without(views: dict[str, list[tuple[str, ...]]], item_key: str) -> dict[str, Any]:
+    return {
+        name: [row for row in rows if f"item_key={item_key}" not in row]
+        for name, rows in views.items()
+    }
+
+
+def _cli(tmp: Path, *args: str) -> RunnerProcesses:
+    """``changelake <args>`` as processes (started by the caller), logs in ``tmp``."""
+    return RunnerProcesses(tmp, command=Command(("-m", "changelake_cli.main", *args), args[0], b""))
+
+
+def _changelake(*args: str) -> None:
+    """``changelake <args>`` in this process (a rerun: nothing to kill), succeeding."""
+    from changelake_cli.main import app
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.timeout(420)
+def test_compaction_and_erasure_killed_mid_way_then_rerun_keep_the_views(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """``kill -9`` of ``changelake compact`` at its second partition swap (the first partition
+    swapped, its old objects waiting out the grace; the second's new objects written, not
+    swapped), then of ``changelake erase`` at its second swap; each rerun; then the grace runs
+    out (trash collected). Readers see the same rows throughout (minus the erased item)."""
+    proxy = pipeline.fault_proxy()
+    _past_hours("erase", range(30, 26, -1))  # the item to erase: four past hours and now
+    produce(count=30, seed=53, settings=SETTINGS)
+    catalogs = RunnerProcesses(tmp_path / "catalog", command=CATALOG)
+    compact = ("compact", "--table", TABLE, "--older-than", "2h")
+    erase = ("erase", "--table", TABLE, "--key", '{"pk": "erase-history"}')
+    victims: list[subprocess.Popen[bytes]] = []
+
+    def kill() -> None:
+        victims[-1].kill()
+
+    def kill_at_second_swap(args: tuple[str, ...]) -> int:
+        command = _cli(tmp_path / args[0], *args)
+        rule = proxy.add(
+            FaultRule("drop", "glue", "UpdatePartition", after=1, times=1, callback=kill)
+        )
+        victims.append(command.start())
+        code: int = victims[-1].wait(timeout=120)
+        proxy.clear()
+        assert rule.injected == 1, command.logs()
+        return code
+
+    catalogs.start()
+    try:
+        wait_reconciled(120)
+        before = _views()
+        item_key = next(
+            r.event.item_key
+            for r in stream_records()
+            if r.event and "erase-history" in r.event.item_key
+        )
+        assert kill_at_second_swap(compact) == -9
+        assert len(rewritten_partitions()) == 1  # one swapped, the next one not
+        assert _views() == before  # a reader at the crash
+        started = time.monotonic()
+        _changelake(*compact)
+        compacted, _ = wait_reconciled(60)
+        compaction_recovered = time.monotonic() - started
+        assert _views() == before
+        swapped = len(rewritten_partitions())
+        assert swapped >= 4
+
+        boto3.resource("dynamodb").Table(TABLE).delete_item(Key={"pk": "erase-history"})
+        wait_reconciled(60)
+        before = _views()
+        assert kill_at_second_swap(erase) == -9
+        started = time.monotonic()
+        _changelake(*erase)
+        erased, _ = wait_reconciled(60, erased_items=frozenset({item_key}))
+        erase_recovered = time.monotonic() - started
+        after = _without(before, item_key)
+        assert _views() == after
+        assert after != before
+
+        _changelake("compact", "--table", TABLE, "--grace", "0s")  # the grace is over
+        final, _ = wait_reconciled(60, erased_items=frozenset({item_key}))
+        assert _views() == after
+    finally:
+        catalogs.stop_all()
+    print(
+        f"compaction killed at its 2nd swap, rerun: {compacted.summary()}; {swapped} partitions "
+        f"rewritten; clean {compaction_recovered:.1f} s after the rerun started. Erase killed "
+        f"at its 2nd swap, rerun: {erased.summary()}; clean {erase_recovered:.1f} s after the "
+        f"rerun started. Trash collected: {final.summary()}"
     )

@@ -40,6 +40,7 @@ class RunnerProcesses:
         self, tmp: Path, env: dict[str, str] | None = None, command: Command = CONSUMER
     ) -> None:
         self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **(env or {})}
         self.command = command
         self.procs: list[subprocess.Popen[bytes]] = []
