@@ -14,6 +14,7 @@ leave its partition unregistered), then the items are written to DynamoDB for re
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from collections import Counter
@@ -391,7 +392,13 @@ def _changelake(*args: str) -> None:
     from changelake_cli.main import app
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(app, list(args))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        result = CliRunner().invoke(app, list(args))
+    finally:  # the command logs to the runner's stderr, closed after it: restore the logging
+        root.handlers[:] = handlers
+        root.setLevel(level)
     assert result.exit_code == 0, result.output
 
 
@@ -404,7 +411,7 @@ def test_compaction_and_erasure_killed_mid_way_then_rerun_keep_the_views(
     swapped), then of ``changelake erase`` at its second swap; each rerun; then the grace runs
     out (trash collected). Readers see the same rows throughout (minus the erased item)."""
     proxy = pipeline.fault_proxy()
-    _past_hours("erase", range(30, 26, -1))  # the item to erase: four past hours and now
+    _past_hours("erase", range(30, 28, -1))  # the item to erase: two past hours and now
     produce(count=30, seed=53, settings=SETTINGS)
     catalogs = RunnerProcesses(tmp_path / "catalog", command=CATALOG)
     compact = ("compact", "--table", TABLE, "--older-than", "2h")
@@ -443,7 +450,7 @@ def test_compaction_and_erasure_killed_mid_way_then_rerun_keep_the_views(
         compaction_recovered = time.monotonic() - started
         assert _views() == before
         swapped = len(rewritten_partitions())
-        assert swapped >= 4
+        assert swapped >= 2
 
         boto3.resource("dynamodb").Table(TABLE).delete_item(Key={"pk": "erase-history"})
         wait_reconciled(60)
