@@ -43,6 +43,7 @@ from changelake_faults import (
 )
 from changelake_lake import layout
 from changelake_producer.bootstrap import produce
+from changelake_testsupport.queues import queue_drained
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from changelake_testsupport.runners import CATALOG, Command, RunnerProcesses
 
@@ -71,15 +72,7 @@ def _queue_url(suffix: str = "") -> str:
 
 
 def _queue_empty() -> bool:
-    attrs = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=_queue_url(),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        attrs["ApproximateNumberOfMessages"]
-        == "0"
-        == attrs["ApproximateNumberOfMessagesNotVisible"]
-    )
+    return queue_drained(boto3.client("sqs"), _queue_url())
 
 
 def _past_hours(tag: str, hours: range) -> set[layout.Partition]:

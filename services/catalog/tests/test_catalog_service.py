@@ -19,6 +19,7 @@ from changelake_catalog.service import CatalogService
 from changelake_catalog.settings import CatalogSettings
 from changelake_lake.athena_view import decode_presto_view
 from changelake_lake.layout import change_object_key, partition_for
+from changelake_testsupport.queues import queue_drained
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.aws
@@ -41,15 +42,7 @@ def _drain(service: CatalogService, lake: Any, rounds: int = 10) -> None:
 
 
 def _queue_empty(lake: Any) -> bool:
-    attrs = lake.sqs.get_queue_attributes(
-        QueueUrl=lake.queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        attrs["ApproximateNumberOfMessages"]
-        == "0"
-        == attrs["ApproximateNumberOfMessagesNotVisible"]
-    )
+    return queue_drained(lake.sqs, lake.queue_url)
 
 
 def _snapshot(lake: Any) -> dict[str, Any]:
