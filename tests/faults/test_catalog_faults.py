@@ -47,7 +47,7 @@ from changelake_testsupport.queues import queue_drained
 from changelake_testsupport.records import encode, kinesis_dynamodb_record
 from changelake_testsupport.runners import CATALOG, Command, RunnerProcesses
 
-pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(420)]
 
 VISIBILITY_TIMEOUT_S = 4
 
@@ -395,7 +395,6 @@ def _changelake(*args: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.timeout(420)
 def test_compaction_and_erasure_killed_mid_way_then_rerun_keep_the_views(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
