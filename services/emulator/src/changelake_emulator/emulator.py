@@ -30,6 +30,7 @@ from changelake_emulator.glue_partitions import install as install_glue_partitio
 from changelake_emulator.http_server import H2cMotoServer
 from changelake_emulator.kinesis_reads import install as install_kinesis_reads
 from changelake_emulator.kinesis_resharding import install as install_kinesis_resharding
+from changelake_emulator.moto_direct import install as install_moto_direct
 from changelake_emulator.moto_routing import install as install_moto_routing
 from changelake_emulator.streaming_destination import StreamingDestination
 
@@ -129,6 +130,7 @@ class Emulator(StartStop):
             install_kinesis_resharding()  # moto's split/merge routing loses records
             install_kinesis_reads()  # moto scans a whole shard per GetRecords (ADR 0037)
             install_moto_routing()  # moto lists its package per request to route it (ADR 0037)
+            install_moto_direct()  # moto sizes each stream record with a slow JSON dump
             install_glue_partitions()  # GetPartitions segments and pages, as Trino uses them
             install_destination_api()  # Enable/DescribeKinesisStreamingDestination, exports
             # HTTP/1.1 for boto3 and cleartext HTTP/2 for the KCL's Java SDK, on one port.
@@ -199,16 +201,8 @@ class Emulator(StartStop):
 
     def _start_integrations(self) -> None:
         s = self.settings
-        ddb, streams, kinesis = (
-            self._client("dynamodb"),
-            self._client("dynamodbstreams"),
-            self._client("kinesis"),
-        )
         self.streaming = {
             table: StreamingDestination(
-                ddb=ddb,
-                streams=streams,
-                kinesis=kinesis,
                 table=table,
                 stream_name=s.stream_name,
                 region=s.region,

@@ -1,5 +1,8 @@
 """DynamoDB → Kinesis streaming destination (moto lacks ``EnableKinesisStreamingDestination``).
 
+Reads the table's stream and puts on Kinesis in process, through moto's backends
+(``moto_direct``; ADR 0041 for the batching, retries and ordering).
+
 Follows the table's DynamoDB stream and puts each change on the Kinesis stream in the exact
 Kinesis-for-DynamoDB shape (docs/aws-behaviour.md): no ``SequenceNumber``, ``StreamViewType`` or
 ``eventVersion``; INSERT carries only ``NewImage``, REMOVE only ``OldImage``; ``tableName``,
@@ -16,12 +19,14 @@ distinct and ordered like the writes were.
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,22 +37,35 @@ from changelake.timeutil import datetime_to_us, now_us
 from changelake.wire import TTL_PRINCIPAL
 
 from changelake_emulator.faults import Emission, FaultConfig, FaultInjector, Precision
+from changelake_emulator.moto_direct import (
+    PUT_RECORDS_MAX,
+    PUT_RECORDS_MAX_BYTES,
+    KinesisSink,
+    MotoKinesisSink,
+    MotoStreamReader,
+)
 
 log = logging.getLogger(__name__)
 
-PUT_RECORDS_MAX = 500
+READ_LIMIT = 1000  # records per stream read (DynamoDB Streams' GetRecords maximum)
 _IDLE_SLEEP_S = 0.05
 _QUIET_SLEEP_S = 0.2
 _FINAL_POLLS = 50
+_FINAL_ATTEMPTS = 5
+
+
+def _base64(raw: Any) -> str:
+    # moto keeps binaries as the base64 text the request carried; boto3 parses them to bytes.
+    return raw if isinstance(raw, str) else base64.b64encode(bytes(raw)).decode("ascii")
 
 
 def wire_value(av: Mapping[str, Any]) -> dict[str, Any]:
-    """A DynamoDB attribute value as boto3 parsed it → the JSON wire form (binary as base64)."""
+    """A DynamoDB attribute value (binaries as bytes or base64) → the JSON wire form."""
     ((tag, raw),) = av.items()
     if tag == "B":
-        return {"B": base64.b64encode(bytes(raw)).decode("ascii")}
+        return {"B": _base64(raw)}
     if tag == "BS":
-        return {"BS": [base64.b64encode(bytes(b)).decode("ascii") for b in raw]}
+        return {"BS": [_base64(b) for b in raw]}
     if tag == "M":
         return {"M": {k: wire_value(v) for k, v in raw.items()}}
     if tag == "L":
@@ -123,23 +141,6 @@ def kinesis_record(
     }
 
 
-def _forget_moto_iterator(iterator: str, region: str) -> None:
-    """Drop a used DynamoDB Streams iterator from moto's in-process backend.
-
-    moto keeps every iterator it ever handed out (~1 KB each); polling a few times a second
-    would grow a long-running ``local up`` by tens of MB an hour. Only our own, already
-    replaced iterator is removed; any failure just leaves it in place.
-    """
-    try:
-        from moto.dynamodbstreams.models import dynamodbstreams_backends
-
-        from changelake_emulator.bootstrap import ACCOUNT_ID
-
-        dynamodbstreams_backends[ACCOUNT_ID][region].shard_iterators.pop(iterator, None)
-    except Exception:
-        pass
-
-
 class EventClock:
     """Turns stream creation times into event times of at least ms resolution (see module doc).
 
@@ -179,17 +180,31 @@ class EventClock:
         return ms * 1000 + self._used_in_ms
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One Kinesis record to put and its partition key (computed once per change)."""
+
+    partition_key: str
+    record: dict[str, Any]
+
+
 class StreamingDestination:
-    """Background thread: DynamoDB stream → Kinesis, with optional seeded faults."""
+    """Background thread: a table's DynamoDB stream → Kinesis, with optional seeded faults.
+
+    Both ends are moto's backends in this process (``moto_direct``, ADR 0041). Records read
+    from the stream are queued in stream order (after the fault injector) and put in
+    ``PutRecords``-sized batches of distinct partition keys. What a batch fails to put (all of
+    it when the call raises, the failed entries of a partial ``PutRecords``) goes back to the
+    head of the queue and is put again, with backoff, before anything newer: nothing is dropped
+    and the changes of one item keep their order. A call that raised after storing some records
+    puts them again: a duplicate, as AWS's at-least-once delivery may also produce.
+    """
 
     name = "streaming-destination"
 
     def __init__(
         self,
         *,
-        ddb: Any,
-        streams: Any,
-        kinesis: Any,
         table: str,
         stream_name: str,
         region: str,
@@ -197,29 +212,33 @@ class StreamingDestination:
         faults: FaultConfig | None = None,
         idle_flush_s: float = 0.25,
         follow_api: bool = False,
+        sink: KinesisSink | None = None,
     ) -> None:
-        self._ddb, self._streams, self._kinesis = ddb, streams, kinesis
         self.table, self.stream_name, self.region = table, stream_name, region
         self.precision: Precision = precision
-        self.injector: FaultInjector[dict[str, Any]] = FaultInjector(faults)
+        self.injector: FaultInjector[Outgoing] = FaultInjector(faults)
         self._clock = EventClock()
         self._idle_flush_s = idle_flush_s
         # follow_api: forward only while the table's destination is enabled through
         # EnableKinesisStreamingDestination (ddb_destination_api); else from start() on.
         self._follow_api = follow_api
+        self._sink: KinesisSink = sink or MotoKinesisSink(stream_name, region)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._iterator: str | None = None
+        self._reader: MotoStreamReader | None = None
+        self._unsent: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._failures = 0
         self._ordinal = 0
         self._lock = threading.Lock()
         self.records_read = 0
         self.records_forwarded = 0
+        self.put_attempts_failed = 0
         self.errors = 0
 
     def start(self) -> None:
-        """Take a LATEST iterator now (like enabling the destination), then follow it.
+        """Start reading at the stream's end now (like enabling the destination), then follow.
 
-        With ``follow_api`` the iterator is taken when the destination is enabled instead.
+        With ``follow_api`` the reading starts when the destination is enabled instead.
         """
         if not self._follow_api:
             self._take_iterator()
@@ -227,12 +246,10 @@ class StreamingDestination:
         self._thread.start()
 
     def _take_iterator(self) -> None:
-        stream_arn = self._ddb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
-        shards = self._streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
         # moto keeps a table's stream in one shard; real tables have more (and split them).
-        self._iterator = self._streams.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shards[-1]["ShardId"], ShardIteratorType="LATEST"
-        )["ShardIterator"]
+        reader = MotoStreamReader(self.table, self.region)
+        reader.seek_latest()
+        self._reader = reader
 
     def _follow_destination(self) -> None:
         """Start at ENABLING (then report ACTIVE), stop at DISABLED (ADR 0030)."""
@@ -240,11 +257,16 @@ class StreamingDestination:
 
         found = api.destination(self.table)
         if found is None or found.status == api.DISABLED:
-            self._iterator = None
+            self._reader = None
         elif found.status == api.ENABLING:
             self.precision = "MICROSECOND" if found.precision == "MICROSECOND" else self.precision
             self._take_iterator()
             api.set_status(self.table, api.ACTIVE)
+
+    @property
+    def unsent(self) -> int:
+        """Records read and not yet accepted by Kinesis."""
+        return len(self._unsent)
 
     def stop(self) -> None:
         """Forward what is pending, then stop the thread; idempotent."""
@@ -261,17 +283,17 @@ class StreamingDestination:
             if stopping:
                 final_polls += 1
                 if final_polls > _FINAL_POLLS:  # a writer still running must not hold stop()
-                    self._emit(self.injector.drain())
+                    self._final_flush()
                     return
             try:
                 got = self._poll_once()
-            except Exception:  # keep following: a transient HTTP error must not end the feed
+            except Exception:  # keep following: a failed put is retried, never dropped
                 self.errors += 1
-                log.exception("streaming destination poll failed")
-                got = 0
+                log.exception("streaming destination poll failed", extra={"table": self.table})
                 if stopping:
+                    self._final_flush()
                     return
-                self._stop.wait(1.0)
+                self._stop.wait(min(2.0, 0.05 * 2 ** min(self._failures, 6)))
                 continue
             if got:
                 idle_since = None
@@ -279,71 +301,117 @@ class StreamingDestination:
             now = time.monotonic()
             idle_since = idle_since if idle_since is not None else now
             if stopping or now - idle_since >= self._idle_flush_s:
-                self._emit(self.injector.drain())
+                self._queue(self.injector.drain())  # put by the next poll (or the final flush)
             if stopping:
+                self._final_flush()
                 return
             # Poll briskly right after activity, then back off while the table is quiet.
             quiet_for = now - idle_since
             self._stop.wait(_IDLE_SLEEP_S if quiet_for < 1.0 else _QUIET_SLEEP_S)
 
     def _poll_once(self) -> int:
+        self._flush()  # what failed before goes first: per-item order
         if self._follow_api:
             self._follow_destination()
-        if self._iterator is None:
+        if self._reader is None:
             return 0
-        previous = self._iterator
-        resp = self._streams.get_records(ShardIterator=previous, Limit=1000)
-        self._iterator = resp.get("NextShardIterator")
-        if self._iterator != previous:
-            _forget_moto_iterator(previous, self.region)
-        records = resp.get("Records", [])
+        records = self._reader.read(READ_LIMIT)
         observed = now_us()
-        ready: list[Emission[dict[str, Any]]] = []
+        ready: list[Emission[Outgoing]] = []
         for rec in records:
             ordinal = self._ordinal
             self._ordinal += 1
             decision = self.injector.decide(ordinal, is_remove=rec["eventName"] == "REMOVE")
+            key = partition_key(rec["dynamodb"]["Keys"])
             out = kinesis_record(
                 rec,
                 table=self.table,
                 region=self.region,
                 event_time_us=self._clock.event_time_us(
-                    rec["dynamodb"]["ApproximateCreationDateTime"],
-                    observed,
-                    partition_key(rec["dynamodb"]["Keys"]),
+                    rec["dynamodb"]["ApproximateCreationDateTime"], observed, key
                 ),
                 precision=decision.precision or self.precision,
                 ttl_delete=decision.ttl,
             )
-            ready.extend(self.injector.push(ordinal, out, duplicate=decision.duplicate))
+            ready.extend(
+                self.injector.push(ordinal, Outgoing(key, out), duplicate=decision.duplicate)
+            )
         self.records_read += len(records)
-        self._emit(ready)
+        self._queue(ready)
+        self._flush()
         return len(records)
 
-    def _emit(self, emissions: list[Emission[dict[str, Any]]]) -> None:
-        for start in range(0, len(emissions), PUT_RECORDS_MAX):
-            chunk = emissions[start : start + PUT_RECORDS_MAX]
-            entries = [
-                {
-                    "Data": orjson.dumps(e.item),
-                    "PartitionKey": partition_key(e.item["dynamodb"]["Keys"]),
-                }
-                for e in chunk
-            ]
-            self._put(entries)
-            with self._lock:
-                self.records_forwarded += len(chunk)
+    def _queue(self, emissions: list[Emission[Outgoing]]) -> None:
+        """Queue the emissions in emission order, encoded as the Kinesis record's data."""
+        self._unsent.extend((e.item.partition_key, orjson.dumps(e.item.record)) for e in emissions)
 
-    def _put(self, entries: list[dict[str, Any]]) -> None:
-        pending = entries
-        for attempt in range(10):
-            resp = self._kinesis.put_records(StreamName=self.stream_name, Records=pending)
-            if not resp.get("FailedRecordCount"):
+    def _flush(self) -> None:
+        """Put the queue head first in PutRecords-sized batches; raise when a put fails.
+
+        A batch holds at most one record per partition key (it ends before a key repeats), so
+        putting its records in any order, or only some of them, cannot reorder one item's
+        changes. What was not accepted goes back to the head of the queue, in order, for the
+        next attempt; what was accepted is never put again.
+        """
+        while self._unsent:
+            batch = _next_batch(self._unsent)
+            for _ in batch:
+                self._unsent.popleft()
+            try:
+                accepted = self._sink.put_records(batch)
+            except Exception:
+                self._unsent.extendleft(reversed(batch))
+                self._failed_attempt()
+                raise
+            failed = [entry for entry, ok in zip(batch, accepted, strict=True) if not ok]
+            with self._lock:
+                self.records_forwarded += len(batch) - len(failed)
+            if failed:
+                self._unsent.extendleft(reversed(failed))
+                self._failed_attempt()
+                raise KinesisPutError(
+                    f"Kinesis accepted {len(batch) - len(failed)} of {len(batch)} records; "
+                    f"{len(failed)} go again first"
+                )
+            self._failures = 0
+
+    def _failed_attempt(self) -> None:
+        self._failures += 1
+        with self._lock:
+            self.put_attempts_failed += 1
+
+    def _final_flush(self) -> None:
+        """At stop: a few more attempts for the queue; what still fails is logged, not hidden."""
+        self._queue(self.injector.drain())
+        for attempt in range(_FINAL_ATTEMPTS):
+            try:
+                self._flush()
                 return
-            pending = [
-                entry
-                for entry, result in zip(pending, resp["Records"], strict=True)
-                if "ErrorCode" in result
-            ]
-            self._stop.wait(min(2.0, 0.05 * 2**attempt))
-        raise RuntimeError(f"{len(pending)} records not accepted by Kinesis after 10 attempts")
+            except Exception:
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+        log.error(
+            "streaming destination stopped with records not accepted by Kinesis",
+            extra={"table": self.table, "unsent": len(self._unsent)},
+        )
+
+
+class KinesisPutError(RuntimeError):
+    """Kinesis accepted only part of a batch."""
+
+
+def _next_batch(queue: collections.deque[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The queue's head up to the first repeated partition key, 500 records or 5 MiB (data +
+    partition keys), whichever comes first; at least one record."""
+    batch: list[tuple[str, bytes]] = []
+    keys: set[str] = set()
+    size = 0
+    for key, data in queue:
+        entry = len(data) + len(key)
+        if batch and (
+            key in keys or len(batch) == PUT_RECORDS_MAX or size + entry > PUT_RECORDS_MAX_BYTES
+        ):
+            break
+        batch.append((key, data))
+        keys.add(key)
+        size += entry
+    return batch
