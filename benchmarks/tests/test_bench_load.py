@@ -17,8 +17,13 @@ from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.bench, pytest.mark.kcl, pytest.mark.timeout(240)]
 
-RATE = 100
+RATE = 250
 SECONDS = 20
+# The pipeline keeps up: over write start → drained, the lake receives at least this share of
+# the write rate the run achieved (drained within 3x the write time). Relative to the run, so
+# a slow machine lowers both; a pipeline slower than the writer (the emulator forwarding a
+# quarter of the writes before ADR 0041) does not pass.
+KEEP_UP = 0.25
 
 
 def test_bench_load_20_seconds_through_the_kcl_daemon_loses_nothing() -> None:
@@ -35,8 +40,9 @@ def test_bench_load_20_seconds_through_the_kcl_daemon_loses_nothing() -> None:
     ours = doc["ours"]
     assert doc["bench"] == "load"
     assert doc["params"]["runner"] == "kcl"
-    # The writer really produced load (at least half the rate on a loaded machine).
-    assert ours["changes_produced"] >= RATE * SECONDS // 2
+    # The writer really produced load (a quarter of the rate even on a saturated machine).
+    assert ours["changes_produced"] >= RATE * SECONDS // 4
+    assert ours["lake_rate_per_s"] >= KEEP_UP * ours["achieved_rate_per_s"], ours
     reconcile = ours["reconcile"]
     assert reconcile["produced"] == ours["changes_produced"]
     assert reconcile["lost"] == 0
@@ -56,5 +62,12 @@ def test_bench_load_20_seconds_through_the_kcl_daemon_loses_nothing() -> None:
     assert lag[-1]["lag_changes"] == 0
     assert lag[-1]["produced"] == ours["changes_produced"]
     assert any(s["millis_behind_latest"] is not None for s in lag)  # the KCL's own figure
+    assert all(s["load_avg_1m"] >= 0 for s in lag)
+    # Where the CPU went, by process (the emulator's process, the writer, the KCL's).
+    cpu = ours["cpu_seconds"]
+    assert cpu["pipeline"] > 0
+    assert cpu["writer"] > 0
+    assert cpu["kcl_jvm"] + cpu.get("kcl_processors", 0) > 0
+    assert cpu["machine_busy"] >= cpu["pipeline"]
     fresh = ours["freshness"]
     assert 0 < fresh["p50_s"] <= fresh["p95_s"] <= fresh["max_s"]

@@ -143,6 +143,101 @@ class Sample:
     durable_rows: int
     lag_changes: int
     millis_behind_latest: float | None
+    load_avg_1m: float
+
+
+class ProcessCpu:
+    """CPU seconds (user + system) of the pipeline's processes over the run, by role (Linux).
+
+    Roles: ``pipeline`` (this process: emulator, catalog, observer), ``writer`` (the load
+    generator), ``kcl_jvm`` (the MultiLangDaemon), ``kcl_processors`` (its Python record
+    processors), ``other`` descendants; plus ``machine_busy`` (every process on the machine,
+    from /proc/stat) and ``machine_capacity`` (cores x seconds). Processes are read from /proc
+    at each sample, and a process' last reading is kept, so one that exited (the writer) still
+    counts up to its last sample. Without /proc the report is empty.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._started = time.monotonic()
+        self._base: dict[int, float] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._machine_base = self._machine_busy()
+        self._machine_last = self._machine_base
+        for pid, (_, cpu) in self._tree().items():
+            self._base[pid] = cpu
+        self._ended = self._started
+
+    def _machine_busy(self) -> float | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        except OSError:
+            return None
+        ticks = [int(v) for v in fields]
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+        return (sum(ticks[:8]) - idle) / self._tick
+
+    def _tree(self) -> dict[int, tuple[str, float]]:
+        stats: dict[int, tuple[int, float, str]] = {}
+        for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+            if not entry.name.isdigit():
+                continue
+            try:
+                raw = (entry / "stat").read_text()
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            fields = raw[raw.rfind(")") + 2 :].split()
+            stats[int(entry.name)] = (
+                int(fields[1]),
+                (int(fields[11]) + int(fields[12])) / self._tick,
+                cmd,
+            )
+        found: dict[int, tuple[str, float]] = {}
+        if self.root in stats:
+            found[self.root] = ("pipeline", stats[self.root][1])
+        grew = True
+        while grew:
+            grew = False
+            for pid, (ppid, cpu, cmd) in stats.items():
+                if pid in found or ppid not in found:
+                    continue
+                parent_role = found[ppid][0]
+                if "freshness_writer" in cmd:
+                    role = "writer"
+                elif "java" in cmd.split(" ", 1)[0] or "MultiLangDaemon" in cmd:
+                    role = "kcl_jvm"
+                elif parent_role in ("kcl_jvm", "kcl_processors"):
+                    role = "kcl_processors"
+                else:
+                    role = "other"
+                found[pid] = (role, cpu)
+                grew = True
+        return found
+
+    def sample(self) -> None:
+        """Read the process tree and the machine once more."""
+        for pid, (role, cpu) in self._tree().items():
+            # A process keeps the role it was first seen with (an exited, unreaped writer has
+            # no command line any more, but still its CPU times).
+            known = self._last.get(pid)
+            self._last[pid] = (known[0] if known else role, cpu)
+        self._machine_last = self._machine_busy()
+        self._ended = time.monotonic()
+
+    def report(self) -> dict[str, float]:
+        """CPU seconds by role since the start, and the machine's busy and capacity seconds."""
+        by_role: dict[str, float] = collections.defaultdict(float)
+        for pid, (role, cpu) in self._last.items():
+            by_role[role] += cpu - self._base.get(pid, 0.0)
+        out = {role: round(value, 1) for role, value in sorted(by_role.items())}
+        if self._machine_base is not None and self._machine_last is not None:
+            out["machine_busy"] = round(self._machine_last - self._machine_base, 1)
+            out["machine_capacity"] = round(
+                (os.cpu_count() or 1) * (self._ended - self._started), 1
+            )
+        return out
 
 
 def run(
@@ -227,6 +322,7 @@ def _drive(
         startup = _wait_for_processors(consumer_log, runner, shards=2)
         say(f"load: consumer ready after {startup:.1f} s; writing {params['rate']}/s")
         profiler = _start_profiler(profile_dir)
+        cpu = ProcessCpu(os.getpid())
         pending = PendingWrites()
         watch = LakeWatch(pending)
         samples: list[Sample] = []
@@ -249,6 +345,7 @@ def _drive(
                 consumer_log.read()
                 now = time.monotonic()
                 if now >= next_sample:
+                    cpu.sample()
                     samples.append(_sample(now - started, pending, watch, consumer_log))
                     last = samples[-1]
                     say(
@@ -262,6 +359,7 @@ def _drive(
                     write_end = now
                     deadline = now + drain_timeout_s
                 if deadline is not None and (pending.outstanding() == 0 or now > deadline):
+                    cpu.sample()
                     samples.append(_sample(now - started, pending, watch, consumer_log))
                     break
                 time.sleep(max(0.0, params["poll_s"] - (time.monotonic() - now)))
@@ -283,6 +381,7 @@ def _drive(
             "samples": samples,
             "reconcile": reconcile,
             "profile": hot,
+            "cpu": cpu.report(),
         }
 
 
@@ -312,6 +411,7 @@ def _sample(
         watch.rows,
         pending.outstanding(),
         consumer_log.max_lag_ms(),
+        round(os.getloadavg()[0], 2),
     )
 
 
@@ -366,8 +466,11 @@ def _start_profiler(profile_dir: Path | None) -> tuple[subprocess.Popen[bytes], 
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     profile_dir.mkdir(parents=True, exist_ok=True)
     out = profile_dir / "load-pipeline.txt"
+    command = [spy, "record", "--pid", str(os.getpid()), "--gil", "--format", "raw"]
     proc = subprocess.Popen(
-        [spy, "record", "--pid", str(os.getpid()), "--format", "raw", "-r", "50", "-o", str(out)],
+        # --gil: only the thread holding the GIL is sampled, i.e. where the process' Python
+        # CPU goes (idle executor threads would otherwise dominate the samples).
+        [*command, "-r", "50", "-o", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -410,6 +513,11 @@ def _result(params: dict[str, Any], outcome: dict[str, Any]) -> BenchResult:
     lat = pending.latencies
     write_seconds = max(outcome["write_seconds"], 1e-9)
     achieved = round(pending.written / min(write_seconds, params["seconds"]), 1)
+    # What reached the lake per second, write start to the last change durable (the drain
+    # included): the pipeline's rate. Equal to the write rate when it keeps up.
+    durable = pending.written - pending.outstanding()
+    lake_rate = round(durable / (outcome["write_seconds"] + outcome["drain_seconds"]), 1)
+    loads = [s.load_avg_1m for s in samples]
     fresh = {
         "p50_s": _r(percentile(lat, 50)),
         "p95_s": _r(percentile(lat, 95)),
@@ -430,6 +538,14 @@ def _result(params: dict[str, Any], outcome: dict[str, Any]) -> BenchResult:
         "not_durable_after_drain": pending.outstanding(),
         "objects": len(outcome["watch"].objects),
         "reconcile": reconcile,
+        "lake_rate_per_s": lake_rate,
+        "cpu_seconds": outcome["cpu"],
+        "cpu_ms_per_change": {
+            role: round(1000 * value / max(1, pending.written), 3)
+            for role, value in outcome["cpu"].items()
+            if not role.startswith("machine")
+        },
+        "load_avg_1m": [min(loads), max(loads)] if loads else None,
         "profile_top_self": outcome["profile"],
     }
     series = "  ".join(
@@ -445,6 +561,7 @@ def _result(params: dict[str, Any], outcome: dict[str, Any]) -> BenchResult:
             Target("achieved_rate_per_s", ">=", float(params["rate"]), "/s"),
             achieved,
         ),
+        Row("changes durable in the lake per second (write start → drained)", lake_rate),
         Row("lag every interval (t: changes / MillisBehindLatest ms)", series),
         Row("max lag (changes)", ours["max_lag_changes"]),
         Row("max MillisBehindLatest (ms)", ours["max_millis_behind_latest"]),
@@ -477,8 +594,15 @@ def _result(params: dict[str, Any], outcome: dict[str, Any]) -> BenchResult:
             "'lost' count includes them (still upstream of the lake when the stack stopped); "
             "only a run that drains completely proves 0 lost"
         )
+    if outcome["cpu"]:
+        notes.append(
+            "CPU seconds over the run: "
+            + ", ".join(f"{role} {value}" for role, value in outcome["cpu"].items())
+        )
+    if loads:
+        notes.append(f"machine load average (1 min) during the run: {min(loads)} to {max(loads)}")
     if outcome["profile"]:
-        notes.append("pipeline process, self time: " + "; ".join(outcome["profile"][:8]))
+        notes.append("pipeline process, GIL holder: " + "; ".join(outcome["profile"][:8]))
     return BenchResult(
         bench="load", params=params, ours=ours, baseline={}, ratio={}, rows=rows, notes=notes
     )
