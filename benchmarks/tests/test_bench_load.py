@@ -21,8 +21,7 @@ RATE = 250
 SECONDS = 20
 # The pipeline keeps up: over write start → drained, the lake receives at least this share of
 # the write rate the run achieved (drained within 3x the write time). Relative to the run, so
-# a slow machine lowers both; a pipeline slower than the writer (the emulator forwarding a
-# quarter of the writes before ADR 0041) does not pass.
+# a slow machine lowers both; a pipeline that falls ever further behind the writer does not.
 KEEP_UP = 0.25
 
 

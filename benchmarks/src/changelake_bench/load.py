@@ -151,10 +151,10 @@ class ProcessCpu:
 
     Roles: ``pipeline`` (this process: emulator, catalog, observer), ``writer`` (the load
     generator), ``kcl_jvm`` (the MultiLangDaemon), ``kcl_processors`` (its Python record
-    processors), ``other`` descendants; plus ``machine_busy`` (every process on the machine,
-    from /proc/stat) and ``machine_capacity`` (cores x seconds). Processes are read from /proc
-    at each sample, and a process' last reading is kept, so one that exited (the writer) still
-    counts up to its last sample. Without /proc the report is empty.
+    processors), ``profiler`` (py-spy), ``other`` descendants; plus ``machine_busy`` (every
+    process on the machine, from /proc/stat) and ``machine_capacity`` (cores x seconds).
+    Processes are read from /proc at each sample, and a process' last reading is kept, so one
+    that exited (the writer) still counts up to its last sample. Without /proc: empty.
     """
 
     def __init__(self, root: int) -> None:
@@ -206,6 +206,8 @@ class ProcessCpu:
                 parent_role = found[ppid][0]
                 if "freshness_writer" in cmd:
                     role = "writer"
+                elif "py-spy" in cmd:
+                    role = "profiler"
                 elif "java" in cmd.split(" ", 1)[0] or "MultiLangDaemon" in cmd:
                     role = "kcl_jvm"
                 elif parent_role in ("kcl_jvm", "kcl_processors"):
@@ -339,6 +341,7 @@ def _drive(
         next_sample = started + params["interval_s"]
         write_end: float | None = None
         deadline: float | None = None
+        drained = started
         try:
             while True:
                 watch.poll(s3, settings.lake_bucket, prefix)
@@ -361,6 +364,7 @@ def _drive(
                 if deadline is not None and (pending.outstanding() == 0 or now > deadline):
                     cpu.sample()
                     samples.append(_sample(now - started, pending, watch, consumer_log))
+                    drained = now
                     break
                 time.sleep(max(0.0, params["poll_s"] - (time.monotonic() - now)))
         finally:
@@ -375,7 +379,7 @@ def _drive(
         return {
             "startup_s": round(startup, 1),
             "write_seconds": write_end - started,
-            "drain_seconds": round(time.monotonic() - write_end, 1),
+            "drain_seconds": round(drained - write_end, 1),
             "pending": pending,
             "watch": watch,
             "samples": samples,
