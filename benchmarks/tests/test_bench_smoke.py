@@ -64,7 +64,13 @@ def test_bench_consumer_json_shape_tiny() -> None:
     }
 
 
-def test_bench_query_json_shape_tiny(tmp_path: Path) -> None:
+def test_bench_query_json_shape_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As on a fresh clone running `make bench`: no AWS credentials anywhere (the snapshot part
+    # talks to its own moto and must not need any).
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     doc = _run(
         ["query", "--changes", "3000", "--days", "2", "--reps", "1", "--cache-dir", str(tmp_path)]
     )

@@ -38,7 +38,7 @@ class Measured:
 
 
 def _measure(endpoint: str, hours: int, items: int, per_hour: int, recent: int) -> Measured:
-    import boto3
+    from changelake.adapters import aws
     from changelake.adapters.s3_store import S3ObjectStore
     from changelake_catalog.adapters.glue_registry import GlueRegistry
     from changelake_catalog.snapshot import Lake, take_snapshot
@@ -51,7 +51,9 @@ def _measure(endpoint: str, hours: int, items: int, per_hour: int, recent: int) 
 
     bucket = f"bench-snapshot-{hours}"
     with scoped_env(AWS_ENDPOINT_URL=endpoint):
-        boto3.client("s3").create_bucket(Bucket=bucket)
+        # The project's client: dummy credentials at moto's loopback endpoint when the machine
+        # has none (a fresh clone running `make bench`).
+        aws.s3().create_bucket(Bucket=bucket)
         database = f"bench_snapshot_{hours}"
         registry = GlueRegistry(bucket, database)
         registry.ensure_database()
