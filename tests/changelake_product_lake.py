@@ -58,7 +58,7 @@ import boto3
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake.events import Position
 from changelake.metrics import make_metrics
-from changelake_catalog.bootstrap import build_registry
+from changelake_catalog.bootstrap import build_catalog
 from changelake_catalog.repair import Repairer
 from changelake_catalog.settings import CatalogSettings
 from changelake_cli.local_stack import free_port
@@ -232,7 +232,7 @@ def build() -> None:
     for stop in (*FLUSH_AFTER, len(records)):
         if start == CATALOGED_UP_TO:
             settings = CatalogSettings(lake_bucket=BUCKET, database=DATABASE)
-            Repairer(store, build_registry(settings), metrics=make_metrics("log")).run(TABLE)
+            Repairer(store, build_catalog(settings), metrics=make_metrics("log")).run(TABLE)
         consumer.process(records[start:stop])
         consumer.flush_all()
         start = stop

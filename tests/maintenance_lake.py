@@ -16,10 +16,9 @@ import pyarrow.parquet as pq
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake.events import Position
 from changelake.metrics import make_metrics
-from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_catalog.repair import Repairer
 from changelake_consumer.service import BatchPolicy, ShardProcessor
-from changelake_lake.adapters.glue_partitions import GluePartitions
+from changelake_lake.adapters.glue_catalog import GlueCatalog
 from changelake_lake.rewrite import Lake
 from changelake_testsupport.person_changes import SHARD, T0, change, person, seq
 
@@ -33,8 +32,7 @@ class LakeFixture:
     """The lake's adapters, for the tests."""
 
     store: S3ObjectStore
-    catalog: GluePartitions
-    registry: GlueRegistry
+    catalog: GlueCatalog
 
     @property
     def lake(self) -> Lake:
@@ -58,7 +56,7 @@ class LakeFixture:
 
     def register(self) -> None:
         """Register what is under changes/ (the catalog's repair)."""
-        Repairer(self.store, self.registry, metrics=make_metrics("log")).run(TABLE)
+        Repairer(self.store, self.catalog, metrics=make_metrics("log")).run(TABLE)
 
 
 def processor(store: S3ObjectStore, shard: str = SHARD, max_rows: int = 7) -> ShardProcessor:

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from changelake.adapters.s3_store import S3ObjectStore
-from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_catalog.snapshot import Lake
-from changelake_lake.query.glue_catalog import GlueCatalog
+from changelake_lake.adapters.glue_catalog import GlueCatalog
 from changelake_lake.query.local_engine import LocalEngine
 from changelake_lake.query.s3_objects import S3Objects
 
@@ -23,9 +22,9 @@ def lake(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Lake:
     del aws_endpoint
     monkeypatch.setenv("CHANGELAKE_LAKE_BUCKET", LAKE_BUCKET)
     boto3.client("s3").create_bucket(Bucket=LAKE_BUCKET)
-    registry = GlueRegistry(LAKE_BUCKET, "changelake", attempts=2, backoff_seconds=0)
-    registry.ensure_database()
-    return Lake(registry, GlueCatalog(), S3Objects(), S3ObjectStore(LAKE_BUCKET))
+    catalog = GlueCatalog(LAKE_BUCKET, "changelake", attempts=2, backoff_seconds=0)
+    catalog.ensure_database()
+    return Lake(catalog, S3Objects(), S3ObjectStore(LAKE_BUCKET))
 
 
 @pytest.fixture(scope="session")

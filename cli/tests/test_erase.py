@@ -56,9 +56,9 @@ def _error_objects(lake: Lake, spec: HistorySpec, victims: list[str]) -> None:
 def _lake(lake: Lake, spec: HistorySpec, cut: int) -> tuple[Lake, list[str]]:
     """History in changes/ and raw/, error objects, a snapshot; the items in all of them,
     those with most changes first."""
-    history_lake.write(spec, lake.store, lake.registry)
+    history_lake.write(spec, lake.store, lake.catalog)
     history_lake.write_raw(spec, lake.store)
-    lake.registry.ensure_raw_table(TABLE)
+    lake.catalog.ensure_raw_table(TABLE)
     counts = Counter(
         orjson.loads(raw)["dynamodb"]["Keys"]["pk"]["S"]
         for _, _, batch in history_lake.workload(spec)
@@ -109,7 +109,7 @@ def dump(lake: Lake) -> Dump:
         "history": _rows(engine, "SELECT * FROM persons_history"),
         "raw": _rows(engine, f"SELECT * FROM persons_raw WHERE dt IN ({days})"),
     }
-    state = lake.registry.snapshot_state(TABLE)
+    state = lake.catalog.snapshot_state(TABLE)
     assert state is not None
     found["snapshot"] = _rows(
         engine,
@@ -215,7 +215,7 @@ def _crash_at(step: str) -> Callable[[str], None]:
 
 
 def test_erase_key_must_match_the_key_schema(lake: Lake) -> None:
-    history_lake.write(HistorySpec(items=3, hours=1, changes_per_hour=5), lake.store, lake.registry)
+    history_lake.write(HistorySpec(items=3, hours=1, changes_per_hour=5), lake.store, lake.catalog)
     schema = key_schema(lake, TABLE)
     assert schema == {"pk": "string"}
     with pytest.raises(
@@ -239,7 +239,7 @@ def test_erase_finds_an_item_whose_key_the_privacy_policy_hashes(
     policy = privacy_policy(ChangelakeSettings())
     assert isinstance(policy, PrivacyPolicy)
     spec = HistorySpec(items=4, hours=2, changes_per_hour=10)
-    history_lake.write(spec, lake.store, lake.registry, policy)
+    history_lake.write(spec, lake.store, lake.catalog, policy)
     stored = {str(k) for k in LocalEngine().run("SELECT item_key FROM persons_changes").rows}
     pk = "p0001"
     assert _key(pk) not in {s.strip("(),'") for s in stored}  # the lake holds only the hash

@@ -1,4 +1,5 @@
-"""The Glue catalog reader: every page of GetPartitions, Hive default locations, missing tables."""
+"""The Glue catalog's read side (query engine): every page of GetPartitions, Hive default
+locations, missing tables."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from changelake_lake.query.glue_catalog import GlueCatalog
+from changelake_lake.adapters.glue_catalog import GlueCatalog
+from changelake_lake.query.local_engine import LocalEngine
 from changelake_lake.query.model import PartitionDef, QueryError
 
 pytestmark = pytest.mark.unit
@@ -51,17 +53,22 @@ def test_glue_catalog_reads_every_partition_page() -> None:
     stub.add_response(
         "get_partitions",
         {"Partitions": [_partition("2024-05-01", "10", "s3://lake/x/")], "NextToken": "n2"},
-        {"DatabaseName": "changelake", "TableName": "persons_changes"},
+        {"DatabaseName": "changelake", "TableName": "persons_changes", "ExcludeColumnSchema": True},
     )
     stub.add_response(
         "get_partitions",
         {"Partitions": [_partition("2024-05-01", "11", None)]},
-        {"DatabaseName": "changelake", "TableName": "persons_changes", "NextToken": "n2"},
+        {
+            "DatabaseName": "changelake",
+            "TableName": "persons_changes",
+            "ExcludeColumnSchema": True,
+            "NextToken": "n2",
+        },
     )
     with stub:
-        catalog = GlueCatalog(client)
-        table = catalog.table("changelake", "PERSONS_changes")
-        parts = catalog.partitions(table)
+        catalog = GlueCatalog("", "changelake", client)
+        table = catalog.describe("PERSONS_changes")
+        parts = catalog.partition_defs(table)
     assert table.name == "persons_changes"
     assert [c.name for c in table.columns] == ["event_id"]
     assert parts == [
@@ -75,5 +82,6 @@ def test_glue_catalog_missing_table_is_athenas_error() -> None:
     client = _client()
     stub = Stubber(client)
     stub.add_client_error("get_table", "EntityNotFoundException", "Table nope not found.")
+    engine = LocalEngine(catalog=GlueCatalog("", "changelake", client))
     with stub, pytest.raises(QueryError, match=r"TABLE_NOT_FOUND: .*changelake\.nope"):
-        GlueCatalog(client).table("changelake", "nope")
+        engine.run("SELECT * FROM nope")

@@ -17,7 +17,7 @@ from changelake_cli.main import app
 from changelake_cli.ops import lake
 from changelake_cli.ops.reconcile import ReconcileReport, reconcile_from_settings
 from changelake_lake import layout
-from changelake_lake.adapters.glue_partitions import GluePartitions
+from changelake_lake.adapters.glue_catalog import GlueCatalog
 from changelake_testsupport.waiting import wait_until
 from typer.testing import CliRunner
 
@@ -103,7 +103,9 @@ def test_reconcile_is_clean_then_finds_every_injected_gap(
             app, ["compact", "--table", TABLE, "--older-than", "2h", "--grace", "0s", "--json"]
         )
         assert compacted.exit_code == 0, compacted.output
-        locations = GluePartitions(stack.settings.database).locations(TABLE)
+        locations = GlueCatalog(stack.settings.lake_bucket, stack.settings.database).locations(
+            TABLE
+        )
         older = layout.partition_for_us(older_ms * 1000)
         assert "/compacted/" in locations[older]
         assert not list(

@@ -35,7 +35,7 @@ SPEC = HistorySpec(items=30, hours=6, changes_per_hour=50)
 
 def _full_history(lake: Lake) -> list[tuple[Any, ...]]:
     """The full-history answer: ADR 0007's view text over the same lake, run as a query."""
-    columns = [c.name for c in lake.registry.table_columns(TABLE) or ()]
+    columns = [c.name for c in lake.catalog.table_columns(TABLE) or ()]
     sql = current_view_sql(TABLE, columns)
     return LocalEngine().run(f"SELECT * FROM ({sql}) full_history ORDER BY item_key").rows
 
@@ -60,11 +60,11 @@ def _record(pk: str, kind: str, hour: int, minute: int, seq: int, **image: Any) 
 
 
 def _put_late(lake: Lake, hour: int, records: Sequence[Any]) -> str:
-    return put_change_object(lake.store, lake.registry, TABLE, hour_of(SPEC, hour), list(records))
+    return put_change_object(lake.store, lake.catalog, TABLE, hour_of(SPEC, hour), list(records))
 
 
 def test_snapshot_view_equals_full_history_at_every_cut(lake: Lake) -> None:
-    history = history_lake.write(SPEC, lake.store, lake.registry)
+    history = history_lake.write(SPEC, lake.store, lake.catalog)
     expected = _full_history(lake)
     assert 10 < len(expected) < SPEC.items  # live items; some deleted at the end
     engine = LocalEngine()
@@ -103,11 +103,11 @@ def test_snapshot_view_equals_full_history_at_every_cut(lake: Lake) -> None:
     assert report.items > report.live_items  # deleted items stay as tombstones
     # Three runs: the current snapshot and the previous one are kept, the first is dropped.
     assert len(report.dropped_snapshots) == 1
-    assert len(lake.registry.snapshot_ids(TABLE)) == 2
+    assert len(lake.catalog.snapshot_ids(TABLE)) == 2
 
 
 def test_late_data_before_the_cut_is_seen_through_the_catalog(lake: Lake) -> None:
-    history_lake.write(SPEC, lake.store, lake.registry)
+    history_lake.write(SPEC, lake.store, lake.catalog)
     take_snapshot(lake, TABLE, cut=hour_of(SPEC, 4), late_check_delay_s=0)
     engine = LocalEngine()
     before = {row[3]: row for row in _current(engine)}  # item_key is the 4th column
@@ -129,10 +129,10 @@ def test_late_data_before_the_cut_is_seen_through_the_catalog(lake: Lake) -> Non
         ),
         _put_late(lake, 3, [_record("p9997", "INSERT", 3, 59, 6, name="latest")]),
     ]
-    bucket = lake.registry.bucket
-    service = CatalogService(_Queue(), lake.store, lake.registry, RecordingMetrics(), bucket=bucket)
+    bucket = lake.catalog.bucket
+    service = CatalogService(_Queue(), lake.store, lake.catalog, RecordingMetrics())
     service.handle([_message(str(i), bucket, key) for i, key in enumerate(keys)])
-    state = lake.registry.snapshot_state(TABLE)
+    state = lake.catalog.snapshot_state(TABLE)
     assert state is not None
     assert state.late == (hour_of(SPEC, 0), hour_of(SPEC, 3))
     current = _current(engine)
@@ -144,14 +144,14 @@ def test_late_data_before_the_cut_is_seen_through_the_catalog(lake: Lake) -> Non
     assert names[json.loads(victim)["pk"]] == before[victim]
     # The next snapshot folds the late partitions: the view no longer lists them.
     take_snapshot(lake, TABLE, cut=hour_of(SPEC, 4), late_check_delay_s=0)
-    state = lake.registry.snapshot_state(TABLE)
+    state = lake.catalog.snapshot_state(TABLE)
     assert state is not None
     assert state.late == ()
     assert _current(engine) == current
 
 
 def test_object_landing_while_the_snapshot_runs_is_marked_by_its_relist(lake: Lake) -> None:
-    history_lake.write(SPEC, lake.store, lake.registry)
+    history_lake.write(SPEC, lake.store, lake.catalog)
 
     def arrive(seconds: float) -> None:
         assert seconds == 7.0
@@ -168,9 +168,9 @@ def test_object_landing_while_the_snapshot_runs_is_marked_by_its_relist(lake: La
     # that registers it also marks it late.
     missed = hour_of(SPEC, -1)
     record = _record("p9995", "INSERT", -1, 30, 8, name="missed")
-    put_change_object(lake.store, lake.registry, TABLE, missed, [record], register=False)
-    Repairer(lake.store, lake.registry).run(TABLE)
-    state = lake.registry.snapshot_state(TABLE)
+    put_change_object(lake.store, lake.catalog, TABLE, missed, [record], register=False)
+    Repairer(lake.store, lake.catalog).run(TABLE)
+    state = lake.catalog.snapshot_state(TABLE)
     assert state is not None
     assert missed in state.late
     current = _current(LocalEngine())
@@ -179,7 +179,7 @@ def test_object_landing_while_the_snapshot_runs_is_marked_by_its_relist(lake: La
 
 
 def test_catalog_view_rewrite_keeps_the_snapshot(lake: Lake) -> None:
-    history_lake.write(SPEC, lake.store, lake.registry)
+    history_lake.write(SPEC, lake.store, lake.catalog)
     take_snapshot(lake, TABLE, cut=hour_of(SPEC, 3), late_check_delay_s=0)
     # A new attribute after the snapshot: the catalog adds the column and rewrites the view.
     _put_late(lake, 5, [_record("p0001", "MODIFY", 5, 59, 8, name="x", brand_new="yes")])
@@ -193,7 +193,7 @@ def test_catalog_view_rewrite_keeps_the_snapshot(lake: Lake) -> None:
 
 
 def test_snapshot_command_reports_json(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    history = history_lake.write(SPEC, lake.store, lake.registry)
+    history = history_lake.write(SPEC, lake.store, lake.catalog)
     monkeypatch.setenv("CHANGELAKE_LOG_LEVEL", "WARNING")
     result = CliRunner().invoke(
         app, ["snapshot", "--table", TABLE, "--settle", "0", "--late-check-delay", "0", "--json"]

@@ -246,9 +246,9 @@ def _snapshot_then_more_changes(
     # handles their events: wait for that (the view reads them only then).
     wait_until(
         "the catalog marking the late partition",
-        lambda: bool((s := lake.registry.snapshot_state(table)) and s.late),
+        lambda: bool((s := lake.catalog.snapshot_state(table)) and s.late),
     )
-    return lake.registry.snapshot_state(table), 20
+    return lake.catalog.snapshot_state(table), 20
 
 
 def test_demo_summary_counts_match_what_was_produced(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 from changelake.adapters.s3_store import S3ObjectStore
-from changelake_catalog.adapters.glue_registry import GlueRegistry
-from changelake_lake.adapters.glue_partitions import GluePartitions
+from changelake_lake.adapters.glue_catalog import GlueCatalog
 from changelake_lake.layout import DATABASE
 from maintenance_lake import BUCKET, LakeFixture, processor, workload
 
@@ -16,9 +15,9 @@ def lake(aws_endpoint: str) -> LakeFixture:
     """An empty bucket and Glue database."""
     del aws_endpoint
     boto3.client("s3").create_bucket(Bucket=BUCKET)
-    registry = GlueRegistry(BUCKET, DATABASE)
-    registry.ensure_database()
-    return LakeFixture(S3ObjectStore(BUCKET), GluePartitions(DATABASE), registry)
+    catalog = GlueCatalog(BUCKET, DATABASE)
+    catalog.ensure_database()
+    return LakeFixture(S3ObjectStore(BUCKET), catalog)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ HOURS = [Partition("2026-11-27", "10"), Partition("2026-11-27", "11")]
 
 def _full_history(lake: LakeFixture) -> list[tuple[Any, ...]]:
     """ADR 0007's view text over every change the lake holds: the answer without a snapshot."""
-    columns = [c.name for c in lake.registry.table_columns(TABLE) or ()]
+    columns = [c.name for c in lake.catalog.table_columns(TABLE) or ()]
     sql = current_view_sql(TABLE, columns)
     return LocalEngine().run(f"SELECT * FROM ({sql}) full_history ORDER BY item_key").rows
 
@@ -63,7 +63,7 @@ def test_scheduled_run_snapshots_between_compaction_and_expiry(
     assert waits == [15.0]  # the late-data re-list waited out the catalog's state cache
     assert summary["expire"]["partitions_expired"] == [p.path for p in HOURS]
     assert written.catalog.locations(TABLE) == {}
-    state = written.registry.snapshot_state(TABLE)
+    state = written.catalog.snapshot_state(TABLE)
     assert state is not None
     assert state.at == snapshot["snapshot_at"]
     # AND <table>_current, now read from the snapshot alone, is the full-history answer
@@ -81,5 +81,5 @@ def test_snapshot_step_can_be_switched_off(
     [summary] = maintenance.run(settings, grace=timedelta(0), now=lambda: LATER, sleep=_never)
     assert summary["partitions_compacted"] == 2
     assert "snapshot" not in summary
-    assert written.registry.snapshot_state(TABLE) is None
+    assert written.catalog.snapshot_state(TABLE) is None
     assert set(written.catalog.locations(TABLE)) == set(HOURS)

@@ -23,8 +23,8 @@ from changelake.events import Position
 from changelake.ports import ObjectStore
 from changelake.privacy import PrivacyPolicy
 from changelake.timeutil import datetime_to_us
-from changelake_catalog.ports import CatalogRegistry
 from changelake_consumer.parquet import records_to_parquet
+from changelake_lake.catalog import Catalog
 from changelake_lake.columns import Column
 from changelake_lake.glue_schema import columns_of
 from changelake_lake.layout import (
@@ -143,7 +143,7 @@ def workload(spec: HistorySpec) -> Iterator[tuple[Partition, str, list[Record]]]
 def write(
     spec: HistorySpec,
     store: ObjectStore,
-    registry: CatalogRegistry,
+    catalog: Catalog,
     privacy: PrivacyPolicy | None = None,
 ) -> History:
     """Write the history's objects, then register them as the catalog does (one batch)."""
@@ -160,9 +160,9 @@ def write(
             history.objects.setdefault(partition, []).append(key)
             history.bytes += len(body)
         history.changes += len(records)
-    registry.merge_changes_table(spec.table, list(columns.values()))
-    registry.ensure_current_view(spec.table)
-    registry.add_partitions(spec.table, sorted(history.objects))
+    catalog.merge_changes_table(spec.table, list(columns.values()))
+    catalog.ensure_current_view(spec.table)
+    catalog.add_partitions(spec.table, sorted(history.objects))
     return history
 
 
@@ -181,7 +181,7 @@ def _object(
 
 def put_change_object(
     store: ObjectStore,
-    registry: CatalogRegistry,
+    catalog: Catalog,
     table: str,
     partition: Partition,
     records: list[Record],
@@ -195,9 +195,9 @@ def put_change_object(
     store.put(key, body)
     if not register:
         return key
-    registry.merge_changes_table(table, columns_of(pq.read_schema(io.BytesIO(body))))
-    registry.ensure_current_view(table)
-    registry.add_partitions(table, [partition])
+    catalog.merge_changes_table(table, columns_of(pq.read_schema(io.BytesIO(body))))
+    catalog.ensure_current_view(table)
+    catalog.add_partitions(table, [partition])
     return key
 
 

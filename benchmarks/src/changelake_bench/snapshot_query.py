@@ -40,9 +40,8 @@ class Measured:
 def _measure(endpoint: str, hours: int, items: int, per_hour: int, recent: int) -> Measured:
     from changelake.adapters import aws
     from changelake.adapters.s3_store import S3ObjectStore
-    from changelake_catalog.adapters.glue_registry import GlueRegistry
     from changelake_catalog.snapshot import Lake, take_snapshot
-    from changelake_lake.query.glue_catalog import GlueCatalog
+    from changelake_lake.adapters.glue_catalog import GlueCatalog
     from changelake_lake.query.local_engine import LocalEngine
     from changelake_lake.query.s3_objects import S3Objects
     from changelake_lake.views import current_view_sql
@@ -55,8 +54,8 @@ def _measure(endpoint: str, hours: int, items: int, per_hour: int, recent: int) 
         # has none (a fresh clone running `make bench`).
         aws.s3().create_bucket(Bucket=bucket)
         database = f"bench_snapshot_{hours}"
-        registry = GlueRegistry(bucket, database)
-        registry.ensure_database()
+        catalog = GlueCatalog(bucket, database)
+        catalog.ensure_database()
         store = S3ObjectStore(bucket)
         start = datetime(2026, 1, 1, tzinfo=UTC)
         spec = history_lake.HistorySpec(
@@ -67,18 +66,18 @@ def _measure(endpoint: str, hours: int, items: int, per_hour: int, recent: int) 
             records_per_object=per_hour,
             duplicate_share=0.01,
         )
-        history = history_lake.write(spec, store, registry)
-        lake = Lake(registry, GlueCatalog(), S3Objects(), store, database)
+        history = history_lake.write(spec, store, catalog)
+        lake = Lake(catalog, S3Objects(), store)
         began = time.perf_counter()
         take_snapshot(
             lake, "persons", cut=history_lake.hour_of(spec, hours - recent), late_check_delay_s=0
         )
         took = time.perf_counter() - began
-        engine = LocalEngine(database)
+        engine = LocalEngine(database, catalog=catalog)
         began = time.perf_counter()
         with_snapshot = engine.run(CURRENT)
         snap_s = time.perf_counter() - began
-        columns = [c.name for c in registry.table_columns("persons") or ()]
+        columns = [c.name for c in catalog.table_columns("persons") or ()]
         full_sql = current_view_sql("persons", columns, database)
         began = time.perf_counter()
         full = LocalEngine(database).run(

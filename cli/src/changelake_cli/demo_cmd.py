@@ -191,6 +191,7 @@ def run_demo(
     remainder); ``show(name, title, result)`` receives each named query's rows (the named
     queries read the first table)."""
     from changelake_emulator.faults import FaultConfig
+    from changelake_lake.adapters.glue_catalog import GlueCatalog
     from changelake_lake.query.current_check import compare
     from changelake_lake.query.local_engine import LocalEngine
     from changelake_producer.bootstrap import produce_tables
@@ -269,7 +270,8 @@ def run_demo(
             producer = threading.Thread(target=write, name="demo-producer", daemon=True)
             producer.start()
             _send_bad_records(settings.stream_name, bad_records)
-            engine = LocalEngine(settings.database, region=settings.region)
+            catalog = GlueCatalog(settings.lake_bucket, settings.database, region=settings.region)
+            engine = LocalEngine(settings.database, catalog=catalog, region=settings.region)
             seen = _Visibility()
             deadline: float | None = None
             quarantined = 0
@@ -339,7 +341,7 @@ def run_demo(
                 )
                 summary.current_items += check.view_items
                 summary.current_equals_dynamodb &= check.equal
-                summary.partitions += _partition_count(settings.database, changes_table_name(name))
+                summary.partitions += len(catalog.locations(name))
             stats = stack.emulator.stats()
             summary.duplicates_injected = stats.duplicates_injected
             summary.reordered_records = stats.out_of_order
@@ -351,16 +353,6 @@ def share(count: int, tables: Sequence[str]) -> dict[str, int]:
     """``count`` changes shared out over ``tables`` as evenly as possible, the remainder first."""
     base, extra = divmod(count, len(tables))
     return {t: base + (1 if i < extra else 0) for i, t in enumerate(tables)}
-
-
-def _partition_count(database: str, table: str) -> int:
-    glue = aws.glue()
-    total = 0
-    for page in glue.get_paginator("get_partitions").paginate(
-        DatabaseName=database, TableName=table
-    ):
-        total += len(page.get("Partitions", []))
-    return total
 
 
 def _named_queries(engine: Any, table: str, summary: DemoSummary, show: Any, tick: Any) -> None:

@@ -50,7 +50,6 @@ from changelake_catalog.snapshot import (
     to_parquet,
 )
 from changelake_lake import rewrite
-from changelake_lake.adapters.glue_partitions import GluePartitions
 from changelake_lake.layout import (
     ERRORS,
     changes_prefix,
@@ -259,7 +258,7 @@ def _changes_step(
     }
     missing = sorted(on_s3 - set(locations))
     if missing:  # objects the catalog has not registered yet: they hold rows too
-        lake.registry.add_partitions(table, missing)
+        lake.catalog.add_partitions(table, missing)
         locations = rlake.catalog.locations(table)
     reason = "erase:" + hashlib.sha256(key.encode()).hexdigest()[:12]
     for partition, location in sorted(locations.items()):
@@ -297,9 +296,9 @@ def _snapshot_step(
     crash: Crash,
     report: EraseReport,
 ) -> None:
-    state = lake.registry.snapshot_state(table)
+    state = lake.catalog.snapshot_state(table)
     holding: set[str] = set()
-    for at in lake.registry.snapshot_ids(table):
+    for at in lake.catalog.snapshot_ids(table):
         keys = [k for k in lake.store.list(snapshot_prefix(table, at)) if k.endswith(".parquet")]
         if any(_holds(lake.store.get(k), key) for k in keys):
             holding.add(at)
@@ -316,7 +315,7 @@ def _snapshot_step(
         lake.store.put(snapshot_prefix(table, new) + SNAPSHOT_OBJECT, to_parquet(kept))
         crash("snapshot-written")
         columns = [
-            c for c in lake.registry.table_columns(table) or () if c.name.lower() in state.columns
+            c for c in lake.catalog.table_columns(table) or () if c.name.lower() in state.columns
         ]
         new_state = type(state)(
             at=new,
@@ -327,12 +326,12 @@ def _snapshot_step(
             max_sequence_number=state.max_sequence_number,
             rows=kept.num_rows,
         )
-        lake.registry.publish_snapshot(table, new_state, columns, set(state.late))
+        lake.catalog.publish_snapshot(table, new_state, columns, set(state.late))
         crash("snapshot-switched")
         report.snapshot = new
         report.snapshot_rows_removed = rows.num_rows - kept.num_rows
         current = new
-    registered = set(lake.registry.snapshot_ids(table))
+    registered = set(lake.catalog.snapshot_ids(table))
     keep = (registered - holding) | ({current} if current else set())
     report.snapshots_dropped = [at for at in drop_snapshots(lake, table, keep) if at in holding]
     crash("snapshots-dropped")
@@ -350,7 +349,7 @@ def erase(
     """Remove every row of the item whose lake ``item_key`` is ``key`` (see module doc)."""
     started = time.monotonic()
     report = EraseReport(table, key)
-    rlake = rewrite.Lake(lake.store, GluePartitions(lake.database), lake.registry.bucket)
+    rlake = lake.rewrite_lake
     _changes_step(lake, rlake, table, key, grace=grace, now=now, crash=crash, report=report)
     _snapshot_step(lake, table, key, now=now, crash=crash, report=report)
     (

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from changelake_catalog.adapters.glue_registry import GlueRegistry
-from changelake_catalog.exceptions import CatalogError
+from changelake_lake.adapters.glue_catalog import GlueCatalog
 from changelake_lake.athena_view import decode_presto_view
+from changelake_lake.catalog import UnavailableError
 from changelake_lake.columns import Column
 from changelake_lake.layout import Partition
 
@@ -36,7 +36,7 @@ def _hours(n: int) -> list[Partition]:
 
 
 def test_add_partitions_uses_three_calls_when_250_partitions_are_new(glue: Any) -> None:
-    registry = GlueRegistry(BUCKET, DB, glue, sleep=_no_sleep)
+    registry = GlueCatalog(BUCKET, DB, glue, sleep=_no_sleep)
     registry.merge_changes_table("persons", BASE)
     calls = _calls(glue, "BatchCreatePartition")
 
@@ -54,18 +54,18 @@ def test_add_partitions_uses_three_calls_when_250_partitions_are_new(glue: Any) 
 
 
 def test_add_partitions_counts_existing_as_success_when_registered_twice(glue: Any) -> None:
-    registry = GlueRegistry(BUCKET, DB, glue, sleep=_no_sleep)
+    registry = GlueCatalog(BUCKET, DB, glue, sleep=_no_sleep)
     registry.merge_changes_table("persons", BASE)
     registry.add_partitions("persons", _hours(120))
 
     again = registry.add_partitions("persons", _hours(130))
 
     assert (again.added, again.existing) == (10, 120)
-    assert len(registry.existing_partitions("persons")) == 130
+    assert len(registry.locations("persons")) == 130
 
 
 def test_merge_changes_table_adds_new_column_and_view_follows(glue: Any) -> None:
-    registry = GlueRegistry(BUCKET, DB, glue, sleep=_no_sleep)
+    registry = GlueCatalog(BUCKET, DB, glue, sleep=_no_sleep)
     first = registry.merge_changes_table("persons", BASE)
     registry.ensure_current_view("persons")
     version = glue.get_table(DatabaseName=DB, Name="persons_changes")["Table"]["VersionId"]
@@ -90,7 +90,7 @@ def test_merge_changes_table_adds_new_column_and_view_follows(glue: Any) -> None
 def test_view_written_with_a_description_is_rewritten_without_it(glue: Any) -> None:
     """A view from before the fix carried a Glue Description, which Trino and Athena copy over
     its "Presto View" comment and so do not see it as a view: the catalog rewrites it."""
-    registry = GlueRegistry(BUCKET, DB, glue, sleep=_no_sleep)
+    registry = GlueCatalog(BUCKET, DB, glue, sleep=_no_sleep)
     registry.merge_changes_table("persons", BASE)
     registry.ensure_current_view("persons")
     old = glue.get_table(DatabaseName=DB, Name="persons_current")["Table"]
@@ -109,7 +109,7 @@ def test_view_written_with_a_description_is_rewritten_without_it(glue: Any) -> N
 
 
 def test_merge_changes_table_keeps_table_type_when_object_type_conflicts(glue: Any) -> None:
-    registry = GlueRegistry(BUCKET, DB, glue, sleep=_no_sleep)
+    registry = GlueCatalog(BUCKET, DB, glue, sleep=_no_sleep)
     registry.merge_changes_table("persons", [Column("age", "decimal(38,0)")])
 
     state = registry.merge_changes_table("persons", [Column("age", "string")])
@@ -163,10 +163,10 @@ class _VersionCheckingGlue(_Delegate):
 def test_merge_changes_table_keeps_both_columns_when_two_workers_race_glue_versions(
     glue: Any,
 ) -> None:
-    GlueRegistry(BUCKET, DB, glue).merge_changes_table("persons", BASE)
+    GlueCatalog(BUCKET, DB, glue).merge_changes_table("persons", BASE)
     barrier = threading.Barrier(2)
     clients = [_VersionCheckingGlue(glue, barrier), _VersionCheckingGlue(glue, barrier)]
-    workers = [GlueRegistry(BUCKET, DB, c, sleep=_no_sleep) for c in clients]
+    workers = [GlueCatalog(BUCKET, DB, c, sleep=_no_sleep) for c in clients]
     new = [Column("email", "string"), Column("phone", "string")]
 
     _merge_concurrently(zip(workers, new, strict=True))
@@ -207,12 +207,12 @@ class _InterleavedGlue(_Delegate):
 def test_merge_changes_table_keeps_both_columns_when_emulator_ignores_version_id(
     glue: Any,
 ) -> None:
-    GlueRegistry(BUCKET, DB, glue).merge_changes_table("persons", BASE)
+    GlueCatalog(BUCKET, DB, glue).merge_changes_table("persons", BASE)
     read, written = threading.Event(), threading.Event()
-    first = GlueRegistry(
+    first = GlueCatalog(
         BUCKET, DB, _InterleavedGlue(glue, read, written, second=False), sleep=_no_sleep
     )
-    second = GlueRegistry(
+    second = GlueCatalog(
         BUCKET, DB, _InterleavedGlue(glue, read, written, second=True), sleep=_no_sleep
     )
     _merge_concurrently([(first, Column("email", "string")), (second, Column("phone", "string"))])
@@ -220,7 +220,7 @@ def test_merge_changes_table_keeps_both_columns_when_emulator_ignores_version_id
     assert _column_names(glue)[3:] == ["email", "phone"]
 
 
-def _merge_concurrently(merges: Iterable[tuple[GlueRegistry, Column]]) -> None:
+def _merge_concurrently(merges: Iterable[tuple[GlueCatalog, Column]]) -> None:
     """Each registry adds its column to BASE at the same time, in its own thread."""
     threads = [
         threading.Thread(target=registry.merge_changes_table, args=("persons", [*BASE, column]))
@@ -273,24 +273,24 @@ class _FlakyGlue(_Delegate):
 def test_add_partitions_retries_when_glue_throttles_and_partitions_fail(glue: Any) -> None:
     flaky = _FlakyGlue(glue, throttles=2, failing=7)
     slept: list[float] = []
-    registry = GlueRegistry(BUCKET, DB, flaky, sleep=slept.append, backoff_seconds=0.01)
+    registry = GlueCatalog(BUCKET, DB, flaky, sleep=slept.append, backoff_seconds=0.01)
     registry.merge_changes_table("persons", BASE)
 
     result = registry.add_partitions("persons", _hours(30))
 
     assert result.added == 30
-    assert len(registry.existing_partitions("persons")) == 30
+    assert len(registry.locations("persons")) == 30
     assert flaky.batch_calls == 4  # 2 throttled + 1 partial + 1 retry of the 7 failed
     assert len(slept) == 3
 
 
-def test_add_partitions_raises_catalog_error_when_throttling_persists(glue: Any) -> None:
-    registry = GlueRegistry(
+def test_add_partitions_raises_unavailable_when_throttling_persists(glue: Any) -> None:
+    registry = GlueCatalog(
         BUCKET, DB, _FlakyGlue(glue, throttles=99, failing=0), sleep=_no_sleep, attempts=3
     )
     registry.merge_changes_table("persons", BASE)
 
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(UnavailableError) as caught:
         registry.add_partitions("persons", _hours(2))
 
     assert caught.value.code == "ThrottlingException"
@@ -298,7 +298,7 @@ def test_add_partitions_raises_catalog_error_when_throttling_persists(glue: Any)
 
 
 def test_ensure_raw_table_creates_once_when_called_twice(glue: Any) -> None:
-    registry = GlueRegistry(BUCKET, DB, glue)
+    registry = GlueCatalog(BUCKET, DB, glue)
     assert registry.ensure_raw_table("persons")
     assert not registry.ensure_raw_table("persons")
     raw = glue.get_table(DatabaseName=DB, Name="persons_raw")["Table"]
@@ -308,8 +308,8 @@ def test_ensure_raw_table_creates_once_when_called_twice(glue: Any) -> None:
 
 def test_ensure_database_only_reads_when_database_exists(glue: Any) -> None:
     creates = _calls(glue, "CreateDatabase")
-    GlueRegistry(BUCKET, DB, glue).ensure_database()
-    GlueRegistry(BUCKET, "other", glue).ensure_database()
+    GlueCatalog(BUCKET, DB, glue).ensure_database()
+    GlueCatalog(BUCKET, "other", glue).ensure_database()
     assert len(creates) == 1
     assert {d["Name"] for d in glue.get_databases()["DatabaseList"]} == {DB, "other"}
 
@@ -336,12 +336,12 @@ class _AlwaysFailingPartitions(_Delegate):
 
 def test_add_partitions_raises_after_attempts_when_partitions_keep_failing(glue: Any) -> None:
     failing = _AlwaysFailingPartitions(glue)
-    registry = GlueRegistry(BUCKET, DB, failing, sleep=_no_sleep, attempts=4)
+    registry = GlueCatalog(BUCKET, DB, failing, sleep=_no_sleep, attempts=4)
     registry.merge_changes_table("persons", BASE)
 
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(UnavailableError) as caught:
         registry.add_partitions("persons", _hours(3))
 
     assert caught.value.code == "InternalServiceException"
     assert failing.batch_calls == 4
-    assert registry.existing_partitions("persons") == set()
+    assert registry.locations("persons") == {}

@@ -1,4 +1,4 @@
-"""The service's orchestration with in-memory fakes: coalescing, failure isolation, acks."""
+"""The service's orchestration over the in-memory catalog: coalescing, failure isolation, acks."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from changelake_catalog.exceptions import CatalogError
 from changelake_catalog.ports import QueueMessage
 from changelake_catalog.service import CatalogService
-from changelake_lake.catalog import PartitionResult, TableState
-from changelake_lake.columns import Column, merge_columns
-from changelake_lake.layout import Partition
-from changelake_lake.snapshot_view import SnapshotState
+from changelake_lake.catalog import InMemoryCatalog, PartitionResult, TableState, UnavailableError
+from changelake_lake.columns import Column
+from changelake_lake.layout import Partition, changes_table_name
 from changelake_testsupport.fakes import InMemoryObjectStore, RecordingMetrics
 
 pytestmark = pytest.mark.unit
@@ -43,66 +41,49 @@ class FakeQueue:
         self.retried += [(m.message_id, delay_seconds) for m in messages]
 
 
-class FakeRegistry:
-    """An in-memory catalog recording every call; ``fail_tables`` raise CatalogError."""
+class RecordingCatalog(InMemoryCatalog):
+    """The in-memory catalog, recording the calls these tests look at; ``fail_tables`` raise
+    :class:`UnavailableError` (Glue throttling past the budget)."""
 
     def __init__(self, fail_tables: Sequence[str] = ()) -> None:
-        self.columns: dict[str, tuple[Column, ...]] = {}
-        self.partitions: dict[str, set[Partition]] = {}
+        super().__init__("lake")
+        self.ensure_database()
         self.calls: list[tuple[str, str]] = []
         self.partition_batches: list[list[Partition]] = []
         self.fail_tables = set(fail_tables)
-        self.privacy: dict[str, str] = {}
-
-    def ensure_database(self) -> None:
-        """Nothing to do."""
 
     def merge_changes_table(self, table: str, incoming: Sequence[Column]) -> TableState:
-        """Create or merge."""
+        """Record, fail if asked, then merge."""
         self.calls.append(("merge", table))
         if table in self.fail_tables:
-            raise CatalogError("injected", "InternalServiceException")
-        created = table not in self.columns
-        merged = merge_columns(self.columns.get(table, ()), incoming)
-        self.columns[table] = merged.columns
-        return TableState(merged.columns, created, merged.added, merged.conflicts)
+            raise UnavailableError("injected", "InternalServiceException")
+        return super().merge_changes_table(table, incoming)
 
     def ensure_raw_table(self, table: str) -> bool:
-        """Record."""
+        """Record, then create."""
         self.calls.append(("raw", table))
-        return True
+        return super().ensure_raw_table(table)
 
     def ensure_current_view(self, table: str) -> bool:
-        """Record."""
+        """Record, then write."""
         self.calls.append(("view", table))
-        return True
-
-    def existing_partitions(self, table: str) -> set[Partition]:
-        """Registered partitions."""
-        return set(self.partitions.get(table, set()))
-
-    def record_privacy(self, table: str, version: str, rules: str | None) -> bool:
-        """Record the version (never a call of interest here)."""
-        self.privacy[table] = version
-        return True
+        return super().ensure_current_view(table)
 
     def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
-        """Record one batch (fails like Glue when the table is missing)."""
-        if table not in self.columns:
-            raise CatalogError("no such table", "EntityNotFoundException")
+        """Record one batch, then register (a missing table raises NotFoundError)."""
+        result = super().add_partitions(table, partitions)
         self.partition_batches.append(list(partitions))
-        known = self.partitions.setdefault(table, set())
-        new = set(partitions) - known
-        known.update(partitions)
-        return PartitionResult(len(new), len(partitions) - len(new), 1)
+        return result
 
-    def snapshot_state(self, table: str) -> SnapshotState | None:
-        """No snapshot in these tests."""
-        return None
+    def registered(self) -> dict[str, set[Partition]]:
+        """Registered partitions by table (tables with none left out)."""
+        found = {t: set(self.locations(t)) for t in ("persons", "orders")}
+        return {t: p for t, p in found.items() if p}
 
-    def mark_late(self, table: str, partitions: Sequence[Partition]) -> bool:
-        """Never called without a snapshot."""
-        raise AssertionError("mark_late without a snapshot")
+    def vanish(self, table: str) -> None:
+        """The table is deleted behind the service's back (with its partitions)."""
+        del self._tables[changes_table_name(table)]
+        del self._partitions[changes_table_name(table)]
 
 
 def _message(mid: str, *keys: str) -> QueueMessage:
@@ -118,9 +99,9 @@ def _message(mid: str, *keys: str) -> QueueMessage:
 
 
 def _service(
-    queue: FakeQueue, store: InMemoryObjectStore, registry: FakeRegistry
+    queue: FakeQueue, store: InMemoryObjectStore, catalog: RecordingCatalog
 ) -> CatalogService:
-    return CatalogService(queue, store, registry, RecordingMetrics(), bucket="lake", workers=4)
+    return CatalogService(queue, store, catalog, RecordingMetrics(), workers=4)
 
 
 def _k(table: str, hour: str, name: str) -> str:
@@ -136,7 +117,7 @@ def test_handle_coalesces_objects_of_one_partition_into_one_registration(
     for key in keys:
         store.objects[key] = data
     queue = FakeQueue([_message(str(i), k) for i, k in enumerate(keys)])
-    registry = FakeRegistry()
+    registry = RecordingCatalog()
 
     outcome = _service(queue, store, registry).poll_once()
 
@@ -155,7 +136,7 @@ def test_handle_skips_glue_when_columns_and_partitions_are_known(
     store.objects[_k("persons", "10", "a")] = make_parquet([make_row("a")])
     store.objects[_k("persons", "10", "b")] = make_parquet([make_row("b")])
     queue = FakeQueue([_message("1", _k("persons", "10", "a"))])
-    registry = FakeRegistry()
+    registry = RecordingCatalog()
     service = _service(queue, store, registry)
     service.poll_once()
     calls = list(registry.calls)
@@ -186,17 +167,17 @@ def test_handle_fails_only_messages_of_a_bad_object_or_failing_table(
             QueueMessage("test", "rh", json.dumps({"Event": "s3:TestEvent"})),
         ]
     )
-    registry = FakeRegistry(fail_tables=["orders"])
+    registry = RecordingCatalog(fail_tables=["orders"])
 
     outcome = CatalogService(
-        queue, store, registry, RecordingMetrics(), bucket="lake", retry_delay_seconds=7
+        queue, store, registry, RecordingMetrics(), retry_delay_seconds=7
     ).poll_once()
 
     # the non-Parquet object is quarantined (not retried into the DLQ): its message is done
     assert sorted(queue.deleted) == ["bad", "gone", "ok", "test"]
     assert sorted(queue.retried) == [("garbage", 7), ("orders", 7)]
     assert (outcome.deleted, outcome.failed) == (4, 2)
-    assert registry.partitions == {"persons": {Partition("2024-05-01", "10")}}
+    assert registry.registered() == {"persons": {Partition("2024-05-01", "10")}}
     assert _k("persons", "10", "bad") not in store.objects
 
 
@@ -216,7 +197,7 @@ def test_handle_quarantines_stray_objects_and_keeps_the_table_queryable(
     queue = FakeQueue([_message(k, k) for k in (good, empty, stray, hidden)])
     metrics = RecordingMetrics()
 
-    outcome = CatalogService(queue, store, FakeRegistry(), metrics, bucket="lake").poll_once()
+    outcome = CatalogService(queue, store, RecordingCatalog(), metrics).poll_once()
 
     assert (outcome.deleted, outcome.failed) == (4, 0)
     # THEN only readable Parquet is left where a query engine reads the table
@@ -244,10 +225,10 @@ def test_handle_rereads_glue_on_retry_when_a_table_update_failed(
     store.objects[_k("persons", "10", "a")] = make_parquet([make_row("a")])
     store.objects[_k("persons", "11", "b")] = make_parquet([make_row("b")])
     queue = FakeQueue([_message("1", _k("persons", "10", "a"))])
-    registry = FakeRegistry()
+    registry = RecordingCatalog()
     service = _service(queue, store, registry)
     service.poll_once()
-    registry.columns.clear()  # the table vanished behind the worker's back
+    registry.vanish("persons")  # the table vanished behind the worker's back
     queue.pending.append(_message("2", _k("persons", "11", "b")))
     failed = service.poll_once()  # the cache says the columns are known, Glue says otherwise
 
@@ -256,11 +237,9 @@ def test_handle_rereads_glue_on_retry_when_a_table_update_failed(
 
     assert failed.failed == 1
     assert queue.deleted == ["1", "2"]
-    assert "persons" in registry.columns
-    assert registry.partitions["persons"] == {
-        Partition("2024-05-01", "10"),
-        Partition("2024-05-01", "11"),
-    }
+    assert registry.table_columns("persons") is not None
+    # hour 10 went with the table; the process cache still counts it registered (repair's job)
+    assert registry.registered()["persons"] == {Partition("2024-05-01", "11")}
 
 
 def test_poll_once_drains_a_burst_into_one_registration_when_more_than_ten_messages_wait(
@@ -274,10 +253,8 @@ def test_poll_once_drains_a_burst_into_one_registration_when_more_than_ten_messa
     for key in keys:
         store.objects[key] = data
     queue = FakeQueue([_message(str(i), k) for i, k in enumerate(keys)])
-    registry = FakeRegistry()
-    service = CatalogService(
-        queue, store, registry, RecordingMetrics(), bucket="lake", workers=4, max_batch=20
-    )
+    registry = RecordingCatalog()
+    service = CatalogService(queue, store, registry, RecordingMetrics(), workers=4, max_batch=20)
     # WHEN one poll runs
     outcome = service.poll_once()
     # THEN it drained up to max_batch (20) and registered them in one call; the rest waits

@@ -12,11 +12,11 @@ from typing import Any
 import boto3
 import pyarrow as pa
 import pytest
-from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_catalog.bootstrap import build_service, local_service
 from changelake_catalog.repair import repair
 from changelake_catalog.service import CatalogService
 from changelake_catalog.settings import CatalogSettings
+from changelake_lake.adapters.glue_catalog import GlueCatalog
 from changelake_lake.athena_view import decode_presto_view
 from changelake_lake.layout import change_object_key, partition_for
 from changelake_testsupport.queues import queue_drained
@@ -220,11 +220,11 @@ def test_repair_registers_everything_once_when_run_twice(
         "provide-client-params.glue.BatchCreatePartition",
         lambda **kw: calls.append(kw["params"]["TableName"]),
     )
-    registry = GlueRegistry(settings.lake_bucket, settings.database, glue)
+    catalog = GlueCatalog(settings.lake_bucket, settings.database, glue)
 
-    first = repair(settings, registry=registry)
+    first = repair(settings, catalog=catalog)
     snapshot = _snapshot(lake)
-    second = repair(settings, registry=registry)
+    second = repair(settings, catalog=catalog)
 
     assert first.tables == ("orders", "persons")
     assert (first.objects, first.invalid_objects) == (253, 0)

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -36,6 +36,7 @@ from changelake.events import item_key
 from changelake.ports import ObjectStore
 from changelake.privacy import PrivacyPolicy
 from changelake_lake import layout
+from changelake_lake.catalog import Catalog
 from changelake_lake.layout import Partition
 from changelake_lake.query.current_check import (
     SqlEngine,
@@ -54,18 +55,6 @@ EXAMPLES = 20
 
 FULL_SCAN_MAX_ITEMS = 200_000
 SAMPLE_ITEMS = 20_000
-
-
-class PartitionCatalog(Protocol):
-    """What reconcile needs of the catalog: the partitions Glue lists, and where each reads.
-
-    A partition reads its base prefix until a rewrite (compaction, erasure) points it at a
-    generation folder (``changelake_lake.rewrite``); what a query sees is under that location.
-    """
-
-    def locations(self, table: str) -> dict[Partition, str]:
-        """Registered partitions of ``<table>_changes`` → location (``s3://bucket/prefix/``)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,7 +453,7 @@ def _event_id(record: lake.QuarantinedRecord) -> str | None:
 def reconcile(
     *,
     store: ObjectStore,
-    catalog: PartitionCatalog,
+    catalog: Catalog,
     engine: SqlEngine,
     ddb: Any,
     tables: Sequence[str],
@@ -529,18 +518,19 @@ def reconcile_from_settings(
     """
     from changelake.adapters import aws
     from changelake.adapters.s3_store import S3ObjectStore
+    from changelake_catalog.bootstrap import build_catalog
     from changelake_catalog.settings import CatalogSettings
-    from changelake_lake.adapters.glue_partitions import GluePartitions
 
     settings = CatalogSettings()
     when = lake.parse_since(since) if isinstance(since, str) or since is None else since
+    catalog = build_catalog(settings)
     if engine is None:
         from changelake_lake.query.local_engine import LocalEngine
 
-        engine = LocalEngine(settings.database, region=settings.region)
+        engine = LocalEngine(settings.database, catalog=catalog, region=settings.region)
     return reconcile(
         store=S3ObjectStore(settings.lake_bucket),
-        catalog=GluePartitions(settings.database),
+        catalog=catalog,
         engine=engine,
         ddb=aws.dynamodb(),
         tables=lake.configured_tables(settings, table),

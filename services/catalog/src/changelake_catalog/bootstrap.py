@@ -1,7 +1,8 @@
 """The catalog service's one composition root: settings → logging → adapters → service.
 
 ``python -m changelake_catalog`` calls :func:`main`; the local stack and the benchmarks call
-:func:`local_service`; ``repair`` and ``reconcile`` call :func:`build_registry`. The service
+:func:`local_service`; maintenance, ``repair``, ``snapshot``, ``erase`` and ``reconcile`` call
+:func:`build_catalog` (the lake's one Glue :class:`~changelake_lake.catalog.Catalog`). The service
 module never imports this one, so the two form no cycle.
 """
 
@@ -14,17 +15,16 @@ import threading
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake.logs import configure_logging
 from changelake.metrics import make_metrics
-from changelake_lake.adapters.glue_partitions import GluePartitions
+from changelake_lake.adapters.glue_catalog import GlueCatalog
 
-from changelake_catalog.adapters.glue_registry import GlueRegistry
 from changelake_catalog.adapters.sqs_queue import SqsQueue
 from changelake_catalog.service import CatalogRunner, CatalogService
 from changelake_catalog.settings import CatalogSettings
 
 
-def build_registry(settings: CatalogSettings) -> GlueRegistry:
-    """The Glue adapter configured from settings."""
-    return GlueRegistry(
+def build_catalog(settings: CatalogSettings) -> GlueCatalog:
+    """The lake's Glue catalog configured from settings."""
+    return GlueCatalog(
         settings.lake_bucket,
         settings.database,
         attempts=settings.catalog_glue_attempts,
@@ -34,21 +34,19 @@ def build_registry(settings: CatalogSettings) -> GlueRegistry:
 
 def build_service(settings: CatalogSettings) -> CatalogService:
     """Wire the service to SQS, S3 and Glue (resolves the queue URL; creates the database)."""
-    registry = build_registry(settings)
-    registry.ensure_database()
+    catalog = build_catalog(settings)
+    catalog.ensure_database()
     return CatalogService(
         SqsQueue.from_name(settings.catalog_queue),
         S3ObjectStore(settings.lake_bucket),
-        registry,
+        catalog,
         make_metrics(settings.metrics),
-        bucket=settings.lake_bucket,
         batch_size=settings.catalog_batch_size,
         max_batch=settings.catalog_max_batch,
         wait_seconds=settings.catalog_wait_seconds,
         retry_delay_seconds=settings.catalog_retry_delay_seconds,
         workers=settings.catalog_workers,
         footer_bytes=settings.catalog_footer_bytes,
-        partitions=GluePartitions(settings.database),
         snapshot_state_ttl_s=settings.catalog_snapshot_state_ttl_seconds,
     )
 

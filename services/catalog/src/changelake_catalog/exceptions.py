@@ -1,25 +1,17 @@
-"""The catalog's exceptions: infrastructure failures raise these, translated from boto errors."""
+"""The catalog service's own exceptions (the catalog's are in ``changelake_lake.catalog``)."""
 
 from __future__ import annotations
 
 
-class CatalogError(Exception):
-    """A Glue (or other catalog) operation failed; the work is retried later.
+class QueueError(Exception):
+    """An SQS or S3 listing call failed (translated from boto errors); the work is retried later.
 
-    ``code`` is the AWS error code when there is one (e.g. ``AlreadyExistsException``).
+    ``code`` is the AWS error code when there is one.
     """
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
-
-
-class ThrottledError(CatalogError):
-    """Glue kept throttling past the retry budget."""
-
-
-class ConcurrentUpdateError(CatalogError):
-    """A table changed under us more often than the optimistic-concurrency budget allows."""
 
 
 class InvalidNotificationError(ValueError):

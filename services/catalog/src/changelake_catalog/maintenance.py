@@ -20,15 +20,13 @@ from typing import Any
 from changelake.adapters.s3_store import S3ObjectStore
 from changelake.logs import configure_logging
 from changelake.timeutil import parse_duration
-from changelake_lake.adapters.glue_partitions import GluePartitions
 from changelake_lake.compaction import compact_table, expire_table
 from changelake_lake.layout import Partition
-from changelake_lake.query.glue_catalog import GlueCatalog
 from changelake_lake.query.s3_objects import S3Objects
-from changelake_lake.rewrite import Lake, collect_trash
+from changelake_lake.rewrite import collect_trash
 
 from changelake_catalog import snapshot
-from changelake_catalog.bootstrap import build_registry
+from changelake_catalog.bootstrap import build_catalog
 from changelake_catalog.settings import CatalogSettings
 
 log = logging.getLogger(__name__)
@@ -39,27 +37,18 @@ def configured_tables(settings: CatalogSettings) -> list[str]:
     return list(settings.tables)
 
 
-def build_lake(settings: CatalogSettings) -> Lake:
-    """The lake's S3 objects and Glue partitions, from settings."""
-    return Lake(
-        S3ObjectStore(settings.lake_bucket), GluePartitions(settings.database), settings.lake_bucket
-    )
-
-
 def snapshot_lake(settings: CatalogSettings) -> snapshot.Lake:
-    """What a snapshot run talks to: Glue (registry and reader) and S3 (objects and store)."""
+    """What maintenance talks to: the lake's Glue catalog and S3 (objects and store)."""
     return snapshot.Lake(
-        registry=build_registry(settings),
-        catalog=GlueCatalog(),
+        catalog=build_catalog(settings),
         objects=S3Objects(),
         store=S3ObjectStore(settings.lake_bucket),
-        database=settings.database,
     )
 
 
-def snapshot_coverage(settings: CatalogSettings, table: str) -> Callable[[Partition], bool] | None:
+def snapshot_coverage(lake: snapshot.Lake, table: str) -> Callable[[Partition], bool] | None:
     """Which partitions the current-state snapshot holds, or ``None`` when there is none."""
-    state = build_registry(settings).snapshot_state(table)
+    state = lake.catalog.snapshot_state(table)
     return state.needs if state is not None else None
 
 
@@ -79,11 +68,11 @@ def run(
     """Compact, then snapshot (``take_snapshot``, default ``CHANGELAKE_SNAPSHOT_SCHEDULED``;
     never on a dry run), then, if asked, expire below the snapshot: each table in turn, one
     summary per table."""
-    lake = build_lake(settings)
+    maintained = snapshot_lake(settings)
+    lake = maintained.rewrite_lake
     snapshotting = not dry_run and (
         take_snapshot if take_snapshot is not None else settings.snapshot_scheduled
     )
-    snapshots = snapshot_lake(settings) if snapshotting else None
     grace = grace if grace is not None else parse_duration(settings.compact_grace)
     summaries = []
     for table in tables or configured_tables(settings):
@@ -101,8 +90,8 @@ def run(
             now=now,
         )
         summary: dict[str, Any] = report.summary()
-        if snapshots is not None:
-            taken = snapshot.take_snapshot(snapshots, table, now=now(), sleep=sleep)
+        if snapshotting:
+            taken = snapshot.take_snapshot(maintained, table, now=now(), sleep=sleep)
             summary["snapshot"] = dataclasses.asdict(taken)
         if expire if expire is not None else settings.compact_expire:
             expired = expire_table(
@@ -113,7 +102,7 @@ def run(
                     if expire_after is not None
                     else parse_duration(settings.compact_expire_after)
                 ),
-                covered=snapshot_coverage(settings, table),
+                covered=snapshot_coverage(maintained, table),
                 grace=grace,
                 dry_run=dry_run,
                 now=now,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from changelake.metrics import make_metrics
 from changelake.ports import Metrics, ObjectStore
+from changelake_lake.catalog import Catalog
 from changelake_lake.layout import (
     CHANGES,
     Partition,
@@ -30,7 +31,7 @@ from changelake_lake.layout import (
 
 from changelake_catalog.exceptions import InvalidParquetError
 from changelake_catalog.notifications import ObjectRef
-from changelake_catalog.ports import CatalogRegistry, ObjectListing
+from changelake_catalog.ports import ObjectListing
 from changelake_catalog.quarantine import quarantine_object
 from changelake_catalog.service import incoming_columns, privacy_of, read_schemas
 from changelake_catalog.settings import CatalogSettings
@@ -59,7 +60,7 @@ class Repairer:
     def __init__(
         self,
         store: ObjectStore,
-        registry: CatalogRegistry,
+        catalog: Catalog,
         workers: int = 8,
         footer_bytes: int = 65536,
         listing: ObjectListing | None = None,
@@ -69,7 +70,7 @@ class Repairer:
         self._listing = listing
         self._metrics: Metrics = metrics or make_metrics("log")
         self._store = store
-        self._registry = registry
+        self._catalog = catalog
         self._workers = workers
         self._footer_bytes = footer_bytes
 
@@ -95,7 +96,7 @@ class Repairer:
                 continue
             objects[parsed.table].append(ObjectRef(parsed.table, parsed.partition, key, size))
         invalid = found = added = columns = created = 0
-        self._registry.ensure_database()
+        self._catalog.ensure_database()
         for name in sorted(objects):
             refs = objects[name]
             schemas = read_schemas(self._store, refs, self._workers, self._footer_bytes)
@@ -115,19 +116,19 @@ class Repairer:
             }
             if not good:
                 continue
-            state = self._registry.merge_changes_table(name, incoming_columns(good))
+            state = self._catalog.merge_changes_table(name, incoming_columns(good))
             created += int(state.created)
             columns += len(state.added)
-            self._registry.ensure_raw_table(name)
-            self._registry.ensure_current_view(name)
+            self._catalog.ensure_raw_table(name)
+            self._catalog.ensure_current_view(name)
             newest = max(k for k, v in schemas.items() if isinstance(v, pa.Schema))
-            self._registry.record_privacy(name, *privacy_of(schemas[newest]))
-            missing = partitions - self._registry.existing_partitions(name)
+            self._catalog.record_privacy(name, *privacy_of(schemas[newest]))
+            missing = partitions - set(self._catalog.locations(name))
             found += len(partitions)
-            added += self._registry.add_partitions(name, sorted(missing)).added
+            added += self._catalog.add_partitions(name, sorted(missing)).added
             if missing:
                 # Registered only now: a snapshot taken meanwhile did not read them (ADR 0035).
-                self._registry.mark_late(name, sorted(missing))
+                self._catalog.mark_late(name, sorted(missing))
         summary = RepairSummary(
             tables=tuple(sorted(objects)),
             objects=sum(len(v) for v in objects.values()),
@@ -148,7 +149,7 @@ def repair(
     table: str | None = None,
     *,
     store: ObjectStore | None = None,
-    registry: CatalogRegistry | None = None,
+    catalog: Catalog | None = None,
     listing: ObjectListing | None = None,
 ) -> RepairSummary:
     """Repair the catalog of ``table`` (or of every table) from the lake described by settings.
@@ -163,13 +164,13 @@ def repair(
 
         store = S3ObjectStore(settings.lake_bucket)
         listing = listing or S3Listing(settings.lake_bucket)
-    if registry is None:
-        from changelake_catalog.bootstrap import build_registry
+    if catalog is None:
+        from changelake_catalog.bootstrap import build_catalog
 
-        registry = build_registry(settings)
+        catalog = build_catalog(settings)
     return Repairer(
         store,
-        registry,
+        catalog,
         settings.catalog_workers,
         settings.catalog_footer_bytes,
         listing,

@@ -29,16 +29,17 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from changelake import privacy
 from changelake.ports import Metrics, ObjectStore
+from changelake_lake.catalog import Catalog
 from changelake_lake.columns import Column
 from changelake_lake.glue_schema import columns_of
 from changelake_lake.layout import Partition
-from changelake_lake.rewrite import Lake, PartitionCatalog, make_visible
+from changelake_lake.rewrite import Lake, make_visible
 from changelake_lake.snapshot_view import SnapshotState
 
 from changelake_catalog.exceptions import InvalidNotificationError, InvalidParquetError
 from changelake_catalog.footer import read_parquet_schema
 from changelake_catalog.notifications import ObjectRef, parse_notification
-from changelake_catalog.ports import CatalogRegistry, MessageQueue, QueueMessage
+from changelake_catalog.ports import MessageQueue, QueueMessage
 from changelake_catalog.quarantine import quarantine_object
 
 log = logging.getLogger(__name__)
@@ -101,30 +102,30 @@ def incoming_columns(schemas: Sequence[pa.Schema]) -> list[Column]:
 
 
 class CatalogService:
-    """Drains the catalog queue and keeps Glue in step with the lake (see module doc)."""
+    """An SQS loop over the lake's :class:`Catalog`: drains the catalog queue and keeps the
+    catalog in step with the lake (see module doc)."""
 
     def __init__(
         self,
         queue: MessageQueue,
         store: ObjectStore,
-        registry: CatalogRegistry,
+        catalog: Catalog,
         metrics: Metrics,
         *,
-        bucket: str | None = None,
         batch_size: int = 10,
         max_batch: int = 100,
         wait_seconds: int = 5,
         retry_delay_seconds: int = 5,
         workers: int = 8,
         footer_bytes: int = 65536,
-        partitions: PartitionCatalog | None = None,
+        late_data: bool = True,
         snapshot_state_ttl_s: float = 10.0,
     ) -> None:
         self._queue = queue
         self._store = store
-        self._registry = registry
+        self._catalog = catalog
         self._metrics = metrics
-        self._bucket = bucket
+        self._bucket = catalog.bucket
         self._batch_size = batch_size
         self._max_batch = max(max_batch, batch_size)
         self._wait_seconds = wait_seconds
@@ -132,7 +133,7 @@ class CatalogService:
         self._workers = workers
         self._footer_bytes = footer_bytes
         # Late data (ADR 0034): new objects of rewritten partitions are copied into them.
-        self._late = Lake(store, partitions, bucket) if partitions is not None and bucket else None
+        self._late = Lake(store, catalog, catalog.bucket) if late_data else None
         self._known_columns: dict[str, frozenset[str]] = {}
         self._known_partitions: dict[str, set[Partition]] = defaultdict(set)
         self._known_privacy: dict[str, str] = {}
@@ -255,7 +256,7 @@ class CatalogService:
         incoming = incoming_columns(schemas)
         known = self._known_columns.get(table)
         if known is None or any(c.name.lower() not in known for c in incoming):
-            state = self._registry.merge_changes_table(table, incoming)
+            state = self._catalog.merge_changes_table(table, incoming)
             for ours, theirs in state.conflicts:
                 log.warning(
                     "column type conflict: table keeps its type",
@@ -269,9 +270,9 @@ class CatalogService:
                 self._metrics.count("catalog_type_conflicts", 1, {"table": table})
             if known is None or state.created:
                 # First sight in this process: make sure the siblings exist (idempotent).
-                self._registry.ensure_raw_table(table)
+                self._catalog.ensure_raw_table(table)
             if known is None or state.created or state.added:
-                self._registry.ensure_current_view(table)
+                self._catalog.ensure_current_view(table)
             if state.created:
                 outcome.tables_created.append(table)
             outcome.columns_added += len(state.added)
@@ -279,11 +280,11 @@ class CatalogService:
             self._known_columns[table] = frozenset(c.name.lower() for c in state.columns)
         version, rules = privacy_of(schemas[-1])
         if self._known_privacy.get(table) != version:
-            self._registry.record_privacy(table, version, rules)
+            self._catalog.record_privacy(table, version, rules)
             self._known_privacy[table] = version
         partitions = {r.partition for r in refs} - self._known_partitions[table]
         if partitions:
-            result = self._registry.add_partitions(table, sorted(partitions))
+            result = self._catalog.add_partitions(table, sorted(partitions))
             outcome.partitions_added += result.added
             self._metrics.count("catalog_partitions_added", result.added, {"table": table})
             known_parts = self._known_partitions[table]
@@ -310,7 +311,7 @@ class CatalogService:
         now = time.monotonic()
         cached = self._snapshot_states.get(table)
         if cached is None or now - cached[0] > self._snapshot_ttl:
-            cached = (now, self._registry.snapshot_state(table))
+            cached = (now, self._catalog.snapshot_state(table))
             self._snapshot_states[table] = cached
         state = cached[1]
         if state is None:
@@ -318,7 +319,7 @@ class CatalogService:
         late = sorted(p for p in partitions if state.needs(p))
         if not late:
             return
-        self._registry.mark_late(table, late)
+        self._catalog.mark_late(table, late)
         self._snapshot_states[table] = (now, state.with_late(late))
         self._metrics.count("catalog_late_partitions", len(late), {"table": table})
         log.info(

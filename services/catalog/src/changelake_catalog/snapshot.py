@@ -35,16 +35,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from changelake.ports import ObjectStore
+from changelake_lake import rewrite
+from changelake_lake.catalog import Catalog
 from changelake_lake.columns import Column
-from changelake_lake.layout import DATABASE, Partition, changes_table_name, partition_for
-from changelake_lake.query.glue_catalog import GlueCatalog
+from changelake_lake.layout import Partition, partition_for
 from changelake_lake.query.hive_types import hive_millis, to_arrow
-from changelake_lake.query.model import QueryError, TableDef
 from changelake_lake.query.s3_objects import S3Object, S3Objects
 from changelake_lake.schema import TIMESTAMP
 from changelake_lake.snapshot_view import SnapshotState, snapshot_prefix, snapshots_prefix
-
-from changelake_catalog.adapters.glue_registry import GlueRegistry
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +78,16 @@ class SnapshotReport:
 
 @dataclass(frozen=True, slots=True)
 class Lake:
-    """What a maintenance run talks to: Glue (registry and reader), S3 (objects and store)."""
+    """What a maintenance run talks to: the lake's catalog, S3 (objects and store)."""
 
-    registry: GlueRegistry
-    catalog: GlueCatalog
+    catalog: Catalog
     objects: S3Objects
     store: ObjectStore
-    database: str = DATABASE
+
+    @property
+    def rewrite_lake(self) -> rewrite.Lake:
+        """The same lake as the partition rewrites (compaction, expiry, erasure) see it."""
+        return rewrite.Lake(self.store, self.catalog, self.catalog.bucket)
 
 
 def default_cut(now: datetime, settle: timedelta) -> Partition:
@@ -164,13 +165,12 @@ def to_parquet(table: pa.Table) -> bytes:
 
 
 def _partition_objects(
-    lake: Lake, changes: TableDef, wanted: Callable[[Partition], bool]
+    lake: Lake, table: str, wanted: Callable[[Partition], bool]
 ) -> dict[Partition, list[S3Object]]:
     found: dict[Partition, list[S3Object]] = {}
-    for part in lake.catalog.partitions(changes):
-        partition = Partition(*part.values)
+    for partition, location in sorted(lake.catalog.locations(table).items()):
         if wanted(partition):
-            found[partition] = list(lake.objects.list_objects(part.location))
+            found[partition] = list(lake.objects.list_objects(location))
     return found
 
 
@@ -197,19 +197,16 @@ def take_snapshot(
     started = time.monotonic()
     now = now or datetime.now(UTC)
     cut = cut or default_cut(now, settle)
-    before = lake.registry.snapshot_state(table)
+    before = lake.catalog.snapshot_state(table)
     if before is not None and cut < before.cut:
         raise SnapshotError(
             f"cut {cut.path} is before the current snapshot's ({before.cut.path}): a snapshot "
             "never unfolds partitions (they may have been expired)"
         )
-    lake.catalog.forget()
-    try:
-        changes = lake.catalog.table(lake.database, changes_table_name(table))
-    except QueryError as exc:
-        raise SnapshotError(f"no change table for {table}: {exc}") from exc
-    glue_columns = lake.registry.table_columns(table) or ()
-    columns = [(c.name.lower(), c.type) for c in changes.columns]
+    glue_columns = lake.catalog.table_columns(table)
+    if glue_columns is None:
+        raise SnapshotError(f"no change table for {table}")
+    columns = [(c.name.lower(), c.type) for c in glue_columns]
     at = snapshot_id(now)
     report = SnapshotReport(table, at, "/".join(cut.values), cut.start().isoformat())
 
@@ -218,7 +215,7 @@ def take_snapshot(
         # ones from its cut on) — partitions it holds may have been expired since.
         return p < cut and (before is None or p >= before.cut or p in before.late)
 
-    read = _partition_objects(lake, changes, unfolded)
+    read = _partition_objects(lake, table, unfolded)
     objects = [o for objs in read.values() for o in objs]
     payloads = lake.objects.fetch(objects)
     parts = _previous_rows(lake, table, before, columns)
@@ -245,7 +242,7 @@ def take_snapshot(
     snapshot_columns = [c for c in glue_columns if c.name.lower() in set(state.columns)] or [
         Column(n, t) for n, t in columns
     ]
-    lake.registry.publish_snapshot(
+    lake.catalog.publish_snapshot(
         table, state, snapshot_columns, set(before.late) if before else set()
     )
     report.partitions_read, report.objects_read = len(read), len(objects)
@@ -260,14 +257,13 @@ def take_snapshot(
     # before the catalog saw the new state (it trusts its copy for less than the delay).
     # Partitions the previous snapshot holds are the catalog's to mark (ADR 0035).
     sleep(late_check_delay_s)
-    lake.catalog.forget()
     seen = {p: {(o.key, o.etag) for o in objs} for p, objs in read.items()}
-    relisted = _partition_objects(lake, changes, lambda p: p in read or unfolded(p))
+    relisted = _partition_objects(lake, table, lambda p: p in read or unfolded(p))
     late = [
         p for p, objs in relisted.items() if {(o.key, o.etag) for o in objs} - seen.get(p, set())
     ]
     if late:
-        lake.registry.mark_late(table, late)
+        lake.catalog.mark_late(table, late)
     report.late_partitions = [p.path for p in late]
     keep = {at} | ({before.at} if before else set())
     report.dropped_snapshots = drop_snapshots(lake, table, keep)
@@ -280,7 +276,7 @@ def drop_snapshots(lake: Lake, table: str, keep: set[str]) -> list[str]:
     """Delete every snapshot of ``table`` not in ``keep``: objects first, then the partition
     (a crash in between leaves a partition a rerun finds again), then unregistered leftovers."""
     dropped: list[str] = []
-    registered = set(lake.registry.snapshot_ids(table))
+    registered = set(lake.catalog.snapshot_ids(table))
     prefix = snapshots_prefix(table)
     on_s3 = {
         key[len(prefix) :].split("/", 1)[0].removeprefix("snapshot_at=")
@@ -290,6 +286,6 @@ def drop_snapshots(lake: Lake, table: str, keep: set[str]) -> list[str]:
         for key in list(lake.store.list(snapshot_prefix(table, at))):
             lake.store.delete(key)
         if at in registered:
-            lake.registry.drop_snapshot(table, at)
+            lake.catalog.drop_snapshot(table, at)
         dropped.append(at)
     return dropped

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from changelake_lake.athena_view import decode_presto_view
+from changelake_lake.catalog import Catalog, NotFoundError
 from changelake_lake.columns import Column
 from changelake_lake.query import pruning, transpile
-from changelake_lake.query.glue_catalog import GlueCatalog
 from changelake_lake.query.hive_types import hive_millis, json_value, to_arrow
 from changelake_lake.query.model import (
     PartitionDef,
@@ -63,20 +63,25 @@ class LocalEngine:
         self,
         database: str = "changelake",
         *,
-        catalog: GlueCatalog | None = None,
+        catalog: Catalog | None = None,
         objects: S3Objects | None = None,
         region: str | None = None,
         threads: int = 2,
     ) -> None:
         self.database = database.lower()
-        self.catalog = catalog or GlueCatalog(region=region)
+        if catalog is None:
+            from changelake_lake.adapters.glue_catalog import GlueCatalog
+
+            catalog = GlueCatalog("", self.database, region=region)  # reads only: no bucket
+        self.catalog = catalog
+        self._tables: dict[tuple[str, str], TableDef] = {}
         self.objects = objects or S3Objects(region=region)
         self.threads = threads
         self.last_sql = ""
 
     def run(self, sql: str, params: Sequence[str] = ()) -> QueryResult:
         """Run one Athena query (``?`` bound to ``params``, SQL literal texts); return the rows."""
-        self.catalog.forget()  # the catalog may have changed since the last query
+        self._tables.clear()  # the catalog may have changed since the last query
         tree = transpile.parse_query(transpile.bind_parameters(sql, params))
         tree = transpile.name_unnamed_columns(tree)
         tree = self._expand_views(tree, self.database, depth=0)
@@ -84,7 +89,7 @@ class LocalEngine:
         with_path = transpile.uses_column(tree, PATH_COLUMN)
         stats = ScanStats()
         refs = [
-            (ref, self.catalog.table(*transpile.qualified(ref, self.database)))
+            (ref, self._table(*transpile.qualified(ref, self.database)))
             for ref in transpile.table_refs(tree)
         ]
         column_types: dict[str, set[str]] = {}
@@ -130,12 +135,25 @@ class LocalEngine:
             stats=stats,
         )
 
+    def _table(self, database: str, name: str) -> TableDef:
+        """A table or view's definition, read once per query (``QueryError`` if missing)."""
+        key = (database.lower(), name.lower())
+        if key not in self._tables:
+            try:
+                self._tables[key] = self.catalog.describe(key[1], key[0])
+            except NotFoundError as exc:
+                # Athena's wording, so users recognise the error across engines.
+                raise QueryError(
+                    f"TABLE_NOT_FOUND: Table 'awsdatacatalog.{key[0]}.{key[1]}' does not exist"
+                ) from exc
+        return self._tables[key]
+
     def _expand_views(self, tree: exp.Query, database: str, depth: int) -> exp.Query:
         if depth > MAX_VIEW_DEPTH:
             raise QueryError("views nest too deeply (a view refers to itself?)")
         for ref in transpile.table_refs(tree):
             db, name = transpile.qualified(ref, database)
-            table = self.catalog.table(db, name)
+            table = self._table(db, name)
             if not table.is_view:
                 # Qualify, so a table in a view resolves in the view's database, not the caller's.
                 ref.set("db", exp.to_identifier(db))
@@ -206,7 +224,7 @@ class LocalEngine:
                     scan.objects.append((obj, values))
             scan.partitions, scan.pruned = len(kept), len(seen) - len(kept)
             return scan
-        partitions: list[PartitionDef] = self.catalog.partitions(table)
+        partitions: list[PartitionDef] = self.catalog.partition_defs(table)
         for part in partitions:
             if not pruning.partition_matches(keys, part.values, predicates):
                 scan.pruned += 1

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from changelake.adapters import aws
 
-from changelake_catalog.exceptions import CatalogError
+from changelake_catalog.exceptions import QueueError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -29,6 +29,6 @@ class S3Listing:
                 for obj in page.get("Contents", []):
                     yield obj["Key"], int(obj["Size"])
         except (ClientError, BotoCoreError) as exc:
-            raise CatalogError(
+            raise QueueError(
                 f"S3 listing of {prefix!r} failed: {exc}", aws.error_code(exc)
             ) from exc

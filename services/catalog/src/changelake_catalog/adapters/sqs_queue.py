@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from changelake.adapters import aws
 
-from changelake_catalog.exceptions import CatalogError
+from changelake_catalog.exceptions import QueueError
 from changelake_catalog.ports import QueueMessage
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class SqsQueue:
         try:
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
         except (ClientError, BotoCoreError) as exc:
-            raise CatalogError(f"SQS queue {name!r} not found: {exc}", aws.error_code(exc)) from exc
+            raise QueueError(f"SQS queue {name!r} not found: {exc}", aws.error_code(exc)) from exc
         return cls(url, sqs)
 
     def receive(self, max_messages: int, wait_seconds: int) -> list[QueueMessage]:
@@ -47,7 +47,7 @@ class SqsQueue:
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         except (ClientError, BotoCoreError) as exc:
-            raise CatalogError(f"SQS receive failed: {exc}", aws.error_code(exc)) from exc
+            raise QueueError(f"SQS receive failed: {exc}", aws.error_code(exc)) from exc
         return [
             QueueMessage(
                 message_id=m["MessageId"],
@@ -71,7 +71,7 @@ class SqsQueue:
                     ],
                 )
             except (ClientError, BotoCoreError) as exc:
-                raise CatalogError(f"SQS delete failed: {exc}", aws.error_code(exc)) from exc
+                raise QueueError(f"SQS delete failed: {exc}", aws.error_code(exc)) from exc
             for failed in response.get("Failed", []):
                 log.warning("message not deleted; it will be redelivered", extra={"entry": failed})
 
