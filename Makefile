@@ -45,8 +45,10 @@ test: install ## Lint, type-check and run the whole test suite
 	$(MAKE) deploy-test
 
 .PHONY: deploy-test
-deploy-test: | $(UV) ## CDK app (deploy/, its own lock): template tests, cfn-lint, checkov
-	cd deploy && $(UV) sync --frozen && $(UV) run --frozen pytest -q
+deploy-test: | $(UV) ## CDK app (deploy/, its own lock): lock up to date, template tests, cfn-lint, checkov
+	@# `sync --frozen` trusts the lock: fail first if it is stale against deploy/pyproject.toml or
+	@# the path dependencies libs/lake and libs/changelake (re-lock: cd deploy && uv lock).
+	cd deploy && $(UV) lock --check && $(UV) sync --frozen && $(UV) run --frozen pytest -q
 
 .PHONY: unit
 unit: install ## Only the fast unit tests
