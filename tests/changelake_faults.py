@@ -593,11 +593,23 @@ class ProduceLoop(StartStop):
 
 
 def lake_high(table: str = TABLE) -> dict[str, int]:
-    """Shard → the highest sequence number with a row in the lake."""
+    """Shard → the highest sequence number in the lake, from the object keys alone.
+
+    A LIST, no object read (``<shard>-<first>-<last>.parquet``, ADR 0006): cheap enough to
+    poll while a long run's lake grows to thousands of objects.
+    """
+    s3 = boto3.client("s3")
     high: dict[str, int] = {}
-    for row in lake_rows(table):
-        shard, seq = row["shard_id"], int(row["sequence_number"])
-        high[shard] = max(high.get(shard, 0), seq)
+    prefix = layout.changes_prefix(table)
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=SETTINGS.lake_bucket, Prefix=prefix
+    ):
+        for obj in page.get("Contents", []):
+            parsed = layout.parse_change_object_key(obj["Key"])
+            if parsed is None:
+                continue
+            shard, _first, last = parsed.name.removesuffix(".parquet").rsplit("-", 2)
+            high[shard] = max(high.get(shard, 0), int(last))
     return high
 
 

@@ -185,15 +185,16 @@ def test_a_stalled_lease_owner_that_wakes_up_writes_nothing_twice(
 ) -> None:
     """Write fencing (ADR 0043): the old owner is frozen past the lease timeout, then resumed.
 
-    Runner A owns both shards and holds rows in its buffers (flush age 3 s); it is frozen
-    with SIGSTOP inside a GetRecords call (the proxy's callback), so on SIGCONT it goes straight
-    on to process that page, and its aged buffers are due. Meanwhile runner B takes the expired
-    leases over and writes every row A was holding. Without the fence A's flush would put those
-    rows a second time (what the take-over test saw under load); with it A renews its lease
-    right before the PUT, finds B there, and drops its buffers.
+    Runner A owns both shards; at one of its S3 PUTs of a change object the proxy's callback
+    freezes it (SIGSTOP) and the connection is dropped, so the rows stay in A's buffer and its
+    PUT will be tried again. Meanwhile runner B takes the expired leases over and writes every
+    row A could hold. On SIGCONT, A retries its PUT: without the fence those rows would land a
+    second time (what the take-over test saw under load); with it A renews its lease right
+    before the attempt, finds B there and drops its buffers.
     """
-    monkeypatch.setenv("CHANGELAKE_FLUSH_AGE_S", "3")
-    with Pipeline(monkeypatch, consumer=False, proxied=("kinesis",)) as pipeline:
+    # A's retry must be inside its write budget however long it was frozen
+    monkeypatch.setenv("CHANGELAKE_WRITE_TIMEOUT_S", "900")
+    with Pipeline(monkeypatch, consumer=False, proxied=("s3",)) as pipeline:
         proxy = pipeline.proxy
         assert proxy is not None
         runners = RunnerProcesses(tmp_path)
@@ -201,12 +202,13 @@ def test_a_stalled_lease_owner_that_wakes_up_writes_nothing_twice(
         writer = ProduceLoop(chunk=20, rate=40).start()
         try:
             wait_until(lambda: len(lease_owners()) == 2, 60, "the first runner to hold leases")
-            wait_until(lambda: len(lake_rows()) > 0, 60, "its first rows")
+            wait_until(lambda: bool(lake_high()), 60, "its first rows")
             freeze = proxy.add(
                 FaultRule(
-                    "pass",
-                    "kinesis",
-                    "GetRecords",
+                    "drop",
+                    "s3",
+                    "PutObject",
+                    contains="/changes/",
                     times=1,
                     callback=lambda: os.kill(old.pid, signal.SIGSTOP),
                 )
