@@ -36,6 +36,24 @@ def engine() -> str:
 run = ds.engine_run
 
 
+def run_python(engine: str, image: ds.Image, script: str, *args: str) -> str:
+    """Run ``python3 -c script args`` in the image: read-only root, its VOLUMEs fresh volumes."""
+    declared = ds.volumes(image.stage())
+    return run(
+        engine,
+        "run",
+        "--rm",
+        "--read-only",
+        *[a for p in declared for a in ("-v", p)],
+        "--entrypoint",
+        "python3",
+        image.tag,
+        "-c",
+        script,
+        *args,
+    )
+
+
 def inspect(engine: str, tag: str) -> dict[str, Any]:
     """`<engine> image inspect` of one image (it must exist: `make images` built it)."""
     (data,) = json.loads(run(engine, "image", "inspect", tag))
@@ -85,20 +103,7 @@ def test_image_runs_as_the_service_user_with_a_read_only_root(engine: str, image
         assert declared, f"{image.tag}: no VOLUME: nothing would be writable under ECS"
     cmd = stage.last("CMD").exec_form()
     handler = cmd[0] if image not in LONG_RUNNING else "-"
-    out = run(
-        engine,
-        "run",
-        "--rm",
-        "--read-only",
-        *[a for p in declared for a in ("-v", p)],
-        "--entrypoint",
-        "python3",
-        image.tag,
-        "-c",
-        PROBE,
-        handler,
-        *declared,
-    )
+    out = run_python(engine, image, PROBE, handler, *declared)
     assert out.split() == ["10001", "10001", "ok"], out
 
 
@@ -126,20 +131,7 @@ def test_image_imports_every_module_of_its_service_and_no_tool(
     The workspace venv has every package; an image has only its member's locked closure. A
     service importing a package it does not declare passes every other test and breaks here.
     """
-    out = run(
-        engine,
-        "run",
-        "--rm",
-        "--read-only",
-        *[a for p in ds.volumes(image.stage()) for a in ("-v", p)],
-        "--entrypoint",
-        "python3",
-        image.tag,
-        "-c",
-        IMPORTS,
-        f"changelake_{image.service}",
-        *NOT_IN_IMAGES,
-    )
+    out = run_python(engine, image, IMPORTS, f"changelake_{image.service}", *NOT_IN_IMAGES)
     count, present = out.split()
     assert int(count) >= 3, out
     assert present == "-", f"{image.tag} holds {present}"
