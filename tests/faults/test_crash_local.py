@@ -185,23 +185,28 @@ def test_a_stalled_lease_owner_that_wakes_up_writes_nothing_twice(
 ) -> None:
     """Write fencing (ADR 0043): the old owner is frozen past the lease timeout, then resumed.
 
-    Runner A owns both shards; at one of its S3 PUTs of a change object the proxy's callback
-    freezes it (SIGSTOP) and the connection is dropped, so the rows stay in A's buffer and its
-    PUT will be tried again. Meanwhile runner B takes the expired leases over and writes every
-    row A could hold. On SIGCONT, A retries its PUT: without the fence those rows would land a
-    second time (what the take-over test saw under load); with it A renews its lease right
-    before the attempt, finds B there and drops its buffers.
+    Runner A owns the stream's one shard; at one of its S3 PUTs of a change object the proxy's
+    callback freezes it (SIGSTOP) and the connection is dropped, so the rows stay in A's buffer
+    and its PUT will be tried again. Meanwhile runner B takes the expired lease over and writes
+    every row A could hold. On SIGCONT, A retries its PUT: without the fence those rows would
+    land a second time (what the take-over test saw under load); with it A renews its lease
+    right before the attempt, finds B there and drops its buffers.
+
+    One shard, because the fence is a check before the PUT: with two, the other shard's thread
+    can be frozen between its (successful) check and its PUT, which then lands after the
+    take-over. That is ADR 0043's documented in-flight window (detected and counted as
+    ``writes_after_lease_lost``, not prevented); one CI run hit it (11 rows twice).
     """
     # A's retry must be inside its write budget however long it was frozen
     monkeypatch.setenv("CHANGELAKE_WRITE_TIMEOUT_S", "900")
-    with Pipeline(monkeypatch, consumer=False, proxied=("s3",)) as pipeline:
+    with Pipeline(monkeypatch, consumer=False, proxied=("s3",), shards=1) as pipeline:
         proxy = pipeline.proxy
         assert proxy is not None
         runners = RunnerProcesses(tmp_path)
         old = runners.start()
         writer = ProduceLoop(chunk=20, rate=40).start()
         try:
-            wait_until(lambda: len(lease_owners()) == 2, 60, "the first runner to hold leases")
+            wait_until(lambda: len(lease_owners()) == 1, 60, "the first runner to hold the lease")
             wait_until(lambda: bool(lake_high()), 60, "its first rows")
             freeze = proxy.add(
                 FaultRule(
@@ -221,12 +226,19 @@ def test_a_stalled_lease_owner_that_wakes_up_writes_nothing_twice(
                     set(lease_owners().values()) == {runners.owner_of(new, lease_owners().values())}
                 ),
                 60,
-                "the new runner to take both leases",
+                "the new runner to take the lease",
             )
             wait_until(partial(_covered, held), 60, "the new owner to write the frozen rows")
             os.kill(old.pid, signal.SIGCONT)
             log = runners.log_path(old)
-            wait_until(lambda: b"write fenced: lease lost" in log.read_bytes(), 60, "the fence")
+            wait_until(
+                lambda: (
+                    b"write fenced: lease lost" in log.read_bytes()
+                    or reconcile(views=False).rows_twice > 0
+                ),
+                60,
+                "the resumed owner's retried PUT (fenced, or landed twice)",
+            )
             writer.stop()
             verdict, took = wait_reconciled(90)  # strict: not one row written twice
         finally:
@@ -234,5 +246,7 @@ def test_a_stalled_lease_owner_that_wakes_up_writes_nothing_twice(
             writer.stop()
             codes = runners.stop_all()
     assert verdict.rows_twice == 0
+    assert b"write fenced: lease lost" in log.read_bytes()
+    assert b"object written after the lease was lost" not in log.read_bytes()
     assert codes == [0, 0], codes
     print(f"stalled owner resumed after the take-over: {verdict.summary()}; clean in {took:.1f} s")
