@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from changelake_catalog.service import CatalogService
 from changelake_lake.catalog import InMemoryCatalog, PartitionResult, TableState, UnavailableError
 from changelake_lake.columns import Column
 from changelake_lake.layout import Partition, changes_table_name
+from changelake_lake.rewrite import generation_prefix, s3_url
 from changelake_testsupport.fakes import InMemoryObjectStore, RecordingMetrics
 
 pytestmark = pytest.mark.unit
@@ -69,9 +71,14 @@ class RecordingCatalog(InMemoryCatalog):
         self.calls.append(("view", table))
         return super().ensure_current_view(table)
 
-    def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
+    def add_partitions(
+        self,
+        table: str,
+        partitions: Sequence[Partition],
+        columns: Sequence[Column] | None = None,
+    ) -> PartitionResult:
         """Record one batch, then register (a missing table raises NotFoundError)."""
-        result = super().add_partitions(table, partitions)
+        result = super().add_partitions(table, partitions, columns)
         self.partition_batches.append(list(partitions))
         return result
 
@@ -263,3 +270,132 @@ def test_poll_once_drains_a_burst_into_one_registration_when_more_than_ten_messa
     assert len(registry.partition_batches[0]) == 20
     assert len(queue.pending) == 5
     assert service.poll_once().deleted == 5
+
+
+class GlueCallCountingCatalog(InMemoryCatalog):
+    """The in-memory catalog counting its storage primitives under the Glue operation each one
+    is in :class:`~changelake_lake.adapters.glue_catalog.GlueCatalog` (one call each, for up to
+    100 partitions): the port's rules are shared code, so these are the service's Glue calls."""
+
+    def __init__(self) -> None:
+        super().__init__("lake")
+        self.ensure_database()
+        self.glue: Counter[str] = Counter()
+        self.looked_up: list[list[str]] = []  # BatchGetPartition's partitions, by call
+
+    def take(self) -> dict[str, int]:
+        """The calls counted since the last take."""
+        counted, self.glue = dict(self.glue), Counter()
+        return counted
+
+    def _get_table(self, name: str, database: str | None = None) -> dict[str, Any] | None:
+        self.glue["GetTable"] += 1
+        return super()._get_table(name, database)
+
+    def _create_table(self, table_input: dict[str, Any]) -> bool:
+        self.glue["CreateTable"] += 1
+        return super()._create_table(table_input)
+
+    def _update_table(self, table_input: dict[str, Any], version: str | None) -> bool:
+        self.glue["UpdateTable"] += 1
+        return super()._update_table(table_input, version)
+
+    def _create_partitions(self, name: str, inputs: Sequence[dict[str, Any]]) -> PartitionResult:
+        self.glue["BatchCreatePartition"] += 1
+        return super()._create_partitions(name, inputs)
+
+    def _get_partitions(
+        self, name: str, values: Sequence[Sequence[str]] | None = None, db: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.glue["GetPartitions" if values is None else "BatchGetPartition"] += 1
+        if values is not None:
+            self.looked_up.append(["/".join(v) for v in values])
+        return super()._get_partitions(name, values, db)
+
+    def _get_partition(self, name: str, values: Sequence[str]) -> dict[str, Any]:
+        self.glue["GetPartition"] += 1
+        return super()._get_partition(name, values)
+
+
+def _objects(store: InMemoryObjectStore, data: bytes, *keys: str) -> list[QueueMessage]:
+    for key in keys:
+        store.objects[key] = data
+    return [_message(key, key) for key in keys]  # the key is the message id
+
+
+def test_each_batch_makes_only_the_glue_calls_it_needs(
+    make_row: Callable[..., Any], make_parquet: Callable[..., bytes]
+) -> None:
+    # issue 12 / ADR 0045: the catalog bench regressed from 0.9-1.1 to 1.3-1.45 Glue calls per
+    # partition; these counts pin where each call goes, batch by batch.
+    store, catalog, queue = InMemoryObjectStore(), GlueCallCountingCatalog(), FakeQueue([])
+    service = CatalogService(
+        queue, store, catalog, RecordingMetrics(), workers=2, snapshot_state_ttl_s=3600
+    )
+    data = make_parquet([make_row("a")])
+
+    def batch(*keys: str) -> dict[str, int]:
+        queue.pending += _objects(store, data, *keys)
+        service.poll_once()
+        assert not queue.pending
+        assert not queue.retried
+        return catalog.take()
+
+    # First sight of a new table: the table (read, create), its partitions in one call, then
+    # the view's snapshot state, the sibling tables and both views (read view, read columns,
+    # create); the merge's read already told the privacy version, the batch's partitions are
+    # new (nothing to look up), and the merge's columns are the partitions' columns.
+    assert batch(_k("persons", "10", "a"), _k("persons", "11", "a")) == {
+        "GetTable": 1 + 1 + 2 + 2,
+        "CreateTable": 6,  # _changes, _errors, firehose_error_records, _raw, _current, _history
+        "BatchCreatePartition": 1,
+    }
+    # New partitions of a known table: read the columns, register; no late-data lookup.
+    assert batch(_k("persons", "12", "a"), _k("persons", "12", "b")) == {
+        "GetTable": 1,
+        "BatchCreatePartition": 1,
+    }
+    # Only known partitions: nothing to register; one lookup for late data (ADR 0034).
+    assert batch(_k("persons", "12", "c"), _k("persons", "10", "b")) == {"BatchGetPartition": 1}
+    # A new and a known partition: the lookup asks for the known one only.
+    assert batch(_k("persons", "13", "a"), _k("persons", "11", "b")) == {
+        "GetTable": 1,
+        "BatchCreatePartition": 1,
+        "BatchGetPartition": 1,
+    }
+    assert catalog.looked_up == [
+        ["2024-05-01/10", "2024-05-01/12"],
+        ["2024-05-01/11"],
+    ]
+    assert set(catalog.locations("persons")) == {
+        Partition("2024-05-01", h) for h in ("10", "11", "12", "13")
+    }
+
+
+def test_late_objects_of_a_rewritten_partition_are_still_copied_in(
+    make_row: Callable[..., Any], make_parquet: Callable[..., bytes]
+) -> None:
+    # Skipping the lookup for partitions a batch created must not skip one that existed: a
+    # restarted service does not know the partition, but Glue answers "already exists".
+    store, catalog = InMemoryObjectStore(), GlueCallCountingCatalog()
+    data = make_parquet([make_row("a")])
+    hour = Partition("2024-05-01", "10")
+    generation = generation_prefix("persons", hour, "000001-0badcafe")
+
+    queue = FakeQueue(_objects(store, data, _k("persons", "10", "a")))
+    running = CatalogService(queue, store, catalog, RecordingMetrics(), workers=2)
+    running.poll_once()
+    catalog.set_location("persons", hour, s3_url("lake", generation))  # a rewrite swapped it
+    restarted = CatalogService(queue, store, catalog, RecordingMetrics(), workers=2)
+
+    for name, service in (("b", restarted), ("c", running)):
+        queue.pending += _objects(store, data, _k("persons", "10", name))
+        catalog.take()
+        service.poll_once()
+        assert catalog.take().get("BatchGetPartition") == 2  # read, copy, read again
+
+    assert sorted(k for k in store.objects if k.startswith(generation)) == [
+        generation + "b.parquet",
+        generation + "c.parquet",
+    ]
+    assert queue.deleted == [_k("persons", "10", name) for name in "abc"]

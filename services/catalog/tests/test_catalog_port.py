@@ -63,7 +63,7 @@ def _script(catalog: Catalog) -> dict[str, Any]:
     out["created"] = (created.columns, created.created, created.added, created.conflicts)
     first = catalog.add_partitions(TABLE, [P1, P2])
     again = catalog.add_partitions(TABLE, [P2, P3, P3])
-    out["added"] = ((first.added, first.existing), (again.added, again.existing))
+    out["added"] = tuple((r.added, r.existing, sorted(r.created)) for r in (first, again))
     grown = catalog.merge_changes_table(
         TABLE, [Column("EMAIL", "string"), Column("name", "bigint"), Column("email", "int")]
     )
@@ -87,6 +87,10 @@ def _script(catalog: Catalog) -> dict[str, Any]:
         catalog.record_privacy(TABLE, "v1", '{"rules": 1}'),
         catalog.record_privacy(TABLE, "v1", '{"rules": 1}'),
         catalog.record_privacy(TABLE, "v2", None),
+    )
+    out["merge_reads_privacy"] = (
+        created.privacy_version,
+        catalog.merge_changes_table(TABLE, BASE).privacy_version,
     )
     changes = catalog.describe("MY_TABLE_V2_CHANGES")
     out["describe changes"] = changes
@@ -143,7 +147,10 @@ def test_in_memory_and_glue_catalogs_answer_the_same_calls_alike(aws_endpoint: s
     assert expected["other_database"] == ("raised", "NotFoundError")
     assert expected["view_no_table"] is False
     assert expected["created"] == (tuple(BASE), True, tuple(BASE), ())
-    assert expected["added"] == ((2, 0), (1, 1))
+    assert expected["added"] == (
+        (2, 0, [tuple(P1.values), tuple(P2.values)]),
+        (1, 1, [tuple(P3.values)]),  # P2 existed: created by the first call only
+    )
     email = Column("EMAIL", "string")
     assert expected["grown"] == (
         (*BASE, email),
@@ -180,6 +187,7 @@ def test_in_memory_and_glue_catalogs_answer_the_same_calls_alike(aws_endpoint: s
     assert params["changelake.privacy.version"] == "v2"
     assert params["changelake.privacy.versions"] == "v1,v2"
     assert "changelake.privacy.rules" not in params
+    assert expected["merge_reads_privacy"] == ("none", "v2")
     assert [(d.values, d.location) for d in expected["partition_defs"]] == [
         (tuple(P1.values), compacted),
         (tuple(P3.values), f"{base}/dt=2024-03-02/hour=23/"),

@@ -92,6 +92,8 @@ class TableState:
     created: bool
     added: tuple[Column, ...] = ()
     conflicts: tuple[tuple[Column, Column], ...] = ()
+    privacy_version: str = privacy.NO_POLICY
+    """The privacy policy version the table records (read by the merge: no extra call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,9 @@ class PartitionResult:
     added: int
     existing: int
     calls: int
+    created: frozenset[tuple[str, ...]] = frozenset()
+    """Values of the partitions this call created (it knows them from the same answer): they
+    did not exist before it, so no rewrite can have moved them yet (ADR 0045)."""
 
 
 # -- the port, its rules once ------------------------------------------------------------------
@@ -243,16 +248,22 @@ class Catalog(ABC):
         def compute(current: dict[str, Any] | None) -> dict[str, Any] | None:
             if current is None:
                 outcome.update(
-                    columns=tuple(incoming), added=tuple(incoming), conflicts=(), created=True
+                    columns=tuple(incoming),
+                    added=tuple(incoming),
+                    conflicts=(),
+                    created=True,
+                    privacy=privacy.NO_POLICY,
                 )
                 return changes_table_input(table, self.bucket, incoming)
             existing = columns_from_glue(current["StorageDescriptor"].get("Columns", []))
             merged = merge_columns(existing, incoming)
+            params = current.get("Parameters") or {}
             outcome.update(
                 columns=merged.columns,
                 added=merged.added,
                 conflicts=merged.conflicts,
                 created=False,
+                privacy=str(params.get(privacy.VERSION_PARAMETER, privacy.NO_POLICY)),
             )
             if not merged.added:
                 return None
@@ -264,6 +275,7 @@ class Catalog(ABC):
             created=wrote and bool(outcome["created"]),
             added=outcome["added"] if wrote else (),
             conflicts=outcome["conflicts"],
+            privacy_version=outcome["privacy"],
         )
         if wrote:
             log.info(
@@ -276,11 +288,21 @@ class Catalog(ABC):
             )
         return state
 
-    def add_partitions(self, table: str, partitions: Sequence[Partition]) -> PartitionResult:
-        """Register partitions with the table's exact current columns (existing = success)."""
+    def add_partitions(
+        self,
+        table: str,
+        partitions: Sequence[Partition],
+        columns: Sequence[Column] | None = None,
+    ) -> PartitionResult:
+        """Register partitions with the table's exact current columns (existing = success).
+
+        ``columns``: the table's columns as the caller has just read or written them (the
+        :class:`TableState` of a merge a moment ago), which saves reading the table again.
+        """
         if not partitions:
             return PartitionResult(0, 0, 0)
-        columns = self.table_columns(table)
+        if columns is None:
+            columns = self.table_columns(table)
         if columns is None:
             raise NotFoundError(
                 f"{changes_table_name(table)} does not exist", "EntityNotFoundException"
@@ -629,13 +651,13 @@ class InMemoryCatalog(Catalog):
     def _create_partitions(self, name: str, inputs: Sequence[dict[str, Any]]) -> PartitionResult:
         self._require(name)
         stored = self._partitions[name.lower()]
-        added = 0
+        created: set[tuple[str, ...]] = set()
         for part in inputs:
             values = tuple(part["Values"])
             if values not in stored:
                 stored[values] = copy.deepcopy(dict(part))
-                added += 1
-        return PartitionResult(added, len(inputs) - added, 1)
+                created.add(values)
+        return PartitionResult(len(created), len(inputs) - len(created), 1, frozenset(created))
 
     def _get_partitions(
         self, name: str, values: Wanted | None = None, db: str | None = None

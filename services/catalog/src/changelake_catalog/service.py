@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from changelake import privacy
 from changelake.ports import Metrics, ObjectStore
-from changelake_lake.catalog import Catalog
+from changelake_lake.catalog import Catalog, TableState
 from changelake_lake.columns import Column
 from changelake_lake.glue_schema import columns_of
 from changelake_lake.layout import Partition
@@ -255,9 +255,10 @@ class CatalogService:
     ) -> None:
         incoming = incoming_columns(schemas)
         known = self._known_columns.get(table)
+        merged: TableState | None = None
         if known is None or any(c.name.lower() not in known for c in incoming):
-            state = self._catalog.merge_changes_table(table, incoming)
-            for ours, theirs in state.conflicts:
+            merged = self._catalog.merge_changes_table(table, incoming)
+            for ours, theirs in merged.conflicts:
                 log.warning(
                     "column type conflict: table keeps its type",
                     extra={
@@ -268,23 +269,17 @@ class CatalogService:
                     },
                 )
                 self._metrics.count("catalog_type_conflicts", 1, {"table": table})
-            if known is None or state.created:
-                # First sight in this process: make sure the siblings exist (idempotent).
-                self._catalog.ensure_raw_table(table)
-            if known is None or state.created or state.added:
-                self._catalog.ensure_current_view(table)
-            if state.created:
-                outcome.tables_created.append(table)
-            outcome.columns_added += len(state.added)
-            self._metrics.count("catalog_columns_added", len(state.added), {"table": table})
-            self._known_columns[table] = frozenset(c.name.lower() for c in state.columns)
-        version, rules = privacy_of(schemas[-1])
-        if self._known_privacy.get(table) != version:
-            self._catalog.record_privacy(table, version, rules)
-            self._known_privacy[table] = version
+            # The merge read the table's privacy parameters: no separate read to compare.
+            self._known_privacy[table] = merged.privacy_version
+        # Partitions first: what the batch is waited on; the tables' upkeep follows (ADR 0045).
         partitions = {r.partition for r in refs} - self._known_partitions[table]
+        created: set[Partition] = set()
         if partitions:
-            result = self._catalog.add_partitions(table, sorted(partitions))
+            # Right after a merge its columns are the table's: no second read of the table.
+            result = self._catalog.add_partitions(
+                table, sorted(partitions), merged.columns if merged is not None else None
+            )
+            created = {p for p in partitions if tuple(p.values) in result.created}
             outcome.partitions_added += result.added
             self._metrics.count("catalog_partitions_added", result.added, {"table": table})
             known_parts = self._known_partitions[table]
@@ -292,14 +287,33 @@ class CatalogService:
                 known_parts.clear()  # a cache only: Glue's AlreadyExists keeps it correct
             known_parts.update(partitions)
         if self._late is not None:
+            # A partition this batch created did not exist before it, so no rewrite can have
+            # moved its location yet (a rewrite reads the location first): it is at its base
+            # prefix and needs no lookup (ADR 0045). Every other one is looked up (ADR 0034).
             by_partition: dict[Partition, list[str]] = defaultdict(list)
             for ref in refs:
-                by_partition[ref.partition].append(ref.key)
+                if ref.partition not in created:
+                    by_partition[ref.partition].append(ref.key)
             copies = make_visible(self._late, table, by_partition)
             if copies:
                 log.info("late objects made visible", extra={"table": table, "copies": copies})
                 self._metrics.count("catalog_late_objects", len(copies), {"table": table})
         self._mark_late(table, {r.partition for r in refs})
+        if merged is not None:
+            if known is None or merged.created:
+                # First sight in this process: make sure the siblings exist (idempotent).
+                self._catalog.ensure_raw_table(table)
+            if known is None or merged.created or merged.added:
+                self._catalog.ensure_current_view(table)
+            if merged.created:
+                outcome.tables_created.append(table)
+            outcome.columns_added += len(merged.added)
+            self._metrics.count("catalog_columns_added", len(merged.added), {"table": table})
+            self._known_columns[table] = frozenset(c.name.lower() for c in merged.columns)
+        version, rules = privacy_of(schemas[-1])
+        if self._known_privacy.get(table) != version:
+            self._catalog.record_privacy(table, version, rules)
+            self._known_privacy[table] = version
 
     def _mark_late(self, table: str, partitions: set[Partition]) -> None:
         """Late data (ADR 0035): objects in partitions the view's snapshot already folded.

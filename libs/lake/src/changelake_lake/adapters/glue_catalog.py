@@ -199,7 +199,8 @@ class GlueCatalog(Catalog):
 
     def _create_partitions(self, name: str, inputs: Sequence[dict[str, Any]]) -> PartitionResult:
         """BatchCreatePartition in chunks of ≤100; failing partitions are retried alone."""
-        added = existing = calls = 0
+        existing = calls = 0
+        created: set[tuple[str, ...]] = set()
         for start in range(0, len(inputs), MAX_PARTITIONS_PER_CALL):
             chunk = inputs[start : start + MAX_PARTITIONS_PER_CALL]
             todo = {tuple(p["Values"]): p for p in chunk}
@@ -213,8 +214,10 @@ class GlueCatalog(Catalog):
                 )
                 retry: dict[tuple[str, ...], dict[str, Any]] = {}
                 last_code = ""
+                failed: set[tuple[str, ...]] = set()
                 for error in response.get("Errors", []):
                     values = tuple(error.get("PartitionValues", []))
+                    failed.add(values)
                     code = error.get("ErrorDetail", {}).get("ErrorCode", "")
                     if code == ALREADY_EXISTS:
                         existing += 1
@@ -227,7 +230,7 @@ class GlueCatalog(Catalog):
                     else:
                         retry[values] = todo[values]
                         last_code = code
-                added += len(todo) - len(response.get("Errors", []))
+                created.update(set(todo) - failed)
                 if not retry:
                     break
                 if attempt + 1 == self._attempts:
@@ -241,7 +244,7 @@ class GlueCatalog(Catalog):
                 )
                 self._sleep(self._delay(attempt))
                 todo = retry
-        return PartitionResult(added, existing, calls)
+        return PartitionResult(len(created), existing, calls, frozenset(created))
 
     def _get_partitions(
         self, name: str, values: Wanted | None = None, db: str | None = None
