@@ -131,7 +131,8 @@ def test_handle_coalesces_objects_of_one_partition_into_one_registration(
     assert registry.partition_batches == [
         [Partition("2024-05-01", "10"), Partition("2024-05-01", "11")]
     ]
-    assert registry.calls == [("merge", "persons"), ("raw", "persons"), ("view", "persons")]
+    assert registry.calls[0] == ("merge", "persons")  # then the siblings, side by side:
+    assert sorted(registry.calls[1:]) == [("raw", "persons"), ("view", "persons")]
     assert sorted(queue.deleted) == [str(i) for i in range(6)]
     assert (outcome.deleted, outcome.failed, outcome.partitions_added) == (6, 0, 2)
 
@@ -399,3 +400,23 @@ def test_late_objects_of_a_rewritten_partition_are_still_copied_in(
         generation + "c.parquet",
     ]
     assert queue.deleted == [_k("persons", "10", name) for name in "abc"]
+
+
+def test_a_failing_view_write_fails_the_tables_messages_though_it_runs_beside_registration(
+    make_row: Callable[..., Any], make_parquet: Callable[..., bytes]
+) -> None:
+    class FailingViews(RecordingCatalog):
+        def ensure_current_view(self, table: str) -> bool:
+            raise UnavailableError("injected", "ThrottlingException")
+
+    store, catalog = InMemoryObjectStore(), FailingViews()
+    queue = FakeQueue(_objects(store, make_parquet([make_row("a")]), _k("persons", "10", "a")))
+    service = CatalogService(queue, store, catalog, RecordingMetrics(), retry_delay_seconds=3)
+
+    outcome = service.poll_once()
+
+    assert (outcome.deleted, outcome.failed) == (0, 1)
+    assert queue.retried == [(_k("persons", "10", "a"), 3)]
+    # what the other thread did stays (idempotent): the partition and the sibling tables
+    assert catalog.registered() == {"persons": {Partition("2024-05-01", "10")}}
+    assert catalog.describe("persons_raw").name == "persons_raw"

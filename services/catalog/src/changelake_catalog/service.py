@@ -271,7 +271,40 @@ class CatalogService:
                 self._metrics.count("catalog_type_conflicts", 1, {"table": table})
             # The merge read the table's privacy parameters: no separate read to compare.
             self._known_privacy[table] = merged.privacy_version
-        # Partitions first: what the batch is waited on; the tables' upkeep follows (ADR 0045).
+        # The sibling tables and views (first sight, new columns) are written while the
+        # partitions are registered: the batch waits on the longer of the two, not their sum
+        # (ADR 0045). The view's late-data marks come after both (one view writer at a time).
+        upkeep: list[Callable[[], bool]] = []
+        if merged is not None and (known is None or merged.created):
+            # First sight in this process: make sure the siblings exist (idempotent).
+            upkeep.append(lambda: self._catalog.ensure_raw_table(table))
+        if merged is not None and (known is None or merged.created or merged.added):
+            upkeep.append(lambda: self._catalog.ensure_current_view(table))
+        with ThreadPoolExecutor(max_workers=max(1, len(upkeep))) as pool:
+            running = [pool.submit(work) for work in upkeep]
+            self._register(table, refs, merged, outcome)
+        for done in running:
+            done.result()  # an upkeep error fails the table's messages like any other
+        self._mark_late(table, {r.partition for r in refs})
+        if merged is not None:
+            if merged.created:
+                outcome.tables_created.append(table)
+            outcome.columns_added += len(merged.added)
+            self._metrics.count("catalog_columns_added", len(merged.added), {"table": table})
+            self._known_columns[table] = frozenset(c.name.lower() for c in merged.columns)
+        version, rules = privacy_of(schemas[-1])
+        if self._known_privacy.get(table) != version:
+            self._catalog.record_privacy(table, version, rules)
+            self._known_privacy[table] = version
+
+    def _register(
+        self,
+        table: str,
+        refs: Sequence[ObjectRef],
+        merged: TableState | None,
+        outcome: BatchOutcome,
+    ) -> None:
+        """Register the batch's new partitions, then make late objects visible (ADR 0034)."""
         partitions = {r.partition for r in refs} - self._known_partitions[table]
         created: set[Partition] = set()
         if partitions:
@@ -286,34 +319,19 @@ class CatalogService:
             if len(known_parts) > _PARTITION_CACHE_LIMIT:
                 known_parts.clear()  # a cache only: Glue's AlreadyExists keeps it correct
             known_parts.update(partitions)
-        if self._late is not None:
-            # A partition this batch created did not exist before it, so no rewrite can have
-            # moved its location yet (a rewrite reads the location first): it is at its base
-            # prefix and needs no lookup (ADR 0045). Every other one is looked up (ADR 0034).
-            by_partition: dict[Partition, list[str]] = defaultdict(list)
-            for ref in refs:
-                if ref.partition not in created:
-                    by_partition[ref.partition].append(ref.key)
-            copies = make_visible(self._late, table, by_partition)
-            if copies:
-                log.info("late objects made visible", extra={"table": table, "copies": copies})
-                self._metrics.count("catalog_late_objects", len(copies), {"table": table})
-        self._mark_late(table, {r.partition for r in refs})
-        if merged is not None:
-            if known is None or merged.created:
-                # First sight in this process: make sure the siblings exist (idempotent).
-                self._catalog.ensure_raw_table(table)
-            if known is None or merged.created or merged.added:
-                self._catalog.ensure_current_view(table)
-            if merged.created:
-                outcome.tables_created.append(table)
-            outcome.columns_added += len(merged.added)
-            self._metrics.count("catalog_columns_added", len(merged.added), {"table": table})
-            self._known_columns[table] = frozenset(c.name.lower() for c in merged.columns)
-        version, rules = privacy_of(schemas[-1])
-        if self._known_privacy.get(table) != version:
-            self._catalog.record_privacy(table, version, rules)
-            self._known_privacy[table] = version
+        if self._late is None:
+            return
+        # A partition this batch created did not exist before it, so no rewrite can have moved
+        # its location yet (a rewrite reads the location first): it is at its base prefix and
+        # needs no lookup (ADR 0045). Every other one is looked up (ADR 0034).
+        by_partition: dict[Partition, list[str]] = defaultdict(list)
+        for ref in refs:
+            if ref.partition not in created:
+                by_partition[ref.partition].append(ref.key)
+        copies = make_visible(self._late, table, by_partition)
+        if copies:
+            log.info("late objects made visible", extra={"table": table, "copies": copies})
+            self._metrics.count("catalog_late_objects", len(copies), {"table": table})
 
     def _mark_late(self, table: str, partitions: set[Partition]) -> None:
         """Late data (ADR 0035): objects in partitions the view's snapshot already folded.
