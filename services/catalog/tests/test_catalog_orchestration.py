@@ -72,13 +72,10 @@ class RecordingCatalog(InMemoryCatalog):
         return super().ensure_current_view(table)
 
     def add_partitions(
-        self,
-        table: str,
-        partitions: Sequence[Partition],
-        columns: Sequence[Column] | None = None,
+        self, table: str, partitions: Sequence[Partition], *more: Any, **kw: Any
     ) -> PartitionResult:
         """Record one batch, then register (a missing table raises NotFoundError)."""
-        result = super().add_partitions(table, partitions, columns)
+        result = super().add_partitions(table, partitions, *more, **kw)
         self.partition_batches.append(list(partitions))
         return result
 
