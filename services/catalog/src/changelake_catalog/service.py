@@ -8,9 +8,12 @@ One poll handles a batch of messages:
    skipped — nothing to catalog; one that is not Parquet, or not named as a change object, is
    moved to ``quarantine/`` with a record of why, so the table stays queryable; a failed read
    fails its message);
-3. per DynamoDB table: merge new columns into ``<table>_changes`` (creating it, and
-   ``<table>_raw``, on first sight), re-write ``<table>_current`` when columns changed, then
-   register the batch's new partitions, coalesced (many objects, one partition, one entry);
+3. per DynamoDB table: merge new columns into ``<table>_changes`` (creating it on first
+   sight), then register the batch's new partitions, coalesced (many objects, one partition,
+   one entry), and copy late objects into rewritten partitions (ADR 0034); beside that, in a
+   second thread, create the sibling tables (``<table>_raw``, errors) on first sight and
+   re-write ``<table>_current``/``_history`` when columns changed (ADR 0045); then mark late
+   partitions in the view's snapshot and record the privacy policy;
 4. delete exactly the messages whose work succeeded; failed ones are made visible again after
    ``catalog_retry_delay_seconds`` and, after the queue's maxReceiveCount receives, SQS moves
    them to the dead-letter queue. Everything is idempotent, so redelivery changes nothing.
@@ -321,9 +324,10 @@ class CatalogService:
             known_parts.update(partitions)
         if self._late is None:
             return
-        # A partition this batch created did not exist before it, so no rewrite can have moved
-        # its location yet (a rewrite reads the location first): it is at its base prefix and
-        # needs no lookup (ADR 0045). Every other one is looked up (ADR 0034).
+        # A partition this batch created did not exist before it: a rewrite reads a partition's
+        # location before listing its inputs, so any rewrite of it listed after this batch's
+        # objects were written and folds them. No lookup (ADR 0045); every other partition of
+        # the batch, known or not, is looked up (ADR 0034).
         by_partition: dict[Partition, list[str]] = defaultdict(list)
         for ref in refs:
             if ref.partition not in created:
