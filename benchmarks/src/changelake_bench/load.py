@@ -317,7 +317,10 @@ def _drive(
     runner = params["runner"]
     factories = [_consumer_factory(runner, folder, log_path), catalog_service]
     say(f"load: starting the local stack (consumer: {runner})")
-    with LocalStack(0, settings=settings, factories=factories, runner=runner) as stack:
+    # The transform Lambda in its own process (ADR 0047): off the emulator's GIL.
+    with LocalStack(
+        0, settings=settings, factories=factories, runner=runner, transform_process=True
+    ) as stack:
         s3 = emulator_client("s3", stack.endpoint, settings.region)
         prefix = layout.changes_prefix(settings.tables[0])
         consumer_log = DaemonLog(log_path)

@@ -54,6 +54,7 @@ class LocalStack(StartStop):
         runner: str = "local",
         shards: int = 2,
         stream_enabled: bool = True,
+        transform_process: bool = False,
     ) -> None:
         self.settings = settings or ChangelakeSettings()
         self._privacy_policy = privacy_policy
@@ -67,6 +68,7 @@ class LocalStack(StartStop):
             firehose_buffer_mb=firehose_buffer_mb,
             shards=shards,
             stream_enabled=stream_enabled,
+            transform_process=transform_process,
         )
         self._factories = factories
         self.runner = runner

@@ -105,3 +105,38 @@ def test_get_records_errors_are_motos(emulator: Any, monkeypatch: pytest.MonkeyP
     assert status == moto_status == 400
     assert ours == motos
     assert ours["__type"] == "ResourceNotFoundException"
+
+
+def test_in_process_reads_give_the_wire_answer_and_the_clients_errors(emulator: Any) -> None:
+    # GIVEN records on a shard, read by the Firehose bridge's in-process client (ADR 0047)
+    from changelake_emulator.moto_direct import MotoKinesisReads
+
+    kinesis = boto3.client("kinesis", endpoint_url=emulator.endpoint, region_name=SETTINGS.region)
+    reads = MotoKinesisReads(kinesis, SETTINGS.region)
+    payloads = [b"\x00\xff\x10", "é€😀".encode(), b"{}" * 5000]
+    for data in payloads:
+        kinesis.put_record(StreamName=SETTINGS.stream_name, Data=data, PartitionKey="same-key")
+    shard_id = next(
+        s["ShardId"]
+        for s in kinesis.list_shards(StreamName=SETTINGS.stream_name)["Shards"]
+        if kinesis.get_records(
+            ShardIterator=kinesis.get_shard_iterator(
+                StreamName=SETTINGS.stream_name,
+                ShardId=s["ShardId"],
+                ShardIteratorType="TRIM_HORIZON",
+            )["ShardIterator"]
+        )["Records"]
+    )
+    iterator = reads.get_shard_iterator(  # not GetRecords: the client's own call
+        StreamName=SETTINGS.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    # WHEN the same page is read in process and over HTTP
+    ours = reads.get_records(ShardIterator=iterator, Limit=10)
+    over_http = _get_records(emulator.endpoint, {"ShardIterator": iterator, "Limit": 10})[1]
+    # THEN the in-process page is the HTTP answer's JSON: base64 data, epoch-second stamps
+    assert ours == over_http
+    assert [base64.b64decode(r["Data"]) for r in ours["Records"]] == payloads
+    # AND an iterator the backend rejects gets the client's (the service's) error
+    bad = base64.b64encode(b"no-such-stream:shardId-000000000000:0").decode()
+    with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
+        reads.get_records(ShardIterator=bad, Limit=10)

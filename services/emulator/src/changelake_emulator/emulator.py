@@ -30,6 +30,7 @@ from changelake_emulator.glue_partitions import install as install_glue_partitio
 from changelake_emulator.http_server import H2cMotoServer
 from changelake_emulator.kinesis_reads import install as install_kinesis_reads
 from changelake_emulator.kinesis_resharding import install as install_kinesis_resharding
+from changelake_emulator.moto_direct import MotoKinesisReads
 from changelake_emulator.moto_direct import install as install_moto_direct
 from changelake_emulator.moto_routing import install as install_moto_routing
 from changelake_emulator.streaming_destination import StreamingDestination
@@ -79,6 +80,7 @@ class Emulator(StartStop):
         firehose_poll_seconds: float = 1.0,
         transform_handler: Handler | None = None,
         stream_enabled: bool = True,
+        transform_process: bool = False,
     ) -> None:
         if precision not in ("MILLISECOND", "MICROSECOND"):
             raise ValueError(f"precision must be MILLISECOND or MICROSECOND, got {precision!r}")
@@ -95,6 +97,9 @@ class Emulator(StartStop):
         # False: the table's Kinesis streaming destination starts disabled (as a table that
         # existed before changelake); EnableKinesisStreamingDestination switches it on.
         self.stream_enabled = stream_enabled
+        # True: the transform Lambda runs in a process of its own, off this process' GIL
+        # (ADR 0047; the load bench). Off by default: a process start per emulator.
+        self.transform_process = transform_process
         self._server: H2cMotoServer | None = None
         self._endpoint: str | None = None
         # One streaming destination per table, all into the one Kinesis stream (ADR 0032).
@@ -218,7 +223,7 @@ class Emulator(StartStop):
 
             handler = transform_handler
         self.firehose = FirehoseBridge(
-            kinesis=self._client("kinesis"),
+            kinesis=MotoKinesisReads(self._client("kinesis"), s.region),
             s3=self._client("s3"),
             handler=handler,
             stream_name=s.stream_name,
@@ -231,6 +236,7 @@ class Emulator(StartStop):
             buffer_seconds=self.firehose_buffer_seconds,
             buffer_mb=self.firehose_buffer_mb,
             poll_seconds=self.firehose_poll_seconds,
+            transform_process=self.transform_process,
         )
         for destination in self.streaming.values():
             destination.start()

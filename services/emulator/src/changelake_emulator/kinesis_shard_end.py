@@ -104,9 +104,25 @@ def get_records_response(request: bytes, region: str) -> dict[str, Any] | None:
     """
     try:
         params = json.loads(request)
+        iterator, limit, arn = params["ShardIterator"], params.get("Limit"), params.get("StreamARN")
+    except Exception:
+        return None
+    return get_records_page(region, iterator, limit, arn)
+
+
+def get_records_page(
+    region: str, shard_iterator: str, limit: int | None, stream_arn: str | None = None
+) -> dict[str, Any] | None:
+    """One ``GetRecords`` page from moto's Kinesis backend of this process, as its JSON answer.
+
+    The body of :func:`get_records_response`; the Firehose bridge calls it directly (it runs
+    in the emulator's process, ADR 0047). None: the backend call raised (an expired or
+    malformed iterator, an unknown stream): ask moto's handler for its exact error.
+    """
+    try:
         backend = kinesis_backends[DEFAULT_ACCOUNT_ID][region]
         next_iterator, records, millis_behind = backend.get_records(
-            params.get("StreamARN"), params["ShardIterator"], params.get("Limit")
+            stream_arn, shard_iterator, limit
         )
     except Exception:
         return None
