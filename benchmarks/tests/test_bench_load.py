@@ -67,6 +67,7 @@ def test_bench_load_20_seconds_through_the_kcl_daemon_loses_nothing() -> None:
     assert cpu["pipeline"] > 0
     assert cpu["writer"] > 0
     assert cpu["kcl_jvm"] + cpu.get("kcl_processors", 0) > 0
+    assert cpu["transform"] > 0  # the transform Lambda ran in its own process (ADR 0047)
     assert cpu["machine_busy"] >= cpu["pipeline"]
     fresh = ours["freshness"]
     assert 0 < fresh["p50_s"] <= fresh["p95_s"] <= fresh["max_s"]

@@ -151,7 +151,8 @@ class ProcessCpu:
 
     Roles: ``pipeline`` (this process: emulator, catalog, observer), ``writer`` (the load
     generator), ``kcl_jvm`` (the MultiLangDaemon), ``kcl_processors`` (its Python record
-    processors), ``profiler`` (py-spy), ``other`` descendants; plus ``machine_busy`` (every
+    processors), ``transform`` (the emulator's transform Lambda process), ``profiler``
+    (py-spy), ``other`` descendants; plus ``machine_busy`` (every
     process on the machine, from /proc/stat) and ``machine_capacity`` (cores x seconds).
     Processes are read from /proc at each sample, and a process' last reading is kept, so one
     that exited (the writer) still counts up to its last sample. Without /proc: empty.
@@ -212,6 +213,8 @@ class ProcessCpu:
                     role = "kcl_jvm"
                 elif parent_role in ("kcl_jvm", "kcl_processors"):
                     role = "kcl_processors"
+                elif parent_role == "pipeline" and "spawn_main" in cmd:
+                    role = "transform"  # the transform Lambda's own process (ADR 0047)
                 else:
                     role = "other"
                 found[pid] = (role, cpu)
