@@ -83,15 +83,19 @@ def test_get_records_answer_equals_motos_own(
     got = [
         bytes(r["Data"])
         for shard in shards
-        for r in kinesis.get_records(
-            ShardIterator=kinesis.get_shard_iterator(
-                StreamName=SETTINGS.stream_name,
-                ShardId=shard["ShardId"],
-                ShardIteratorType="TRIM_HORIZON",
-            )["ShardIterator"]
-        )["Records"]
+        for r in kinesis.get_records(ShardIterator=_trim_horizon(kinesis, shard["ShardId"]))[
+            "Records"
+        ]
     ]
     assert sorted(got) == sorted(payloads[i % 5] for i in range(40))
+
+
+def _trim_horizon(kinesis: Any, shard_id: str) -> str:
+    return str(
+        kinesis.get_shard_iterator(
+            StreamName=SETTINGS.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+    )
 
 
 def test_get_records_errors_are_motos(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,17 +123,9 @@ def test_in_process_reads_give_the_wire_answer_and_the_clients_errors(emulator: 
     shard_id = next(
         s["ShardId"]
         for s in kinesis.list_shards(StreamName=SETTINGS.stream_name)["Shards"]
-        if kinesis.get_records(
-            ShardIterator=kinesis.get_shard_iterator(
-                StreamName=SETTINGS.stream_name,
-                ShardId=s["ShardId"],
-                ShardIteratorType="TRIM_HORIZON",
-            )["ShardIterator"]
-        )["Records"]
+        if kinesis.get_records(ShardIterator=_trim_horizon(kinesis, s["ShardId"]))["Records"]
     )
-    iterator = reads.get_shard_iterator(  # not GetRecords: the client's own call
-        StreamName=SETTINGS.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
+    iterator = _trim_horizon(reads, shard_id)  # not GetRecords: the client's own call
     # WHEN the same page is read in process and over HTTP
     ours = reads.get_records(ShardIterator=iterator, Limit=10)
     over_http = _get_records(emulator.endpoint, {"ShardIterator": iterator, "Limit": 10})[1]
