@@ -174,14 +174,10 @@ def test_emulator_puts_exact_kinesis_records_when_producer_writes(
     assert emu.stats().records_forwarded == summary.total
 
 
-@pytest.mark.parametrize("transform_process", [False, True], ids=["in-process", "own-process"])
 def test_emulator_writes_raw_json_lines_by_event_time_when_changes_flow(
-    make_emulator: Callable[..., Emulator],
-    monkeypatch: pytest.MonkeyPatch,
-    transform_process: bool,
+    make_emulator: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The transform Lambda runs in the emulator's process, or in its own (ADR 0047).
-    emu = make_emulator(transform_process=transform_process)
+    emu = make_emulator()
     monkeypatch.setenv("AWS_ENDPOINT_URL", emu.endpoint)
     summary = produce_changes(count=50, seed=5)
     stream = read_stream(emu.endpoint, summary.total)
