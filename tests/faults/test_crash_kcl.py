@@ -118,16 +118,29 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
             daemon.kill()  # every JVM and record processor, whatever the test did
 
 
-def test_kill_9_of_the_kcl_daemon_at_random_points_during_a_produce_run(
+def test_kill_9_of_the_kcl_daemon_at_random_points_then_lease_table_throttling(
     monkeypatch: pytest.MonkeyPatch, workers: Workers
 ) -> None:
+    """Random ``kill -9`` of either KCL worker, then the KCL's own lease table throttled.
+
+    Phase 1 (see the module's docstring): ``KILLS`` kills, the leader at every even one, each
+    victim restarted under its worker id. Phase 2, on the same two live workers (one JVM start
+    less than a test of its own): the daemons' DynamoDB endpoint (``dynamoDBEndpoint``, from
+    ``AWS_ENDPOINT_URL_DYNAMODB``) is the fault proxy; 30 % of the calls naming the lease table
+    get ``ProvisionedThroughputExceededException`` — the JVM's renewals, checkpoints and
+    assignment and the record processors' lease checks before each S3 write — while changes are
+    written; then the faults stop. Both daemons must keep running, every shard must flow again,
+    and the run ends in one clean reconcile: nothing lost or doubled by either phase.
+    """
     for name, value in KCL_ENV.items():
         monkeypatch.setenv(name, value)
     rng = random.Random(3800)
-    with Pipeline(monkeypatch, consumer=False, shards=4):
+    table = ConsumerSettings().application_name
+    with Pipeline(monkeypatch, consumer=False, shards=4, proxied=("dynamodb",)) as pipe:
+        assert pipe.proxy is not None
         live = [workers.start(), workers.start()]
         ids = [d.worker_id for d in live]  # a restart keeps its worker's id: ids never change
-        writer = ProduceLoop(chunk=20, rate=20).start()  # lasts as long as the kills do
+        writer = ProduceLoop(chunk=20, rate=20).start()  # lasts as long as both phases
         recover_s: list[float] = []
         killed: list[str] = []
         try:
@@ -147,68 +160,39 @@ def test_kill_9_of_the_kcl_daemon_at_random_points_during_a_produce_run(
                 wait_until(partial(_grew_on, held, before), 240, "the victim's shards")
                 recover_s.append(round(time.monotonic() - restarted, 1))
             last_restart = time.monotonic()
-            writer.stop()
-            joined = time.monotonic()
-            verdict, took = wait_reconciled(180)
-            took += joined - last_restart
-        finally:
-            writer.stop()
-            for daemon in live:
-                daemon.stop()
-    codes = [d.poll() for d in workers.daemons]
-    assert verdict.distinct_events == writer.produced
-    assert codes.count(-9) == KILLS, codes  # the killed ones; the others stopped by us
-    # A leader killed and restarted as itself must not wait out the 2-minute leader lock.
-    leader_recoveries = [s for s, who in zip(recover_s, killed, strict=True) if who == "leader"]
-    assert all(s < RECOVER_S for s in leader_recoveries), (recover_s, killed)
-    print(
-        f"{KILLS} kills of the KCL daemon ({killed}): {verdict.summary()}; seconds from each "
-        f"restart until the victim's shards had new rows {recover_s}; clean {took:.1f} s "
-        "after the last restart"
-    )
-
-
-def test_kcl_lease_table_throttling_is_retried_without_loss(
-    monkeypatch: pytest.MonkeyPatch, workers: Workers
-) -> None:
-    """The KCL's own lease table throttled: its renewals, checkpoints and assignment retry.
-
-    The daemon's DynamoDB endpoint (``dynamoDBEndpoint``, from ``AWS_ENDPOINT_URL_DYNAMODB``)
-    is the fault proxy; 30 % of the calls naming its lease table get
-    ``ProvisionedThroughputExceededException`` (the JVM's requests and the record processors'
-    lease checks before each S3 write) while changes are written; then the faults stop. The
-    daemon must keep running, its record processors must not give up, and nothing may be lost
-    or doubled.
-    """
-    for name, value in KCL_ENV.items():
-        monkeypatch.setenv(name, value)
-    table = ConsumerSettings().application_name
-    with Pipeline(monkeypatch, consumer=False, shards=2, proxied=("dynamodb",), seed=7) as pipe:
-        assert pipe.proxy is not None
-        daemon = workers.start()
-        # the JVM's JSON has no spaces, boto3's (the record processors') has
-        needles = (f'"TableName":"{table}"', f'"TableName": "{table}"')
-        rules = [pipe.proxy.add(throttled(needle)) for needle in needles]
-        writer = ProduceLoop(chunk=20, rate=20).start()
-        try:
-            wait_until(lambda: _owners() == {daemon.worker_id}, 180, "the worker to hold leases")
-            wait_until(partial(_grew, lake_high()), 120, "rows while throttled")
+            # Phase 2: the lease table throttled under the same workers and writer.
+            # the JVM's JSON has no spaces, boto3's (the record processors') has
+            needles = (f'"TableName":"{table}"', f'"TableName": "{table}"')
+            rules = [pipe.proxy.add(throttled(needle)) for needle in needles]
+            throttled_from = lake_high()
             wait_until(lambda: sum(r.injected for r in rules) >= 20, 120, "20 throttled calls")
+            wait_until(partial(_grew, throttled_from), 120, "rows while throttled")
             pipe.proxy.clear()
             healed = time.monotonic()
             before = lake_high()
             wait_until(partial(_grew_on, set(owners()), before), 120, "rows after the faults")
             writer.stop()
-            verdict, _ = wait_reconciled(120)
-            took = time.monotonic() - healed
-            assert daemon.poll() is None, "the daemon gave up under throttling"
+            joined = time.monotonic()
+            verdict, took = wait_reconciled(180)
+            healed_s = took + joined - healed
+            took += joined - last_restart
+            alive = [d.poll() for d in live]
         finally:
             writer.stop()
-            daemon.stop()
+            for daemon in live:
+                daemon.stop()
     injected = [r.injected for r in rules]
-    assert injected[0] >= 5, injected  # the JVM's own calls were throttled, not only ours
     assert verdict.distinct_events == writer.produced
+    assert alive == [None, None], f"a daemon gave up under throttling: {alive}"
+    assert injected[0] >= 5, injected  # the JVM's own calls were throttled, not only ours
+    codes = [d.poll() for d in workers.daemons]
+    assert codes.count(-9) == KILLS, codes  # the killed ones; the others stopped by us
+    # A leader killed and restarted as itself must not wait out the 2-minute leader lock.
+    leader_recoveries = [s for s, who in zip(recover_s, killed, strict=True) if who == "leader"]
+    assert all(s < RECOVER_S for s in leader_recoveries), (recover_s, killed)
     print(
-        f"KCL lease-table throttling ({injected} throttled calls: JVM, record processors): "
-        f"{verdict.summary()}; clean {took:.1f} s after the faults stopped"
+        f"{KILLS} kills of the KCL daemon ({killed}), then lease-table throttling ({injected} "
+        f"throttled calls: JVM, record processors): {verdict.summary()}; seconds from each "
+        f"restart until the victim's shards had new rows {recover_s}; clean {took:.1f} s "
+        f"after the last restart, {healed_s:.1f} s after the faults stopped"
     )
