@@ -40,46 +40,67 @@ pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(300)]
 KILLS = int(os.environ.get("CHANGELAKE_FAULT_KILLS", "10"))
 
 
+# The crashed runner's batching, chosen so that its state at the crash is exact: it reads at
+# most 10 records a call and flushes a shard's buffer at 40 rows only (never by age).
+EXACT_BATCHES = {
+    "CHANGELAKE_FLUSH_ROWS": "40",
+    "CHANGELAKE_FLUSH_AGE_S": "600",
+    "CHANGELAKE_GET_RECORDS_LIMIT": "10",
+}
+
+
 def test_crash_between_s3_write_and_checkpoint_replays_without_duplicates(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """SIGKILL at the 2nd checkpoint write of a run, the write dropped; a restart replays.
+
+    With the rule kept (a checkpoint never passes a row that is not durable) a runner writes a
+    checkpoint only right after a flush, so the 1st one stands and the 2nd is lost with the
+    40 rows it covers durable: the restart reads them again and must skip them. The restarted
+    runner batches as usual (age 0.3 s, whole pages), so its cut points differ from the
+    crashed one's: the replay is deduplicated by sequence ranges, never hidden by a PUT that
+    overwrites the same key.
+
+    With the rule broken (a checkpoint past rows still buffered) the 1st checkpoint is written
+    after the first read of at most 10 records and no shard has 40 rows before the 2nd: the
+    rows it covers were never written and nobody reads them again — lost, every time.
+    """
     with Pipeline(monkeypatch, consumer=False, proxied=("s3", "dynamodb")) as pipeline:
-        proxy = pipeline.proxy
-        assert proxy is not None
-        runners = RunnerProcesses(tmp_path)
-        first = runners.start()
-        runners.wait_started(first)
+        proxy = pipeline.fault_proxy()
+        crashed = RunnerProcesses(tmp_path / "crashed", env=EXACT_BATCHES)
+        restarted = RunnerProcesses(tmp_path / "restarted")
+        first = crashed.start()
+        crashed.wait_started(first)
         puts_at_crash: list[int] = []
 
         def crash() -> None:  # the process dies with its write durable, its checkpoint not
             puts_at_crash.append(proxy.count("s3", "PutObject"))
             first.kill()
 
-        # The 4th checkpoint write of the run: the process is killed and the write dropped.
         rule = proxy.add(
             FaultRule(
                 "drop",
                 "dynamodb",
                 "UpdateItem",
                 contains="SET #c = :c",
-                after=3,
+                after=1,
                 times=1,
                 callback=crash,
             )
         )
         try:
-            # written at a pace, so the runner flushes and checkpoints several times
+            # written at a pace (~20 a second per shard), read 10 at a time
             produce(count=150, rate=40, seed=21, settings=SETTINGS)
             wait_until(lambda: rule.injected == 1, 60, "the crash point")
             first.wait(timeout=10)
             produce(count=50, seed=22, settings=SETTINGS)
-            runners.start()  # a restarted task: takes the expired lease, replays
+            restarted.start()  # a restarted task: takes the expired lease, replays
             verdict, took = wait_reconciled(90)
         finally:
-            codes = runners.stop_all()
-        skipped = runners.logs(tail=10**6).count("duplicate_rows_skipped")
-    assert puts_at_crash  # the crash point was reached...
-    assert puts_at_crash[0] >= 1  # ...with a write durable when it died
+            codes = crashed.stop_all() + restarted.stop_all()
+        skipped = restarted.logs(tail=10**6).count("duplicate_rows_skipped")
+    assert len(puts_at_crash) == 1
+    assert puts_at_crash[0] >= 2, puts_at_crash  # two flushes of 40 rows were durable
     assert codes == [-9, 0]
     assert skipped >= 1, "the replay re-read nothing: the crash point was not exercised"
     print(f"crash between write and checkpoint: {verdict.summary()}; recovered in {took:.1f} s")
