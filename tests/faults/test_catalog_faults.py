@@ -284,14 +284,7 @@ def _send(bodies: list[str]) -> None:
 
 def _counters(catalogs: RunnerProcesses, proc_index: int) -> Counter[str]:
     """The service's own counters, from the ``metrics`` lines of one process's log."""
-    path = catalogs.tmp / f"{CATALOG.name}-{proc_index}.log"
-    total: Counter[str] = Counter()
-    for text in path.read_text().splitlines():
-        if text.startswith("{"):
-            line = orjson.loads(text)
-            if line.get("message") == "metrics":
-                total.update({k: int(v) for k, v in line["counters"].items()})
-    return total
+    return catalogs.counters(catalogs.procs[proc_index])
 
 
 def test_duplicate_s3_events_register_once(pipeline: Pipeline, tmp_path: Path) -> None:

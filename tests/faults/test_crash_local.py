@@ -154,9 +154,17 @@ def _grew(rows_before: int) -> bool:
 def test_a_second_runner_takes_over_after_kill_9(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """The victim is killed holding every record of its shards read and none written.
+
+    It flushes by age only after 600 s, so with the rule kept its checkpoints never move and
+    the survivor reads its shards from the start; with the rule broken (a checkpoint past
+    buffered rows) its checkpoints stand past everything it read, and those rows are lost.
+    """
     with Pipeline(monkeypatch, consumer=False, shards=4):
-        runners = RunnerProcesses(tmp_path)
-        first, second = runners.start(), runners.start()
+        holding = RunnerProcesses(tmp_path / "victim", env={"CHANGELAKE_FLUSH_AGE_S": "600"})
+        runners = RunnerProcesses(tmp_path / "survivor")
+        victim = holding.start()
+        runners.start()
         try:
             wait_until(
                 lambda: len(set(lease_owners().values())) == 2 and len(lease_owners()) == 4,
@@ -164,10 +172,18 @@ def test_a_second_runner_takes_over_after_kill_9(
                 "both runners to hold leases",
             )
             produce(count=150, seed=24, settings=SETTINGS)
-            victim = first if reconcile(views=False).lost else second
-            owners_before = set(lease_owners().values())
-            runners.kill(victim)
+            owners = lease_owners()
+            victim_id = holding.owner_of(victim, owners.values())
+            held = {key.rsplit("/", 1)[-1] for key, owner in owners.items() if owner == victim_id}
+            on_victim = sum(1 for rec in stream_records() if rec.shard_id in held)
+            wait_until(
+                lambda: holding.counters(victim)["records_in"] >= on_victim,
+                60,
+                "the victim to read every record of its shards",
+            )
+            holding.kill(victim)
             killed_at = time.monotonic()
+            unwritten = sum(1 for shard, _ in reconcile(views=False).lost if shard in held)
             writer = threading.Thread(
                 target=produce, kwargs={"count": 150, "rate": 50, "seed": 25, "settings": SETTINGS}
             )
@@ -179,12 +195,13 @@ def test_a_second_runner_takes_over_after_kill_9(
             # at-least-once window); rows written twice are counted, the views must hide them
             verdict, _ = wait_reconciled(90, rows_twice_ok=True)
         finally:
-            codes = runners.stop_all()
-    assert len(owners_before) == 2
-    assert sorted(codes) == [-9, 0], codes
+            codes = holding.stop_all() + runners.stop_all()
+    assert len(held) == 2
+    assert unwritten == on_victim > 0  # killed with all of its shards' rows only in memory
+    assert codes == [-9, 0], codes
     print(
-        f"take-over after kill -9: {verdict.summary()}; survivor owned every shard after "
-        f"{takeover:.1f} s"
+        f"take-over after kill -9: {verdict.summary()}; {unwritten} rows read and unwritten at "
+        f"the kill; survivor owned every shard after {takeover:.1f} s"
     )
 
 

@@ -9,11 +9,13 @@ the lease tests (services/consumer) and the fault tests (tests/faults).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +74,17 @@ class RunnerProcesses:
         )
         self.procs.append(proc)
         return proc
+
+    def counters(self, proc: subprocess.Popen[bytes]) -> Counter[str]:
+        """The process's own counters: the sum of the ``metrics`` lines it has logged so far."""
+        text = self.log_path(proc).read_text(errors="replace")
+        total: Counter[str] = Counter()
+        for line in text[: text.rfind("\n") + 1].splitlines():  # complete lines only
+            if line.startswith("{"):
+                doc = json.loads(line)
+                if doc.get("message") == "metrics":
+                    total.update({k: int(v) for k, v in doc.get("counters", {}).items()})
+        return total
 
     def owner_of(self, proc: subprocess.Popen[bytes], owners: Iterable[str]) -> str:
         """The lease-table worker id of a runner among ``owners`` (ids hold ``-<pid>-``)."""
