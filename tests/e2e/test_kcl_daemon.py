@@ -100,6 +100,40 @@ class Daemons:
         )
 
 
+FORCED_SHUTDOWN = "Lease failover time is reached, so forcing shutdown."
+MULTILANG_PROCESSOR = "software.amazon.kinesis.multilang.MultiLangShardRecordProcessor"
+
+
+def forced_shutdown_tolerated(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The daemon's log without what a forced last step of a graceful shutdown logs.
+
+    On SIGTERM the KCL (3.1.3, ``GracefulShutdownCoordinator``) first waits until every record
+    processor has answered ``shutdownRequested`` (flushed and checkpointed), then starts the
+    worker's shutdown: the leases are dropped, the processors get ``leaseLost``, and those not
+    ended ``failoverTimeMillis`` later are interrupted (``Scheduler.shouldShutdown``:
+    "Lease failover time is reached, so forcing shutdown"). The interrupted wait on a child's
+    output is an ERROR line with an ``InterruptedException``. With the tests' 3 s failover a
+    loaded machine gets there (reproduced with 1 s: the checkpoints were all written before);
+    a 10 s failover costs ~40 s more here (lease assignment waits 2 failover times). Only those
+    lines, after the forced-shutdown line, are left out; the data and checkpoint assertions
+    say whether the shutdown did its work.
+    """
+    messages = [str(line.get("message")) for line in lines]
+    if FORCED_SHUTDOWN not in messages:
+        return lines
+    forced_at = messages.index(FORCED_SHUTDOWN)
+    return [
+        line
+        for i, line in enumerate(lines)
+        if not (
+            i > forced_at
+            and line.get("logger") == MULTILANG_PROCESSOR
+            and messages[i].startswith("Encountered error while draining STD")
+            and str(line.get("exception")).startswith("java.lang.InterruptedException")
+        )
+    ]
+
+
 def catalog_factory() -> Any:
     return __import__("changelake_catalog.bootstrap").bootstrap.local_service()
 
@@ -264,7 +298,7 @@ def test_daemon_lands_every_change_once_then_sigterm_flushes_and_checkpoints(
     # Operated like on ECS: JSON lines at INFO, child stderr not echoed as ERROR by the JVM.
     assert {line["level"] for line in lines} <= {"INFO", "WARN", "WARNING", "ERROR"}
     assert not any("Received error line from subprocess" in m for m in messages)
-    assert not [line for line in lines if line["level"] == "ERROR"]
+    assert not [line for line in forced_shutdown_tolerated(lines) if line["level"] == "ERROR"]
 
 
 @pytest.mark.usefixtures("kcl_env")
