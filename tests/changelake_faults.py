@@ -63,6 +63,30 @@ from changelake_lake import layout
 SETTINGS = ChangelakeSettings()
 TABLE = SETTINGS.single_table()  # the fault tests run on one table (the default: persons)
 
+# A runner whose state at a crash is exact: it reads at most 10 records a call and flushes a
+# shard's buffer at 40 rows only (never by age). With the checkpoint rule kept, its checkpoint
+# writes follow 40-row objects only; with it broken, they pass rows still in its buffers.
+EXACT_BATCHES = {
+    "CHANGELAKE_FLUSH_ROWS": "40",
+    "CHANGELAKE_FLUSH_AGE_S": "600",
+    "CHANGELAKE_GET_RECORDS_LIMIT": "10",
+}
+
+
+def dropped_checkpoint_write(callback: Callable[[], None], *, after: int = 0) -> FaultRule:
+    """A proxy rule dropping the local runner's checkpoint write number ``after + 1`` from now,
+    calling ``callback`` (a kill: the process dies with that write lost) as it does."""
+    return FaultRule(
+        "drop",
+        "dynamodb",
+        "UpdateItem",
+        contains="SET #c = :c",
+        after=after,
+        times=1,
+        callback=callback,
+    )
+
+
 # Fast timings for tests: small flush age, short lease timeout, quick shard sync.
 FAST_ENV = {
     "CHANGELAKE_FLUSH_AGE_S": "0.3",

@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 from changelake_emulator.fault_proxy import FaultRule
 from changelake_faults import (
+    EXACT_BATCHES,
     SETTINGS,
     Pipeline,
     ProduceLoop,
+    dropped_checkpoint_write,
     lake_high,
     lake_rows,
     lease_owners,
@@ -39,15 +41,6 @@ from changelake_testsupport.runners import RunnerProcesses
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 KILLS = int(os.environ.get("CHANGELAKE_FAULT_KILLS", "10"))
-
-
-# The crashed runner's batching, chosen so that its state at the crash is exact: it reads at
-# most 10 records a call and flushes a shard's buffer at 40 rows only (never by age).
-EXACT_BATCHES = {
-    "CHANGELAKE_FLUSH_ROWS": "40",
-    "CHANGELAKE_FLUSH_AGE_S": "600",
-    "CHANGELAKE_GET_RECORDS_LIMIT": "10",
-}
 
 
 def test_crash_between_s3_write_and_checkpoint_replays_without_duplicates(
@@ -78,17 +71,7 @@ def test_crash_between_s3_write_and_checkpoint_replays_without_duplicates(
             puts_at_crash.append(proxy.count("s3", "PutObject"))
             first.kill()
 
-        rule = proxy.add(
-            FaultRule(
-                "drop",
-                "dynamodb",
-                "UpdateItem",
-                contains="SET #c = :c",
-                after=1,
-                times=1,
-                callback=crash,
-            )
-        )
+        rule = proxy.add(dropped_checkpoint_write(crash, after=1))
         try:
             # written at a pace (~20 a second per shard), read 10 at a time
             produce(count=150, rate=40, seed=21, settings=SETTINGS)

@@ -3,6 +3,13 @@
 The stream carries duplicates (the emulator's streaming destination, 10 %); the local runner
 is a real process. Shard 0 is split while changes flow, the runner is killed while the parent
 and its children are both in flight and restarted, the children are merged, writes go on.
+
+The crashed runner batches exactly (``EXACT_BATCHES``: 40-row flushes, 10-record reads) and
+dies at its first checkpoint write once both children carry changes, that write dropped. With
+the checkpoint rule kept, the object that write was to cover is durable and must be skipped on
+the replay (a replay written again would double it), while every shard's unflushed rows are
+read again; with the rule broken, checkpoints already stand past rows still in its buffers
+(lost).
 Records lie on the parent, both children and the merged shard; the oracle must find each one
 stored once (0 lost, 0 duplicated, views and ``changelake reconcile`` clean) and every item's
 history must still chain in the view's order (each change's old image is the previous change's
@@ -21,10 +28,12 @@ import pyarrow.parquet as pq
 import pytest
 from changelake_emulator.faults import FaultConfig
 from changelake_faults import (
+    EXACT_BATCHES,
     SETTINGS,
     TABLE,
     Pipeline,
     ProduceLoop,
+    dropped_checkpoint_write,
     objects,
     stream_records,
     wait_reconciled,
@@ -79,10 +88,13 @@ def test_split_and_merge_during_a_run_with_a_kill_between_nothing_lost_or_double
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("CHANGELAKE_LEASE_TIMEOUT_S", "0.8")  # the restart takes the leases soon
-    with Pipeline(monkeypatch, consumer=False, faults=FAULTS):
+    with Pipeline(monkeypatch, consumer=False, faults=FAULTS, proxied=("dynamodb",)) as pipe:
+        proxy = pipe.fault_proxy()
         kinesis, stream = boto3.client("kinesis"), SETTINGS.stream_name
-        runners = RunnerProcesses(tmp_path)
-        runners.wait_started(runners.start())
+        crashed = RunnerProcesses(tmp_path / "crashed", env=EXACT_BATCHES)
+        runners = RunnerProcesses(tmp_path / "restarted")
+        first = crashed.start()
+        crashed.wait_started(first)
         writer = ProduceLoop(chunk=20, rate=50).start()
         try:
             parent = open_shards(kinesis, stream)[0]
@@ -93,7 +105,10 @@ def test_split_and_merge_during_a_run_with_a_kill_between_nothing_lost_or_double
                 60,
                 "changes on both children",
             )
-            runners.kill(runners.procs[-1])  # parent and children both in flight
+            # parent and children both in flight: killed at its next checkpoint write
+            crash = proxy.add(dropped_checkpoint_write(first.kill))
+            wait_until(lambda: crash.injected == 1, 60, "the crash point")
+            first.wait(timeout=10)
             runners.start()
             merged = merge(kinesis, stream, low, high)
             wait_until(
@@ -105,12 +120,14 @@ def test_split_and_merge_during_a_run_with_a_kill_between_nothing_lost_or_double
             breaks, chained = _chain_breaks()
         finally:
             writer.stop()
-            codes = runners.stop_all()
+            codes = crashed.stop_all() + runners.stop_all()
+        skipped = runners.logs(tail=10**6).count("duplicate_rows_skipped")
     reshaped = [parent["ShardId"], low["ShardId"], high["ShardId"], merged["ShardId"]]
     assert all(by_shard[s] > 0 for s in reshaped), by_shard  # records on every generation
     assert verdict.distinct_events == writer.produced
     assert verdict.valid_records > verdict.distinct_events  # the stream's duplicates, stored once
     assert codes == [-9, 0], codes
+    assert skipped >= 1, "the restart re-read nothing already written: no crash between"
     assert not breaks, breaks[:3]
     assert chained >= 10, chained  # items changed more than once: the order had to be kept
     print(
