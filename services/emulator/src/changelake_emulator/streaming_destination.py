@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
 import hashlib
 import logging
 import threading
@@ -91,23 +92,19 @@ def partition_key(keys: Mapping[str, Any]) -> str:
         wire = orjson.dumps(keys)
     except TypeError:  # a value orjson cannot write (e.g. a set): no memo
         return _partition_key(keys)
-    found = _PARTITION_KEYS.get(wire)
-    if found is None:
-        if len(_PARTITION_KEYS) >= _PARTITION_KEYS_MAX:
-            _PARTITION_KEYS.clear()
-        found = _PARTITION_KEYS[wire] = _partition_key(keys)
-    return found
+    return _partition_key_of_json(wire)
+
+
+# Memoized by the keys' JSON: the same item's changes repeat its keys, and decoding them per
+# change was 5 % of the emulator's GIL time under load (ADR 0047). Bounded.
+@functools.lru_cache(maxsize=100_000)
+def _partition_key_of_json(wire: bytes) -> str:
+    return _partition_key(orjson.loads(wire))
 
 
 def _partition_key(keys: Mapping[str, Any]) -> str:
     canonical = item_key(ddb_json.deserialize_image(keys))
     return hashlib.md5(canonical.encode(), usedforsecurity=False).hexdigest().upper()
-
-
-# partition_key memo by the keys' JSON (the same item's changes repeat its keys; decoding
-# them per change was 5 % of the emulator's GIL time under load, ADR 0047). Bounded.
-_PARTITION_KEYS: dict[bytes, str] = {}
-_PARTITION_KEYS_MAX = 100_000
 
 
 def event_id(stream_event_id: str) -> str:
